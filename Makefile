@@ -1,0 +1,55 @@
+# The single source of dev commands. `make demo` and `make test` do all the set-up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export REDIS_URL ?= redis://localhost:6379/0
+export DATABASE_URL ?= postgresql://localhost/notifications
+STAMP := $(VENV)/.installed
+
+.PHONY: install services migrate test unit integration lint format alerts demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+services:
+	@scripts/services.sh
+
+migrate: install services
+	$(BIN)/notify migrate
+
+lint: install
+	$(BIN)/ruff check consumer tasks schemas sandbox tests bench
+	$(BIN)/ruff format --check consumer tasks schemas sandbox tests bench
+	$(BIN)/mypy --strict consumer tasks schemas sandbox
+
+format: install
+	$(BIN)/ruff format consumer tasks schemas sandbox tests bench
+	$(BIN)/ruff check --fix consumer tasks schemas sandbox tests bench
+
+alerts:
+	deploy/check-alerts.sh
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+integration: install services
+	$(BIN)/pytest tests/integration -q
+
+# Everything CI runs: lint, the alert rule tests, and every test against real services.
+test: install services lint alerts
+	CI=$${CI:-1} $(BIN)/pytest tests -q
+
+demo: install services
+	$(BIN)/python scripts/demo.py
+
+bench: install services
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache bench-results

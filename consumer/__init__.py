@@ -1,0 +1,1 @@
+"""The asyncio stream consumer: read, decode, route, store, publish, acknowledge."""

@@ -1,0 +1,154 @@
+"""`notify`: the operator's command line (CONTRACT section 4)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from consumer import logs
+from consumer.settings import Settings
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    from consumer.store import ensure_database
+
+    asyncio.run(ensure_database(settings.database_url))
+    print("schema is up to date")
+    return 0
+
+
+def _consume(settings: Settings, _: argparse.Namespace) -> int:
+    from consumer.loop import consume
+    from schemas import RulesError
+
+    try:
+        return asyncio.run(consume(settings))
+    except RulesError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from consumer.events_io import publish
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        event_id, entry = publish(
+            client,
+            settings.stream,
+            args.type,
+            args.data,
+            event_id=args.id,
+            subject=args.subject,
+            source=args.source,
+            time=args.time,
+        )
+    except ValueError as exc:
+        print(f"notify publish: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"id": event_id, "entry": entry, "stream": settings.stream}))
+    return 0
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from consumer.events_io import dead_letters, replay
+
+    client = redis.Redis.from_url(settings.redis_url)
+    if args.dlq_command == "list":
+        entries = dead_letters(client, settings.dlq_stream, count=args.count)
+        if args.json:
+            for e in entries:
+                print(
+                    json.dumps(
+                        {
+                            "id": e.dlq_id,
+                            "entry_id": e.original_id,
+                            "reason": e.reason,
+                            "detail": e.detail,
+                            "deliveries": int(e.deliveries or 1),
+                        }
+                    )
+                )
+        else:
+            print(f"{'DLQ ID':<18} {'ENTRY ID':<18} {'REASON':<16} DETAIL")
+            for e in entries:
+                print(f"{e.dlq_id:<18} {e.original_id:<18} {e.reason:<16} {e.detail[:100]}")
+            print(f"{len(entries)} dead letter(s) in {settings.dlq_stream}")
+        return 0
+    ids = None if args.all else list(args.ids)
+    if ids is not None and not ids:
+        print("notify dlq replay: give dead-letter ids, or --all", file=sys.stderr)
+        return 2
+    done = replay(client, settings.stream, settings.dlq_stream, ids)
+    print(f"replayed {len(done)} entr{'y' if len(done) == 1 else 'ies'} to {settings.stream}")
+    return 0
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer import rules_cli
+
+    return rules_cli.main(settings, args)
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from consumer import status
+
+    return status.main(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notify", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the Postgres schema").set_defaults(
+        run=_migrate
+    )
+    sub.add_parser("consume", help="run the stream consumer").set_defaults(run=_consume)
+
+    pub = sub.add_parser("publish", help="add one event to the stream")
+    pub.add_argument("type")
+    pub.add_argument("--data", required=True, help="a JSON object")
+    pub.add_argument("--id")
+    pub.add_argument("--subject")
+    pub.add_argument("--source")
+    pub.add_argument("--time", help="RFC 3339; default now")
+    pub.set_defaults(run=_publish)
+
+    dlq = sub.add_parser("dlq", help="inspect or replay dead-lettered events")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    lst = dlq_sub.add_parser("list")
+    lst.add_argument("--count", type=int, default=1000)
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    rep = dlq_sub.add_parser("replay")
+    rep.add_argument("ids", nargs="*", help="dead-letter ids or original entry ids")
+    rep.add_argument("--all", action="store_true")
+    dlq.set_defaults(run=_dlq)
+
+    rules = sub.add_parser("rules", help="check, preview or describe a rules file")
+    from consumer import rules_cli
+
+    rules_cli.add_arguments(rules)
+    rules.set_defaults(run=_rules)
+
+    status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    code: int = args.run(settings, args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

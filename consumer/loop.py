@@ -1,0 +1,264 @@
+"""`notify consume`: the long-running loop. One batch: read, decode, route, insert, publish, ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import os
+import signal
+import socket
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as aioredis
+from prometheus_client import start_http_server
+
+from consumer import logs, metrics
+from consumer.decoding import decode_entry
+from consumer.outage import OutageGuard
+from consumer.publisher import Publisher, make_publisher
+from consumer.reloader import RulesWatcher
+from consumer.routing import route
+from consumer.settings import Settings
+from consumer.store import OutcomeStore
+from consumer.stream import DeadLetter, Entry, EventStream
+from schemas import EventError, NewNotification
+
+log = logs.get("consumer")
+
+
+def consumer_name() -> str:
+    """Stable when NOTIFY_CONSUMER_NAME is set (a pod name); otherwise unique per process."""
+    return os.environ.get("NOTIFY_CONSUMER_NAME") or (
+        f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+    )
+
+
+@dataclass
+class BatchResult:
+    acked: int = 0
+    dead: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+class Consumer:
+    """Owns one process's clients; `handle` is the whole per-batch path."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: EventStream,
+        store: OutcomeStore,
+        publisher: Publisher,
+        rules: RulesWatcher,
+    ) -> None:
+        self.settings = settings
+        self.stream = stream
+        self.store = store
+        self.publisher = publisher
+        self.rules = rules
+        self.redis_guard = OutageGuard("redis")
+        self.db_guard = OutageGuard("postgres")
+        self.stopping = asyncio.Event()
+        self._last_errors: dict[str, str] = {}
+
+    async def handle(self, entries: list[Entry]) -> BatchResult:
+        """Ack an entry only after its rows are committed and its tasks published."""
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        result = BatchResult()
+        ruleset = self.rules.current
+        cancel_types = ruleset.cancelling_types()
+        acks: list[str] = []
+        dead: list[DeadLetter] = []
+        rows: list[NewNotification] = []
+        cancels: list[tuple[str, str, str]] = []
+        per_event: list[tuple[str, str, list[str]]] = []
+        redelivered: set[str] = set()
+        for entry in entries:
+            if entry.fields is None:
+                acks.append(entry.id)  # deleted while pending: nothing to do
+                continue
+            if entry.deliveries > self.settings.max_deliveries:
+                detail = self._last_errors.pop(entry.id, "no error recorded (consumer stopped)")
+                dead.append(
+                    DeadLetter(
+                        entry.id,
+                        entry.fields,
+                        "max_deliveries",
+                        f"delivered {entry.deliveries} times; last error: {detail}",
+                        entry.deliveries,
+                    )
+                )
+                continue
+            try:
+                event = decode_entry(entry.id, entry.fields, self.settings.max_event_bytes)
+            except EventError as exc:
+                dead.append(
+                    DeadLetter(entry.id, entry.fields, exc.reason, exc.detail, entry.deliveries)
+                )
+                continue
+            try:
+                routed = route(
+                    event,
+                    ruleset,
+                    now=now,
+                    default_region=self.settings.default_region,
+                    stale_after=timedelta(seconds=self.settings.stale_after_seconds),
+                )
+            except Exception as exc:
+                self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "routing failed; entry left for redelivery",
+                    extra=logs.fields(event_id=event.id, entry_id=entry.id),
+                )
+                continue
+            metrics.EVENT_AGE.observe(max(0.0, (now - event.time).total_seconds()))
+            rows.extend(routed.notifications)
+            if event.subject and cancel_types is not None and cancel_types.match(event.type):
+                cancels.append((event.id, event.type, event.subject))
+            keys = [n.idempotency_key for n in routed.notifications]
+            if entry.deliveries > 1:
+                redelivered.update(keys)
+            per_event.append((event.type, event.id, keys))
+            acks.append(entry.id)
+        inserted = await self.db_guard.call(lambda: self.store.insert(rows, frozenset(redelivered)))
+        cancelled = await self.db_guard.call(lambda: self.store.cancel(cancels)) if cancels else 0
+        await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))
+        await self.redis_guard.call(lambda: self.stream.finish(acks, dead))
+        self._account(result, per_event, inserted.inserted_keys, rows, dead, cancelled)
+        result.acked = len(acks)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(entries))
+        return result
+
+    def _account(
+        self,
+        result: BatchResult,
+        per_event: list[tuple[str, str, list[str]]],
+        inserted: set[str],
+        rows: list[NewNotification],
+        dead: list[DeadLetter],
+        cancelled: int,
+    ) -> None:
+        for event_type, event_id, keys in per_event:
+            if not keys:
+                outcome = "unmatched"
+            elif any(k in inserted for k in keys):
+                outcome = "routed"
+            else:
+                outcome = "duplicate"
+            result.outcomes[outcome] += 1
+            metrics.EVENTS.labels(type=event_type, outcome=outcome).inc()
+            log.debug(
+                "event " + outcome,
+                extra=logs.fields(event_id=event_id, type=event_type, notifications=len(keys)),
+            )
+        for row in rows:
+            if row.idempotency_key in inserted:
+                metrics.NOTIFICATIONS_CREATED.labels(row.channel.value, row.status.value).inc()
+        for letter in dead:
+            result.dead += 1
+            metrics.DEAD_LETTERS.labels(reason=letter.reason).inc()
+            metrics.EVENTS.labels(type="", outcome="invalid").inc()
+            log.warning(
+                "entry dead-lettered",
+                extra=logs.fields(
+                    entry_id=letter.entry_id, reason=letter.reason, detail=letter.detail
+                ),
+            )
+        if cancelled:
+            metrics.CANCELLED.inc(cancelled)
+
+    async def run(self) -> None:
+        """Own pending entries first, then idle ones from dead consumers, then new ones."""
+        s = self.settings
+        await self.redis_guard.call(self.stream.ensure_group)
+        pending_cursor: str | None = "0"
+        next_claim = 0.0
+        log.info(
+            "consumer started",
+            extra=logs.fields(
+                consumer=self.stream.consumer,
+                stream=s.stream,
+                group=s.group,
+                rules_version=self.rules.current.version,
+            ),
+        )
+        while not self.stopping.is_set():
+            self.rules.poll()
+            entries: list[Entry] = []
+            if pending_cursor is not None:
+                entries = await self.redis_guard.call(
+                    functools.partial(self.stream.read_pending_after, pending_cursor, s.batch_size)
+                )
+                pending_cursor = entries[-1].id if entries else None
+            elif time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + max(0.5, min(s.claim_idle_seconds / 2, 10.0))
+                entries, _ = await self.redis_guard.call(
+                    lambda: self.stream.claim_idle(s.claim_idle_seconds, s.batch_size)
+                )
+                if self.stream.autoclaim_cursor != "0-0":
+                    next_claim = 0.0  # more to claim: keep going next turn
+            if not entries and pending_cursor is None:
+                entries = await self.redis_guard.call(
+                    lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False)
+                )
+            if entries:
+                await self.handle(entries)
+        log.info("consumer stopped", extra=logs.fields(consumer=self.stream.consumer))
+
+    async def sample(self) -> None:
+        """Export lag and pending every few seconds; unknown lag is NaN plus a flag, never 0."""
+        s = self.settings
+        while not self.stopping.is_set():
+            try:
+                info = await self.stream.info()
+                metrics.STREAM_LAG.labels(s.stream, s.group).set(info.lag)
+                metrics.STREAM_LAG_UNKNOWN.labels(s.stream, s.group).set(0 if info.lag_known else 1)
+                metrics.STREAM_PENDING.labels(s.stream, s.group).set(info.pending)
+            except Exception as exc:  # noqa: BLE001 - metrics must never kill the consumer
+                metrics.STREAM_LAG.labels(s.stream, s.group).set(math.nan)
+                metrics.STREAM_LAG_UNKNOWN.labels(s.stream, s.group).set(1)
+                log.debug("could not sample stream info", extra=logs.fields(error=str(exc)))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=5.0)
+
+
+async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
+    """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0."""
+    rules = RulesWatcher(settings.rules_path, settings.rules_poll_seconds)
+    client = aioredis.from_url(settings.redis_url, health_check_interval=30)
+    broker = (
+        client
+        if settings.broker_url == settings.redis_url
+        else aioredis.from_url(settings.broker_url, health_check_interval=30)
+    )
+    store = await OutageGuard("postgres").call(
+        lambda: OutcomeStore.connect(settings.database_url, min_size=1, max_size=4)
+    )
+    stream = EventStream(
+        client, settings.stream, settings.group, consumer_name(), settings.dlq_stream
+    )
+    consumer = Consumer(settings, stream, store, make_publisher(settings, broker), rules)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, consumer.stopping.set)
+    if serve_metrics and settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    sampler = asyncio.create_task(consumer.sample())
+    try:
+        await consumer.run()
+    finally:
+        consumer.stopping.set()
+        await sampler
+        await store.close()
+        await client.aclose()
+        if broker is not client:
+            await broker.aclose()
+    return 0

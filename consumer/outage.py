@@ -1,0 +1,69 @@
+"""Retry I/O through an outage with backoff, logging once when it starts and once at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+import redis.exceptions
+from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+
+from consumer import logs
+
+T = TypeVar("T")
+log = logs.get("outage")
+
+# Connection-level failures only: a bug or a constraint violation must not loop forever.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+class OutageGuard:
+    """Wraps a call in tenacity; `wait` can be shrunk to zero-ish for tests."""
+
+    def __init__(self, name: str, *, initial: float = 0.1, maximum: float = 5.0) -> None:
+        self.name = name
+        self.initial = initial
+        self.maximum = maximum
+        self._since: float | None = None
+
+    def _before_sleep(self, state: object) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            outcome = getattr(state, "outcome", None)
+            error = outcome.exception() if outcome is not None else None
+            log.warning(
+                "%s unavailable; retrying with backoff",
+                self.name,
+                extra=logs.fields(error=f"{type(error).__name__}: {error}"),
+            )
+
+    async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum),
+            before_sleep=self._before_sleep,
+            reraise=True,
+        ):
+            with attempt:
+                result = await fn()
+        if self._since is not None:
+            log.warning(
+                "%s is back",
+                self.name,
+                extra=logs.fields(outage_seconds=round(time.monotonic() - self._since, 2)),
+            )
+            self._since = None
+        return result

@@ -1,0 +1,98 @@
+"""The Jinja2 sandbox that runs rule conditions and templates. Pure: no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import StrictUndefined, nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+# `{{ expr }}` alone is evaluated as an expression so it can yield a list of recipients.
+_SOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    raise ValueError(f"cannot read {value!r} as a time")
+
+
+def localtime(value: Any, tz: str = "UTC", fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Format a time (datetime, RFC 3339 text or epoch seconds) in a named timezone."""
+    try:
+        zone = ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {tz!r}") from None
+    return _as_datetime(value).astimezone(zone).strftime(fmt)
+
+
+def humanize_minutes(value: Any) -> str:
+    """45 -> '45 min', 90 -> '1 h 30 min', 1500 -> '1 d 1 h'."""
+    minutes = round(float(value))
+    days, rest = divmod(abs(minutes), 1440)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    parts.append(f"{mins} min" if mins and not days else "")
+    text = " ".join(p for p in parts if p) or "0 min"
+    return f"-{text}" if minutes < 0 else text
+
+
+def mask(value: Any) -> str:
+    """Keep the first 5 and last 2 characters: +1415*****00."""
+    text = str(value)
+    if len(text) <= 7:
+        return "*" * len(text)
+    return text[:5] + "*" * (len(text) - 7) + text[-2:]
+
+
+def make_environment() -> SandboxedEnvironment:
+    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["localtime"] = localtime
+    env.filters["humanize_minutes"] = humanize_minutes
+    env.filters["mask"] = mask
+    return env
+
+
+ENV = make_environment()
+
+Renderer = Callable[[dict[str, Any]], Any]
+
+
+def compile_template(source: str) -> Renderer:
+    """Compile once per rules version; a sole `{{ expr }}` keeps its native value."""
+    sole = _SOLE_EXPRESSION.match(source)
+    if sole:
+        expr = ENV.compile_expression(sole.group("expr"), undefined_to_none=False)
+        return lambda ctx: expr(**ctx)
+    template = ENV.from_string(source)
+    return template.render
+
+
+def compile_condition(source: str) -> Callable[[dict[str, Any]], bool]:
+    expr = ENV.compile_expression(source, undefined_to_none=False)
+    return lambda ctx: bool(expr(**ctx))
+
+
+def unsafe_constructs(source: str, *, expression: bool = False) -> list[str]:
+    """Attribute or item access the sandbox refuses at render time, found ahead of time."""
+    tree = ENV.parse("{{ " + source + " }}" if expression else source)
+    found: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        name: object = node.attr if isinstance(node, nodes.Getattr) else None
+        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            name = node.arg.value
+        if isinstance(name, str) and name.startswith("_"):
+            found.append(f"access to {name!r} is not allowed in the sandbox")
+    # `self` exposes the template object and its blocks; rules never need it.
+    if any(n.name == "self" for n in tree.find_all(nodes.Name)):
+        found.append("access to 'self' is not allowed in the sandbox")
+    return found

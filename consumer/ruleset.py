@@ -1,0 +1,266 @@
+"""Load, validate and compile a rules file into a RuleSet, or explain every problem."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import jinja2
+import msgspec
+import yaml
+
+from consumer import rendering
+from consumer.rules_yaml import Document, Path, parse
+from schemas import Rule, RulesError
+from schemas.rules import DURATION, EVENT_PATTERN, RULE_NAME, Defaults
+
+_TEMPLATE_FIELDS = ("to", "body", "title", "at")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+
+
+def parse_duration(text: str) -> timedelta:
+    return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+
+
+def _glob(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(fnmatch.translate(p) for p in patterns))
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule with its templates compiled once for this rules version."""
+
+    rule: Rule
+    on: re.Pattern[str]
+    when: Callable[[dict[str, Any]], bool] | None
+    to: rendering.Renderer
+    body: rendering.Renderer
+    title: rendering.Renderer | None
+    data: dict[str, rendering.Renderer]
+    delay: timedelta | None
+    at: rendering.Renderer | None
+    offset: timedelta
+    cancel_on: re.Pattern[str] | None
+
+    @property
+    def name(self) -> str:
+        return self.rule.name
+
+    def matches(self, event_type: str) -> bool:
+        return self.on.match(event_type) is not None
+
+    def cancelled_by(self, event_type: str) -> bool:
+        return self.cancel_on is not None and self.cancel_on.match(event_type) is not None
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+    version: str
+    source: str
+
+    def cancelling_types(self) -> re.Pattern[str] | None:
+        patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
+        return _glob(patterns) if patterns else None
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_file(path: str) -> RuleSet:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([f"{path}:1:1: cannot read rules file: {exc}"]) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, filename: str = "rules.yaml") -> RuleSet:
+    """Compile rules text, or raise RulesError listing every `FILE:LINE:COL: message`."""
+    try:
+        doc = parse(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {exc.problem}"]) from None
+    checker = _Checker(doc)
+    rules = checker.check()
+    problems = sorted(set(checker.problems))
+    if problems:
+        raise RulesError([f"{filename}:{line}:{col}: {msg}" for line, col, msg in problems])
+    return RuleSet(rules=tuple(rules), version=version_of(text), source=filename)
+
+
+class _Checker:
+    """Collects problems with positions while compiling; never stops at the first."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[tuple[int, int, str]] = list(doc.problems)
+
+    def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        line, col = self.doc.where(path, key=key)
+        self.problems.append((line, col, message))
+
+    def check(self) -> list[CompiledRule]:
+        top = self.doc.value
+        if not isinstance(top, dict):
+            self.add((), "the file must be a mapping with a 'rules' list")
+            return []
+        for key in top:
+            if key not in {"rules", "defaults", "version"}:
+                self.add((key,), f"unknown top-level key {key!r}", key=True)
+        defaults = self._defaults(top.get("defaults"))
+        raw_rules = top.get("rules")
+        if not isinstance(raw_rules, list):
+            self.add(("rules",), "'rules' must be a list of rules")
+            return []
+        compiled: list[CompiledRule] = []
+        names: dict[str, int] = {}
+        for index, raw in enumerate(raw_rules):
+            rule = self._rule(index, raw, defaults)
+            if rule is None:
+                continue
+            if rule.name in names:
+                self.add(("rules", index, "name"), f"duplicate rule name {rule.name!r}")
+            names.setdefault(rule.name, index)
+            built = self._compile(index, rule)
+            if built is not None:
+                compiled.append(built)
+        return compiled
+
+    def _convert_error(self, base: Path, exc: msgspec.ValidationError) -> None:
+        text = str(exc)
+        match = _MSGSPEC_PATH.search(text)
+        message = text[: match.start()] if match else text
+        path: list[str | int] = list(base)
+        if match:
+            for name, idx in _PATH_PART.findall(match.group("path")):
+                path.append(name if name else int(idx))
+        unknown = _UNKNOWN_FIELD.match(message)
+        if unknown:
+            self.add((*path, unknown["name"]), f"unknown key {unknown['name']!r}", key=True)
+            return
+        where = ".".join(str(p) for p in path[len(base) :]) or "rule"
+        self.add(tuple(path), f"{where}: {message.replace('`', '')}")
+
+    def _defaults(self, raw: Any) -> Defaults:
+        if raw is None:
+            return Defaults()
+        try:
+            return msgspec.convert(raw, Defaults)
+        except msgspec.ValidationError as exc:
+            self._convert_error(("defaults",), exc)
+            return Defaults()
+
+    def _rule(self, index: int, raw: Any, defaults: Defaults) -> Rule | None:
+        path: Path = ("rules", index)
+        if not isinstance(raw, dict):
+            self.add(path, "each rule must be a mapping")
+            return None
+        merged = dict(raw)
+        channel_defaults = getattr(defaults, str(raw.get("channel")), None) if raw else None
+        if channel_defaults is not None:
+            for key, value in msgspec.structs.asdict(channel_defaults).items():
+                if value is not None and key not in merged:
+                    merged[key] = value
+        for required in ("name", "on", "channel", "to"):
+            if required not in merged:
+                self.add(path, f"rule is missing required key {required!r}")
+        if any(r not in merged for r in ("name", "on", "channel", "to")):
+            return None
+        try:
+            rule = msgspec.convert(merged, Rule)
+        except msgspec.ValidationError as exc:
+            self._convert_error(path, exc)
+            return None
+        self._semantics(path, rule)
+        return rule
+
+    def _semantics(self, path: Path, rule: Rule) -> None:  # noqa: PLR0912 - one check per rule
+        if not re.match(RULE_NAME, rule.name):
+            self.add((*path, "name"), f"rule name {rule.name!r} must match [a-z0-9_.-]+")
+        for key in ("delay", "offset"):
+            value = getattr(rule, key)
+            if value is not None and not re.match(DURATION, value):
+                self.add((*path, key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
+        if rule.body is None:
+            self.add(path, "rule is missing required key 'body'")
+        if rule.channel != "push":
+            for key in ("title", "data"):
+                if getattr(rule, key) is not None:
+                    self.add((*path, key), f"{key!r} is only allowed on push rules", key=True)
+        if rule.delay is not None and rule.at is not None:
+            self.add((*path, "at"), "use either 'delay' or 'at', not both", key=True)
+        if rule.offset is not None and rule.at is None:
+            self.add((*path, "offset"), "'offset' needs 'at'", key=True)
+        if rule.cancel_on and rule.delay is None and rule.at is None:
+            self.add((*path, "cancel_on"), "'cancel_on' needs 'delay' or 'at'", key=True)
+        for key, patterns in (("on", rule.patterns()), ("cancel_on", rule.cancel_patterns())):
+            for pattern in patterns:
+                bad = not re.match(EVENT_PATTERN, pattern)
+                if bad or pattern.count("[") != pattern.count("]") or ".." in pattern:
+                    self.add((*path, key), f"bad event type pattern {pattern!r}")
+
+    def _template(self, path: Path, source: str, *, expression: bool = False) -> bool:
+        try:
+            problems = rendering.unsafe_constructs(source, expression=expression)
+        except jinja2.TemplateSyntaxError as exc:
+            self.add(path, f"template syntax error: {exc.message}")
+            return False
+        for problem in problems:
+            self.add(path, problem)
+        return not problems
+
+    def _compile(self, index: int, rule: Rule) -> CompiledRule | None:
+        path: Path = ("rules", index)
+        ok = True
+        if rule.when is not None:
+            ok &= self._template((*path, "when"), rule.when, expression=True)
+        to_sources = [rule.to] if isinstance(rule.to, str) else rule.to
+        for i, source in enumerate(to_sources):
+            sub: Path = (*path, "to") if isinstance(rule.to, str) else (*path, "to", i)
+            ok &= self._template(sub, source)
+        for key in ("body", "title", "at"):
+            value = getattr(rule, key)
+            if value is not None:
+                ok &= self._template((*path, key), value)
+        for key, value in (rule.data or {}).items():
+            ok &= self._template((*path, "data", key), value)
+        if not ok or rule.body is None:
+            return None
+        renderers = [rendering.compile_template(s) for s in to_sources]
+        return CompiledRule(
+            rule=rule,
+            on=_glob(rule.patterns()),
+            when=rendering.compile_condition(rule.when) if rule.when else None,
+            to=renderers[0] if isinstance(rule.to, str) else _list_renderer(renderers),
+            body=rendering.compile_template(rule.body),
+            title=rendering.compile_template(rule.title) if rule.title else None,
+            data={k: rendering.compile_template(v) for k, v in (rule.data or {}).items()},
+            delay=parse_duration(rule.delay) if rule.delay else None,
+            at=rendering.compile_template(rule.at) if rule.at else None,
+            offset=parse_duration(rule.offset) if rule.offset else timedelta(0),
+            cancel_on=_glob(rule.cancel_patterns()) if rule.cancel_on else None,
+        )
+
+
+def _list_renderer(parts: list[rendering.Renderer]) -> rendering.Renderer:
+    def render(ctx: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for part in parts:
+            value = part(ctx)
+            out.extend(value if isinstance(value, list | tuple) else [value])
+        return out
+
+    return render

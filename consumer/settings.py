@@ -1,0 +1,106 @@
+"""One frozen settings object, built from the environment once and passed down."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    redis_url: str = "redis://localhost:6379/0"
+    stream: str = "events"
+    group: str = "notifications"
+    dlq_stream: str = "events.dlq"
+    rules_path: str = "rules.yaml"
+    database_url: str = "postgresql://localhost/notifications"
+    broker_url: str = "redis://localhost:6379/0"
+    result_backend: str = "redis://localhost:6379/1"
+    task_queue: str = "celery"
+    twilio_account_sid: str | None = None
+    twilio_auth_token: str | None = None
+    twilio_phone_number: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    google_credentials: str = "serviceAccountKey.json"
+    fcm_api_url: str = "https://fcm.googleapis.com"
+    metrics_port: int = 9464
+    worker_metrics_port: int = 9465
+    claim_idle_seconds: float = 60.0
+    max_event_bytes: int = 65536
+    max_deliveries: int = 5
+    visibility_timeout_seconds: float = 300.0
+    stuck_seconds: float = 300.0
+    schedule_interval_seconds: float = 5.0
+    batch_size: int = 500
+    block_ms: int = 1000
+    default_region: str = "US"
+    max_send_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    provider_timeout_seconds: float = 10.0
+    stale_after_seconds: float = 3600.0
+    retention_days: float = 90.0
+    rules_poll_seconds: float = 1.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        stream = e.get("NOTIFY_STREAM") or "events"
+        return cls(
+            redis_url=e.get("REDIS_URL") or cls.redis_url,
+            stream=stream,
+            group=e.get("NOTIFY_GROUP") or cls.group,
+            dlq_stream=e.get("NOTIFY_DLQ_STREAM") or f"{stream}.dlq",
+            rules_path=e.get("NOTIFY_RULES") or cls.rules_path,
+            database_url=e.get("DATABASE_URL") or cls.database_url,
+            broker_url=e.get("CELERY_BROKER_URL") or cls.broker_url,
+            result_backend=e.get("CELERY_RESULT_BACKEND") or cls.result_backend,
+            task_queue=e.get("NOTIFY_TASK_QUEUE") or cls.task_queue,
+            twilio_account_sid=e.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_phone_number=e.get("TWILIO_PHONE_NUMBER") or None,
+            twilio_api_url=(e.get("TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
+            google_credentials=e.get("GOOGLE_APPLICATION_CREDENTIALS") or cls.google_credentials,
+            fcm_api_url=(e.get("FCM_API_URL") or cls.fcm_api_url).rstrip("/"),
+            metrics_port=_int(e, "NOTIFY_METRICS_PORT", cls.metrics_port),
+            worker_metrics_port=_int(e, "NOTIFY_WORKER_METRICS_PORT", cls.worker_metrics_port),
+            claim_idle_seconds=_float(e, "NOTIFY_CLAIM_IDLE_SECONDS", cls.claim_idle_seconds),
+            max_event_bytes=_int(e, "NOTIFY_MAX_EVENT_BYTES", cls.max_event_bytes),
+            max_deliveries=_int(e, "NOTIFY_MAX_DELIVERIES", cls.max_deliveries),
+            visibility_timeout_seconds=_float(
+                e, "NOTIFY_VISIBILITY_TIMEOUT_SECONDS", cls.visibility_timeout_seconds
+            ),
+            stuck_seconds=_float(e, "NOTIFY_STUCK_SECONDS", cls.stuck_seconds),
+            schedule_interval_seconds=_float(
+                e, "NOTIFY_SCHEDULE_INTERVAL_SECONDS", cls.schedule_interval_seconds
+            ),
+            batch_size=_int(e, "NOTIFY_BATCH_SIZE", cls.batch_size),
+            block_ms=_int(e, "NOTIFY_BLOCK_MS", cls.block_ms),
+            default_region=e.get("NOTIFY_DEFAULT_REGION") or cls.default_region,
+            max_send_attempts=_int(e, "NOTIFY_MAX_SEND_ATTEMPTS", cls.max_send_attempts),
+            retry_base_seconds=_float(e, "NOTIFY_RETRY_BASE_SECONDS", cls.retry_base_seconds),
+            retry_max_seconds=_float(e, "NOTIFY_RETRY_MAX_SECONDS", cls.retry_max_seconds),
+            provider_timeout_seconds=_float(
+                e, "NOTIFY_PROVIDER_TIMEOUT_SECONDS", cls.provider_timeout_seconds
+            ),
+            stale_after_seconds=_float(e, "NOTIFY_STALE_AFTER_SECONDS", cls.stale_after_seconds),
+            retention_days=_float(e, "NOTIFY_RETENTION_DAYS", cls.retention_days),
+            rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
+            log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
+        )

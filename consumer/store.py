@@ -1,0 +1,297 @@
+"""The outcome store: every notification and provider attempt, in Postgres (asyncpg)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+
+from consumer.migrations import migrate
+from schemas import NewNotification, Notification
+
+_json = msgspec.json.Encoder()
+
+_INSERT = """
+INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
+    recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
+    error_message, rules_version, event_time)
+SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb, st, sa,
+    ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
+    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
+    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, channel, status, idempotency_key
+"""
+
+_COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
+    data, status, attempts, provider_message_id, error_code, send_at"""
+
+
+def glob_to_posix(pattern: str) -> str:
+    """An event-type glob as a Postgres regex, so SQL can test a row's own cancel_on."""
+    out = []
+    for char in pattern:
+        out.append({"*": ".*", "?": "."}.get(char, re.escape(char) if char not in "[]!" else char))
+    return "^" + "".join(out).replace("[!", "[^") + "$"
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery)."""
+
+    to_publish: list[tuple[int, str]]
+    inserted_keys: set[str]
+    duplicates: int
+
+
+def _row(record: asyncpg.Record) -> Notification:
+    values = dict(record)
+    if isinstance(values.get("data"), str):
+        values["data"] = msgspec.json.decode(values["data"])
+    return msgspec.convert(values, Notification)
+
+
+class OutcomeStore:
+    """Thin async data access; callers own the pool's lifetime."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> OutcomeStore:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def insert(
+        self, rows: Sequence[NewNotification], redelivered: frozenset[str] = frozenset()
+    ) -> Inserted:
+        """Insert a batch in one statement; duplicates are expected and returned as counts.
+
+        Existing rows whose key is in `redelivered` and that are still pending get their task
+        published again: the crash that caused the redelivery may have come before publishing.
+        """
+        if not rows:
+            return Inserted([], set(), 0)
+        cols: list[list[Any]] = [[] for _ in range(18)]
+        for n in rows:
+            values = (
+                n.idempotency_key,
+                n.event_id,
+                n.event_type,
+                n.event_subject,
+                n.rule,
+                n.channel.value,
+                n.recipient,
+                n.title,
+                n.body,
+                None if n.data is None else _json.encode(n.data).decode(),
+                n.status.value,
+                n.send_at,
+                _json.encode(n.cancel_on).decode(),
+                _json.encode([glob_to_posix(p) for p in n.cancel_on]).decode(),
+                n.error_code,
+                n.error_message,
+                n.rules_version,
+                None,
+            )
+            for col, value in zip(cols, values, strict=True):
+                col.append(value)
+        async with self.pool.acquire() as conn:
+            returned = await conn.fetch(_INSERT, *cols)
+            inserted = {r["idempotency_key"] for r in returned}
+            publish = [(r["id"], r["channel"]) for r in returned if r["status"] == "pending"]
+            missing = [n.idempotency_key for n in rows if n.idempotency_key not in inserted]
+            recheck = [k for k in missing if k in redelivered]
+            if recheck:
+                # A redelivered event: its rows exist; tasks for still-pending ones may be lost.
+                again = await conn.fetch(
+                    "SELECT id, channel FROM notifications "
+                    "WHERE idempotency_key = ANY($1::text[]) AND status = 'pending'",
+                    recheck,
+                )
+                publish.extend((r["id"], r["channel"]) for r in again)
+        return Inserted(publish, inserted, len(set(missing)))
+
+    async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
+        """Cancel scheduled rows for (event id, type, subject) whose own cancel_on matches."""
+        if not events:
+            return 0
+        ids, types, subjects = (list(x) for x in zip(*events, strict=True))
+        result = await self.pool.execute(
+            """UPDATE notifications n SET status = 'cancelled', cancelled_by = u.id,
+                   updated_at = now()
+               FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, type, subject)
+               WHERE n.status = 'scheduled' AND n.event_subject = u.subject
+                 AND EXISTS (SELECT 1 FROM unnest(n.cancel_patterns) p WHERE u.type ~ p)""",
+            ids,
+            types,
+            subjects,
+        )
+        return int(result.split()[-1])
+
+    async def get(self, notification_id: int) -> Notification | None:
+        record = await self.pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM notifications WHERE id = $1", notification_id
+        )
+        return None if record is None else _row(record)
+
+    async def claim(self, notification_id: int) -> Notification | None:
+        """pending -> sending with one more attempt, atomically; None if someone else has it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            record = await conn.fetchrow(
+                f"""UPDATE notifications SET status = 'sending', attempts = attempts + 1,
+                        updated_at = now()
+                    WHERE id = $1 AND status = 'pending' RETURNING {_COLUMNS}""",
+                notification_id,
+            )
+            if record is None:
+                return None
+            await conn.execute(
+                "INSERT INTO notification_attempts (notification_id, attempt) VALUES ($1, $2)",
+                notification_id,
+                record["attempts"],
+            )
+        return _row(record)
+
+    async def finish(
+        self,
+        notification: Notification,
+        *,
+        status: str,
+        outcome: str,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        """Record an attempt's end and the row's next status in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """UPDATE notification_attempts SET finished_at = now(), outcome = $3,
+                       error_code = $4, error_message = $5, provider_message_id = $6
+                   WHERE notification_id = $1 AND attempt = $2""",
+                notification.id,
+                notification.attempts,
+                outcome,
+                error_code,
+                error_message,
+                provider_message_id,
+            )
+            await conn.execute(
+                """UPDATE notifications SET status = $2, updated_at = now(),
+                       provider_message_id = COALESCE($3, provider_message_id),
+                       error_code = $4, error_message = $5
+                   WHERE id = $1 AND status = 'sending'""",
+                notification.id,
+                status,
+                provider_message_id,
+                error_code,
+                error_message,
+            )
+
+    async def dispatch_due(
+        self, *, now: datetime, stale_seconds: float, limit: int
+    ) -> list[tuple[int, str, str]]:
+        """Move due scheduled rows to pending (or failed/expired); SKIP LOCKED makes it safe."""
+        records = await self.pool.fetch(
+            """WITH due AS (
+                   SELECT id FROM notifications
+                   WHERE status = 'scheduled' AND send_at <= $1
+                   ORDER BY send_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+               UPDATE notifications n SET updated_at = now(),
+                   status = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
+                                 THEN 'failed' ELSE 'pending' END,
+                   error_code = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
+                                     THEN 'expired' ELSE n.error_code END,
+                   error_message = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
+                                        THEN 'overdue past the staleness limit'
+                                        ELSE n.error_message END
+               FROM due WHERE n.id = due.id
+               RETURNING n.id, n.channel, n.status""",
+            now,
+            stale_seconds,
+            limit,
+        )
+        return [(r["id"], r["channel"], r["status"]) for r in records]
+
+    async def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, str]]:
+        """Pending rows nobody picked up (a lost task); touching them spaces out re-enqueues."""
+        records = await self.pool.fetch(
+            """WITH stuck AS (
+                   SELECT id FROM notifications
+                   WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
+                   ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+               UPDATE notifications n SET updated_at = now() FROM stuck WHERE n.id = stuck.id
+               RETURNING n.id, n.channel""",
+            older_than,
+            limit,
+        )
+        return [(r["id"], r["channel"]) for r in records]
+
+    async def resolve_stuck_sending(self, *, older_than: float, limit: int) -> list[int]:
+        """Rows left `sending` by a dead worker: the provider may have accepted; never resend."""
+        records = await self.pool.fetch(
+            """WITH stuck AS (
+                   SELECT id FROM notifications
+                   WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
+                   ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+               UPDATE notifications n SET status = 'failed', updated_at = now(),
+                   error_code = 'outcome_unknown',
+                   error_message = 'worker stopped during the provider call; not resent'
+               FROM stuck WHERE n.id = stuck.id RETURNING n.id""",
+            older_than,
+            limit,
+        )
+        return [r["id"] for r in records]
+
+    async def delete_older_than(self, *, days: float, limit: int) -> int:
+        result = await self.pool.execute(
+            """DELETE FROM notifications WHERE id IN (
+                   SELECT id FROM notifications
+                   WHERE created_at < now() - make_interval(days => 0, secs => $1 * 86400)
+                     AND status NOT IN ('scheduled', 'pending', 'sending')
+                   LIMIT $2)""",
+            days,
+            limit,
+        )
+        return int(result.split()[-1])
+
+    async def status_counts(self, *, since_seconds: float) -> dict[str, int]:
+        records = await self.pool.fetch(
+            """SELECT status, count(*) AS n FROM notifications
+               WHERE updated_at >= now() - make_interval(secs => $1) GROUP BY status""",
+            since_seconds,
+        )
+        return {r["status"]: r["n"] for r in records}
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the target database if the server has none of that name, then migrate."""
+    try:
+        conn = await asyncpg.connect(dsn)
+    except asyncpg.InvalidCatalogNameError:
+        parts = urlsplit(dsn)
+        name = parts.path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+        try:
+            await admin.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
+        except asyncpg.DuplicateDatabaseError:
+            pass  # another migrate created it first
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()

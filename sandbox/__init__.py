@@ -1,0 +1,22 @@
+"""Local emulators for the Twilio Messages, Google OAuth2 and FCM v1 APIs.
+
+    from sandbox import Sandbox
+    with Sandbox() as sb:
+        ...  # point SDKs at sb.url, then assert on sb.messages()
+
+Run standalone with ``python -m sandbox --port 8099``.
+"""
+
+from sandbox.client import SandboxClient
+from sandbox.emulator import Sandbox
+from sandbox.faults import Channel, Fault
+from sandbox.records import RecordedMessage, RequestRecord
+
+__all__ = [
+    "Channel",
+    "Fault",
+    "RecordedMessage",
+    "RequestRecord",
+    "Sandbox",
+    "SandboxClient",
+]

@@ -1,0 +1,104 @@
+"""Client for the /_sandbox/ control API, for tests in another process."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from sandbox.faults import Channel, FaultSpec, as_fault
+from sandbox.records import RecordedMessage, RequestRecord
+
+
+class SandboxClient:
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        # Never route loopback control calls through an http_proxy from the env.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "health")
+        return result
+
+    def messages(self, channel: Channel | None = None) -> list[RecordedMessage]:
+        raw = self._call("GET", "messages", _query(channel=channel))
+        return [RecordedMessage.from_json(m) for m in raw]
+
+    def requests(self, channel: str | None = None) -> list[RequestRecord]:
+        raw = self._call("GET", "requests", _query(channel=channel))
+        return [RequestRecord.from_json(r) for r in raw]
+
+    def wait_for(
+        self, count: int, timeout: float = 5.0, channel: Channel | None = None
+    ) -> list[RecordedMessage]:
+        """Long-polls the server; raises TimeoutError like Sandbox.wait_for."""
+        query = _query(channel=channel, wait_for=count, timeout=timeout)
+        raw = self._call("GET", "messages", query, wait=timeout)
+        return [RecordedMessage.from_json(m) for m in raw]
+
+    def reset(self) -> None:
+        self._call("POST", "reset", body={})
+
+    def get_script(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "script")
+        return result
+
+    def script(self, spec: Mapping[str, Any]) -> None:
+        self._call("POST", "script", body=dict(spec))
+
+    def set_latency(self, ms: float, channel: Channel | None = None) -> None:
+        key = "latency_ms" if channel is None else "channel_latency_ms"
+        self.script({key: ms if channel is None else {channel: ms}})
+
+    def queue_errors(self, channel: Channel, errors: Iterable[FaultSpec]) -> None:
+        self.script({"queue": {channel: [as_fault(e).to_json() for e in errors]}})
+
+    def storm(self, channel: Channel, count: int, error: FaultSpec) -> None:
+        self.script({"storm": {channel: {"count": count, "error": as_fault(error).to_json()}}})
+
+    def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
+        fault = None if error is None else as_fault(error).to_json()
+        self.script({"fail_recipients": {recipient: fault}})
+
+    def _call(
+        self,
+        method: str,
+        name: str,
+        query: str = "",
+        body: dict[str, Any] | None = None,
+        wait: float = 0.0,
+    ) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_sandbox/{name}{query}",
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with self._opener.open(request, timeout=self.timeout + wait) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = _error_text(exc)
+            if exc.code == 408:
+                raise TimeoutError(detail) from exc
+            if exc.code == 400:
+                raise ValueError(detail) from exc
+            raise
+
+
+def _query(**params: object) -> str:
+    kept = {k: v for k, v in params.items() if v is not None}
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        payload = json.loads(exc.read())
+    except ValueError:
+        return str(exc)
+    return str(payload.get("error", payload)) if isinstance(payload, dict) else str(payload)

@@ -1,0 +1,87 @@
+"""The /_sandbox/ control API used by tests and other processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sandbox.protocol import Reply, Request, json_reply
+from sandbox.state import State
+
+PREFIX = "/_sandbox/"
+# Cap long-polls so a forgotten client can't pin a server thread forever.
+MAX_WAIT_S = 300.0
+
+
+def route(state: State, req: Request) -> Reply:
+    name = req.path[len(PREFIX) :].strip("/")
+    endpoint = _ENDPOINTS.get((req.method, name))
+    if endpoint is None:
+        return json_reply(404, {"error": f"no control endpoint {req.method} {req.path}"})
+    return endpoint(state, req)
+
+
+def _health(state: State, req: Request) -> Reply:
+    return json_reply(
+        200,
+        {
+            "status": "ok",
+            "messages": len(state.recorder.messages()),
+            "requests": len(state.recorder.requests()),
+            "tokens": state.tokens.count(),
+        },
+    )
+
+
+def _requests(state: State, req: Request) -> Reply:
+    records = state.recorder.requests(req.params().get("channel") or None)
+    return json_reply(200, [r.to_json() for r in records])
+
+
+def _get_script(state: State, req: Request) -> Reply:
+    return json_reply(200, state.script.to_json())
+
+
+def _set_script(state: State, req: Request) -> Reply:
+    try:
+        spec = req.json()
+        if not isinstance(spec, Mapping):
+            raise TypeError("script must be a JSON object")
+        state.script.apply(spec)
+    except (TypeError, ValueError) as exc:
+        return json_reply(400, {"error": str(exc)})
+    return json_reply(200, state.script.to_json())
+
+
+def _reset(state: State, req: Request) -> Reply:
+    state.reset()
+    return json_reply(200, {"status": "ok"})
+
+
+def _messages(state: State, req: Request) -> Reply:
+    params = req.params()
+    channel = params.get("channel") or None
+    if channel not in (None, "sms", "push"):
+        return json_reply(400, {"error": "channel must be sms or push"})
+    try:
+        count = int(params.get("wait_for", "0"))
+        timeout = min(float(params.get("timeout", "10")), MAX_WAIT_S)
+    except ValueError:
+        return json_reply(400, {"error": "wait_for/timeout must be numbers"})
+    if count > 0:
+        try:
+            found = state.recorder.wait_for(count, timeout, channel)
+        except TimeoutError as exc:
+            return json_reply(408, {"error": str(exc)})
+    else:
+        found = state.recorder.messages(channel)
+    return json_reply(200, [m.to_json() for m in found])
+
+
+_ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
+    ("GET", "health"): _health,
+    ("GET", "messages"): _messages,
+    ("GET", "requests"): _requests,
+    ("GET", "script"): _get_script,
+    ("POST", "script"): _set_script,
+    ("POST", "reset"): _reset,
+}

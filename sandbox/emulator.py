@@ -1,0 +1,123 @@
+"""In-process handle on a running sandbox server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from sandbox.faults import Channel, FaultSpec
+from sandbox.handler import Server
+from sandbox.records import Listener, RecordedMessage, RequestRecord
+from sandbox.script import Script
+from sandbox.state import State
+
+
+class Sandbox:
+    """Twilio + Google OAuth + FCM emulator on one local port.
+
+    Use as ``with Sandbox() as sb: ...`` or call start()/stop().
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        latency_ms: float = 0.0,
+        twilio_auth: tuple[str, str] | None = None,
+        on_message: Listener | None = None,
+    ) -> None:
+        self._address = (host, port)
+        self.state = State(script=Script(latency_ms), twilio_auth=twilio_auth)
+        if on_message is not None:
+            self.state.recorder.add_listener(on_message)
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Self:
+        if self._server is not None:
+            raise RuntimeError("sandbox already started")
+        self._server = Server(self._address, self.state)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
+            name=f"sandbox-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_connections()
+        if thread is not None:
+            thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:8099 (no trailing slash)."""
+        return f"http://{self._address[0]}:{self.port}"
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.url}/token"
+
+    def fcm_url(self, project: str) -> str:
+        return f"{self.url}/v1/projects/{project}/messages:send"
+
+    def messages(self, channel: Channel | None = None) -> list[RecordedMessage]:
+        return self.state.recorder.messages(channel)
+
+    def requests(self, channel: str | None = None) -> list[RequestRecord]:
+        return self.state.recorder.requests(channel)
+
+    def wait_for(
+        self, count: int, timeout: float = 5.0, channel: Channel | None = None
+    ) -> list[RecordedMessage]:
+        """Block until >= count messages were accepted; TimeoutError otherwise."""
+        return self.state.recorder.wait_for(count, timeout, channel)
+
+    def reset(self) -> None:
+        """Forget messages, requests and scripting; issued tokens stay valid."""
+        self.state.reset()
+
+    def script(self, spec: Mapping[str, Any]) -> None:
+        """Apply the JSON script format documented in sandbox.script."""
+        self.state.script.apply(spec)
+
+    def set_latency(self, ms: float, channel: Channel | None = None) -> None:
+        self.state.script.set_latency(ms, channel)
+
+    def queue_errors(self, channel: Channel, errors: Iterable[FaultSpec]) -> None:
+        self.state.script.queue_errors(channel, errors)
+
+    def storm(self, channel: Channel, count: int, error: FaultSpec) -> None:
+        self.state.script.storm(channel, count, error)
+
+    def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
+        """Always fail this phone number/token with `error`; None clears it."""
+        self.state.script.fail_recipient(recipient, error)

@@ -1,0 +1,128 @@
+"""HTTP plumbing: a keep-alive threaded server and the request handler."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import sys
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+from sandbox import control, oauth, push, sms
+from sandbox.protocol import Reply, Request, json_reply
+from sandbox.state import State
+
+logger = logging.getLogger("sandbox")
+
+_PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_Socket = socket.socket | tuple[bytes, socket.socket]
+
+
+def dispatch(state: State, req: Request) -> Reply:
+    if req.path.startswith(sms.PREFIX):
+        return sms.route(state, req)
+    if req.path.startswith(push.PREFIX):
+        return push.route(state, req)
+    if req.path == oauth.PATH:
+        return oauth.route(state, req)
+    if req.path.startswith(control.PREFIX):
+        return control.route(state, req)
+    return json_reply(404, {"error": f"no route for {req.method} {req.path}"})
+
+
+class Handler(BaseHTTPRequestHandler):
+    # HTTP/1.1 + exact Content-Length lets SDK sessions keep connections alive.
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in one write, but also avoid Nagle/delayed-ACK stalls.
+    disable_nagle_algorithm = True
+    server_version = "provider-sandbox"
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silenced: per-request stderr lines would dominate the cost."""
+
+    def _serve(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            self._write(json_reply(411, {"error": "Content-Length required"}))
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.close_connection = True
+            self._write(json_reply(400, {"error": "bad Content-Length"}))
+            return
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        req = Request(self.command, path, query, headers, body)
+        try:
+            reply = dispatch(cast(Server, self.server).state, req)
+        except Exception:
+            logger.exception("sandbox failed on %s %s", self.command, path)
+            reply = json_reply(500, {"error": "sandbox internal error"})
+        self._write(reply)
+
+    def _write(self, reply: Reply) -> None:
+        lines = [
+            f"HTTP/1.1 {reply.status} {_PHRASES.get(reply.status, 'Unknown')}",
+            f"Content-Type: {reply.content_type}",
+            f"Content-Length: {len(reply.body)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in reply.headers)
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + reply.body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # Bursts of new connections must queue, not get refused.
+    request_queue_size = 1024
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], state: State) -> None:
+        self.state = state
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def process_request(self, request: _Socket, client_address: Any) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: _Socket) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Unblock keep-alive handler threads so a stopped server stops answering."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):  # already closed by the client
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: _Socket, client_address: Any) -> None:
+        # Clients hanging up mid-request are normal under load; stay quiet.
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        logger.exception("sandbox connection error from %s", client_address)

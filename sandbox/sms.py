@@ -1,0 +1,228 @@
+"""Twilio Programmable Messaging (2010-04-01 Messages) emulator."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sandbox.faults import Fault
+from sandbox.protocol import Reply, Request, json_reply, retry_after
+from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.state import State
+
+PREFIX = "/2010-04-01/Accounts/"
+_ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+MAX_BODY = 1600
+
+# GSM 03.38 basic set; anything else forces UCS-2 (70/67 chars per segment).
+_GSM = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM_EXT = frozenset("^{}\\[~]|€\f")
+
+
+def route(state: State, req: Request) -> Reply:
+    match = _ROUTE.match(req.path)
+    if match is None:
+        return _error(Fault(status=404, code=20404, message=_not_found(req.path)))
+    account, sid = match.group(1), match.group(2)
+    if req.method == "POST" and sid is None:
+        return _create(state, req, account)
+    if req.method != "GET":
+        return _error(Fault(status=405, code=20004, message="Method not allowed"))
+    denied = _check_auth(state, req, account)
+    if denied is not None:
+        return denied
+    return _list(state, req, account) if sid is None else _fetch(state, req, account, sid)
+
+
+def _fetch(state: State, req: Request, account: str, sid: str) -> Reply:
+    found = state.recorder.find(sid)
+    if found is None or found.channel != "sms" or found.response["account_sid"] != account:
+        return _error(Fault(status=404, code=20404, message=_not_found(req.path)))
+    return json_reply(200, found.response)
+
+
+def _create(state: State, req: Request, account: str) -> Reply:
+    form = req.form()
+    to = form.get("To", "").strip()
+    from_ = form.get("From", "").strip()
+    service = form.get("MessagingServiceSid", "").strip()
+    body = form.get("Body", "")
+    state.script.delay("sms")
+    denied = _check_auth(state, req, account)
+    if denied is not None:
+        state.recorder.log(RequestRecord("sms", "POST", req.path, 401, to, "20003"))
+        return denied
+    fault = state.script.next_fault("sms", to) or _validate(to, from_, service, body, form)
+    if fault is not None:
+        code = str(fault.twilio_code())
+        state.recorder.log(RequestRecord("sms", "POST", req.path, fault.status, to, code))
+        return _error(fault, to, from_)
+    now = time.time()
+    sid = "SM" + secrets.token_hex(16)
+    resource = _resource(account, sid, to, from_, service, body, now)
+    state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to))
+    state.recorder.record(
+        RecordedMessage(
+            channel="sms",
+            id=sid,
+            to=to,
+            sender=from_ or service,
+            body=body,
+            payload=dict(form),
+            response=resource,
+            received_at=now,
+        )
+    )
+    return json_reply(201, resource)
+
+
+def _validate(to: str, from_: str, service: str, body: str, form: dict[str, str]) -> Fault | None:
+    if not to:
+        return Fault(status=400, code=21604)
+    if not _E164.match(to):
+        return Fault(status=400, code=21211)
+    if not from_ and not service:
+        return Fault(status=400, code=21603)
+    if not body and "MediaUrl" not in form and "ContentSid" not in form:
+        return Fault(status=400, code=21602)
+    if len(body) > MAX_BODY:
+        return Fault(status=400, code=21617)
+    return None
+
+
+def _check_auth(state: State, req: Request, account: str) -> Reply | None:
+    if state.twilio_auth is None:
+        return None
+    expected_sid, expected_token = state.twilio_auth
+    given = _basic_auth(req.headers.get("authorization", ""))
+    if given == (expected_sid, expected_token) and account == expected_sid:
+        return None
+    return _error(
+        Fault(status=401, code=20003),
+        headers=(("WWW-Authenticate", 'Basic realm="Twilio API"'),),
+    )
+
+
+def _basic_auth(header: str) -> tuple[str, str] | None:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, password = base64.b64decode(value).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep else None
+
+
+def _error(
+    fault: Fault,
+    to: str = "",
+    from_: str = "",
+    headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
+    code = fault.twilio_code()
+    payload = {
+        "code": code,
+        "message": fault.twilio_message(to, from_),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": fault.status,
+    }
+    return json_reply(fault.status, payload, headers + retry_after(fault.retry_after))
+
+
+def _resource(
+    account: str, sid: str, to: str, from_: str, service: str, body: str, now: float
+) -> dict[str, Any]:
+    date = format_datetime(datetime.fromtimestamp(now, UTC))
+    uri = f"{PREFIX}{account}/Messages/{sid}"
+    return {
+        "account_sid": account,
+        "api_version": "2010-04-01",
+        "body": body,
+        "date_created": date,
+        "date_sent": None,
+        "date_updated": date,
+        "direction": "outbound-api",
+        "error_code": None,
+        "error_message": None,
+        "from": from_ or None,
+        "messaging_service_sid": service or None,
+        "num_media": "0",
+        "num_segments": str(segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        # Twilio answers "accepted" when it still has to pick a sender.
+        "status": "queued" if from_ else "accepted",
+        "subresource_uris": {
+            "media": f"{uri}/Media.json",
+            "feedback": f"{uri}/Feedback.json",
+        },
+        "to": to,
+        "uri": f"{uri}.json",
+    }
+
+
+def _list(state: State, req: Request, account: str) -> Reply:
+    params = req.params()
+    try:
+        size = min(max(int(params.get("PageSize", "50")), 1), 1000)
+        page = max(int(params.get("Page", "0")), 0)
+    except ValueError:
+        return _error(Fault(status=400, code=20001, message="Invalid paging parameter"))
+    filters = {k: params[k] for k in ("To", "From") if params.get(k)}
+    matches = [
+        m.response
+        for m in reversed(state.recorder.messages("sms"))
+        if m.response["account_sid"] == account
+        and all(m.response[k.lower()] == v for k, v in filters.items())
+    ]
+    start = page * size
+    chunk = matches[start : start + size]
+    base = f"{PREFIX}{account}/Messages.json"
+
+    def page_uri(number: int) -> str:
+        return f"{base}?{urlencode({**filters, 'PageSize': size, 'Page': number})}"
+
+    return json_reply(
+        200,
+        {
+            "end": start + max(len(chunk) - 1, 0),
+            "first_page_uri": page_uri(0),
+            "messages": chunk,
+            "next_page_uri": page_uri(page + 1) if start + size < len(matches) else None,
+            "page": page,
+            "page_size": size,
+            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
+            "start": start,
+            "uri": page_uri(page),
+        },
+    )
+
+
+def segments(body: str) -> int:
+    """SMS segment count the way carriers split GSM-7 vs UCS-2 bodies."""
+    if all(c in _GSM or c in _GSM_EXT for c in body):
+        units = len(body) + sum(c in _GSM_EXT for c in body)
+        single, multi = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, multi = 70, 67
+    if units <= single:
+        return 1
+    return -(-units // multi)
+
+
+def _not_found(path: str) -> str:
+    return f"The requested resource {path} was not found"

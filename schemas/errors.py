@@ -1,0 +1,49 @@
+"""The one error tree. Branches say what the caller must do, not where it failed."""
+
+from __future__ import annotations
+
+
+class NotifyError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class EventError(NotifyError):
+    """A stream entry that can never be processed: dead-letter it and acknowledge it."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class RulesError(NotifyError):
+    """A rules file that must be rejected; `problems` are `FILE:LINE:COL: message` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class DeliveryError(NotifyError):
+    """A provider call that did not succeed. `code` is the provider's code or one of ours."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later; `retry_after` is the provider's hint in seconds, if any."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help: the recipient, the content or the account is wrong."""
+
+
+class ConfigurationError(PermanentDeliveryError):
+    """Our side is misconfigured (credentials, sender); operators must act, so it is loud."""

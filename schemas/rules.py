@@ -1,0 +1,68 @@
+"""The rules file product staff edit (CONTRACT section 2), as typed data."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+# Plain str aliases: msgspec.Meta constraints crash the interpreter at exit (GC of the type
+# node; msgspec issue #717), so the ruleset checker validates these patterns itself.
+RuleName = str
+EventPattern = str
+Duration = str
+RULE_NAME = r"^[a-z0-9_.-]{1,100}$"
+EVENT_PATTERN = r"^[A-Za-z0-9_.*?\[\]!-]{1,200}$"
+DURATION = r"^-?\d+(\.\d+)?[smhd]$"
+ChannelName = Literal["sms", "push"]
+
+
+class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One routing rule as written in YAML; templates are still source text."""
+
+    name: RuleName
+    on: EventPattern | list[EventPattern]
+    channel: ChannelName
+    to: str | list[str]
+    body: str | None = None
+    when: str | None = None
+    title: str | None = None
+    data: dict[str, str] | None = None
+    enabled: bool = True
+    delay: Duration | None = None
+    at: str | None = None
+    offset: Duration | None = None
+    cancel_on: EventPattern | list[EventPattern] | None = None
+    description: str | None = None
+
+    def patterns(self) -> list[str]:
+        return [self.on] if isinstance(self.on, str) else list(self.on)
+
+    def cancel_patterns(self) -> list[str]:
+        if self.cancel_on is None:
+            return []
+        return [self.cancel_on] if isinstance(self.cancel_on, str) else list(self.cancel_on)
+
+
+class ChannelDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Values a rule of that channel inherits when it does not set them."""
+
+    when: str | None = None
+    body: str | None = None
+    title: str | None = None
+    data: dict[str, str] | None = None
+    delay: Duration | None = None
+    cancel_on: EventPattern | list[EventPattern] | None = None
+
+
+class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    sms: ChannelDefaults | None = None
+    push: ChannelDefaults | None = None
+
+
+class RulesFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The whole file."""
+
+    rules: list[Rule]
+    defaults: Defaults | None = None
+    version: int | None = None

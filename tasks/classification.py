@@ -1,0 +1,118 @@
+"""Provider error -> outcome. One table per provider; pure, so it is unit-tested alone."""
+
+from __future__ import annotations
+
+import random
+from typing import Literal
+
+Kind = Literal["transient", "permanent", "config"]
+
+# Twilio REST error codes (https://www.twilio.com/docs/api/errors) that retrying cannot fix.
+TWILIO_PERMANENT: dict[int, str] = {
+    21211: "invalid 'To' phone number",
+    21212: "invalid 'From' phone number",
+    21217: "phone number does not appear to be valid",
+    21401: "invalid phone number",
+    21407: "this phone number type does not support SMS",
+    21408: "permission to send to this region is not enabled",
+    21602: "message body is required",
+    21604: "'To' phone number is required",
+    21610: "recipient unsubscribed (STOP)",
+    21612: "the 'To' number is not reachable from this 'From' number",
+    21614: "'To' number is not a valid mobile number",
+    21617: "message body exceeds 1600 characters",
+    21635: "'To' number cannot be a landline",
+    30003: "unreachable destination handset",
+    30004: "message blocked",
+    30005: "unknown destination handset",
+    30006: "landline or unreachable carrier",
+    30007: "message filtered as spam",
+}
+# Our account or sender is wrong: every message would fail, so operators must hear of it.
+TWILIO_CONFIG: dict[int, str] = {
+    20003: "authentication failed",
+    20008: "resource not accessible with test account credentials",
+    20404: "account or resource not found",
+    21603: "'From' phone number is required",
+    21606: "the 'From' number is not a valid SMS-capable number for this account",
+    21608: "trial accounts can only send to verified numbers",
+    21659: "'From' is not a Twilio number",
+    30002: "account suspended",
+}
+TWILIO_TRANSIENT: dict[int, str] = {
+    20429: "too many requests",
+    20500: "internal server error",
+    20503: "service unavailable",
+    30001: "queue overflow",
+    30008: "unknown error",
+}
+
+# FCM v1 error codes (details[].errorCode) and canonical statuses firebase-admin exposes.
+FCM_KINDS: dict[str, Kind] = {
+    "UNREGISTERED": "permanent",
+    "SENDER_ID_MISMATCH": "permanent",
+    "INVALID_ARGUMENT": "permanent",
+    "NOT_FOUND": "permanent",
+    "FAILED_PRECONDITION": "permanent",
+    "QUOTA_EXCEEDED": "transient",
+    "RESOURCE_EXHAUSTED": "transient",
+    "UNAVAILABLE": "transient",
+    "INTERNAL": "transient",
+    "DEADLINE_EXCEEDED": "transient",
+    "UNKNOWN": "transient",
+    "ABORTED": "transient",
+    "THIRD_PARTY_AUTH_ERROR": "config",
+    "APNS_AUTH_ERROR": "config",
+    "UNAUTHENTICATED": "config",
+    "PERMISSION_DENIED": "config",
+}
+
+
+def classify_twilio(status: int | None, code: int | None) -> Kind:
+    """By Twilio code first; unknown codes by HTTP status (5xx/429 retry, other 4xx do not)."""
+    if code is not None:
+        if code in TWILIO_PERMANENT:
+            return "permanent"
+        if code in TWILIO_CONFIG:
+            return "config"
+        if code in TWILIO_TRANSIENT:
+            return "transient"
+    if status is None or status == 429 or status >= 500:
+        return "transient"
+    if status in (401, 403):
+        return "config"
+    return "permanent"
+
+
+def classify_fcm(code: str, status: int | None = None) -> Kind:
+    if code in FCM_KINDS:
+        return FCM_KINDS[code]
+    if status is None or status == 429 or status >= 500:
+        return "transient"
+    return "permanent"
+
+
+def backoff(
+    attempt: int,
+    *,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Exponential backoff with full jitter; a provider's Retry-After is a floor, not a hint."""
+    ceiling = min(cap, base * 2 ** max(0, attempt - 1))
+    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, cap))
+    return delay
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (the HTTP-date form is rare for these APIs and ignored)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,134 @@
+"""One provider attempt for one notification: claim, call, record, decide whether to retry."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+from consumer import logs
+from consumer.outage import TRANSIENT
+from consumer.rendering import mask
+from schemas import (
+    Channel,
+    ConfigurationError,
+    DeliveryError,
+    Notification,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from tasks import metrics
+from tasks.classification import backoff
+from tasks.runtime import Runtime
+
+log = logs.get("delivery")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # sent | failed | retried | skipped
+    code: str | None = None
+    retry_in: float | None = None
+
+
+def _call_provider(rt: Runtime, row: Notification) -> str:
+    if row.channel is Channel.SMS:
+        return rt.sms.send(row.recipient, row.body)
+    data = {str(k): str(v) for k, v in (row.data or {}).items()}
+    return rt.push.send(row.recipient, row.title, row.body, data or None)
+
+
+def _durably(rt: Runtime, fn: object) -> None:
+    """Recording an outcome must survive a short Postgres blip: the provider call already ran."""
+    for attempt in Retrying(
+        retry=retry_if_exception_type(TRANSIENT),
+        wait=wait_exponential_jitter(initial=0.2, max=5),
+        stop=stop_after_delay(120),
+        reraise=True,
+    ):
+        with attempt:
+            rt.db.run(fn)  # type: ignore[arg-type]
+
+
+def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
+    row = rt.db.run(lambda store: store.claim(notification_id))
+    if row is None:
+        log.info(
+            "skipped: not pending (duplicate task or already final)",
+            extra=logs.fields(notification_id=notification_id, channel=channel.value),
+        )
+        return Outcome("skipped")
+    ctx = {
+        "notification_id": row.id,
+        "event_id": row.event_id,
+        "rule": row.rule,
+        "channel": row.channel.value,
+        "recipient": mask(row.recipient),
+        "attempt": row.attempts,
+    }
+    started = time.perf_counter()
+    try:
+        provider_id = _call_provider(rt, row)
+    except DeliveryError as exc:
+        metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+        return _failed(rt, row, exc, ctx)
+    except Exception as exc:  # noqa: BLE001 - an SDK surprise is retried, never lost
+        metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+        wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
+        return _failed(rt, row, wrapped, ctx)
+    metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+    _durably(
+        rt,
+        lambda store: store.finish(
+            row, status="sent", outcome="sent", provider_message_id=provider_id
+        ),
+    )
+    metrics.NOTIFICATIONS.labels(row.channel.value, "sent").inc()
+    metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
+    log.info("sent", extra=logs.fields(**ctx, provider_message_id=provider_id))
+    return Outcome("sent")
+
+
+def _failed(rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object]) -> Outcome:
+    s = rt.settings
+    channel = row.channel.value
+    kind = (
+        "transient"
+        if isinstance(exc, TransientDeliveryError)
+        else ("config" if isinstance(exc, ConfigurationError) else "permanent")
+    )
+    metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
+    retry = isinstance(exc, TransientDeliveryError) and row.attempts < s.max_send_attempts
+    status = "pending" if retry else "failed"
+    outcome = f"{kind}_error"
+    _durably(
+        rt,
+        lambda store: store.finish(
+            row, status=status, outcome=outcome, error_code=exc.code, error_message=exc.message
+        ),
+    )
+    if retry:
+        assert isinstance(exc, TransientDeliveryError)
+        delay = backoff(
+            row.attempts,
+            base=s.retry_base_seconds,
+            cap=s.retry_max_seconds,
+            retry_after=exc.retry_after,
+        )
+        metrics.NOTIFICATIONS.labels(channel, "retried").inc()
+        metrics.RETRIES.labels(channel, exc.code).inc()
+        log.warning(
+            "transient error; retrying",
+            extra=logs.fields(**ctx, error_code=exc.code, retry_in=round(delay, 2)),
+        )
+        return Outcome("retried", exc.code, delay)
+    metrics.NOTIFICATIONS.labels(channel, "failed").inc()
+    metrics.ATTEMPTS.labels(channel).observe(row.attempts)
+    level = log.error if isinstance(exc, ConfigurationError) else log.warning
+    reason = "configuration error: operators must act" if kind == "config" else "failed"
+    level(reason, extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
+    return Outcome("failed", exc.code)
+
+
+__all__ = ["Outcome", "PermanentDeliveryError", "deliver"]

@@ -1,0 +1,1 @@
+"""Provider wrappers: the only code that talks to Twilio and FCM."""

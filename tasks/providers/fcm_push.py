@@ -1,0 +1,94 @@
+"""Push through the official firebase-admin SDK (FCM v1), pointed at FCM_API_URL when set."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import firebase_admin
+import requests
+from firebase_admin import credentials, exceptions, messaging
+from google.auth import exceptions as auth_exceptions
+
+from consumer.settings import Settings
+from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from tasks.classification import classify_fcm, retry_after_seconds
+
+FCM_BASE = "https://fcm.googleapis.com"
+_ERROR_CODES: dict[type[Exception], str] = {
+    messaging.UnregisteredError: "UNREGISTERED",
+    messaging.SenderIdMismatchError: "SENDER_ID_MISMATCH",
+    messaging.QuotaExceededError: "QUOTA_EXCEEDED",
+    messaging.ThirdPartyAuthError: "THIRD_PARTY_AUTH_ERROR",
+}
+
+
+class FcmPush:
+    """A firebase app per process, built on first use (never at import: Celery forks)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._app: firebase_admin.App | None = None
+        self._lock = threading.Lock()
+
+    def _get_app(self) -> firebase_admin.App:
+        with self._lock:
+            if self._app is None:
+                self._app = self._build()
+            return self._app
+
+    def _build(self) -> firebase_admin.App:
+        s = self.settings
+        try:
+            cred = credentials.Certificate(s.google_credentials)
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                "config_error", f"cannot load GOOGLE_APPLICATION_CREDENTIALS: {type(exc).__name__}"
+            ) from None
+        app = firebase_admin.initialize_app(
+            cred, {"httpTimeout": s.provider_timeout_seconds}, name=f"notify-{os.getpid()}"
+        )
+        if s.fcm_api_url != FCM_BASE:
+            # firebase-admin has no public option for the FCM host; it is one private attribute.
+            service = messaging._get_messaging_service(app)
+            service._fcm_url = f"{s.fcm_api_url}/v1/projects/{app.project_id}/messages:send"
+            adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=64)
+            service._client.session.mount(s.fcm_api_url, adapter)
+        return app
+
+    def send(self, token: str, title: str | None, body: str, data: dict[str, str] | None) -> str:
+        """Return the FCM message name, or raise a DeliveryError subclass."""
+        # firebase-admin 7 deprecates `token=` for `fid=` (same registration, new field name).
+        message = messaging.Message(
+            fid=token,
+            notification=messaging.Notification(title=title, body=body),
+            data=data or None,
+        )
+        try:
+            return str(messaging.send(message, app=self._get_app()))
+        except exceptions.FirebaseError as exc:
+            raise _firebase_error(exc) from None
+        except auth_exceptions.RefreshError as exc:
+            raise ConfigurationError("auth_error", str(exc)[:300]) from None
+        except auth_exceptions.TransportError as exc:
+            raise TransientDeliveryError("connection_error", str(exc)[:300]) from None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._app is not None:
+                firebase_admin.delete_app(self._app)
+                self._app = None
+
+
+def _firebase_error(exc: exceptions.FirebaseError) -> Exception:
+    code = next((c for t, c in _ERROR_CODES.items() if isinstance(exc, t)), str(exc.code))
+    response = exc.http_response
+    status = response.status_code if response is not None else None
+    kind = classify_fcm(code, status)
+    message = str(exc)[:500]
+    if kind == "transient":
+        header = response.headers.get("Retry-After") if response is not None else None
+        return TransientDeliveryError(code, message, retry_after_seconds(header))
+    if kind == "config":
+        return ConfigurationError(code, message)
+    return PermanentDeliveryError(code, message)

@@ -1,0 +1,50 @@
+"""Per-process clients for the workers, built on first use and rebuilt after fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from consumer.settings import Settings
+from tasks.db import StoreRunner
+from tasks.providers.fcm_push import FcmPush
+from tasks.providers.twilio_sms import TwilioSms
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: StoreRunner
+    sms: TwilioSms
+    push: FcmPush
+    pid: int
+
+
+_lock = threading.Lock()
+_current: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _current
+    with _lock:
+        if _current is None or _current.pid != os.getpid():
+            settings = Settings.from_env()
+            _current = Runtime(
+                settings=settings,
+                db=StoreRunner(settings.database_url),
+                sms=TwilioSms(settings),
+                push=FcmPush(settings),
+                pid=os.getpid(),
+            )
+        return _current
+
+
+def reset() -> None:
+    """Forget this process's clients (tests, and worker shutdown)."""
+    global _current
+    with _lock:
+        if _current is not None and _current.pid == os.getpid():
+            _current.db.close()
+            _current.push.close()
+        _current = None

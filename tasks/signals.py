@@ -1,0 +1,40 @@
+"""Worker lifecycle hooks: logging, metrics endpoint, per-process client reset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import signals
+
+from consumer import logs
+from consumer.settings import Settings
+from tasks import metrics, runtime
+
+
+@signals.worker_init.connect
+def _worker_init(**_: Any) -> None:
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    metrics.reset_multiprocess_dir()
+    metrics.serve(settings.worker_metrics_port)
+
+
+@signals.beat_init.connect
+def _beat_init(**_: Any) -> None:
+    logs.configure(Settings.from_env().log_level)
+
+
+@signals.worker_process_init.connect
+def _child_init(**_: Any) -> None:
+    runtime.reset()  # never reuse the parent's sockets after fork
+
+
+@signals.worker_process_shutdown.connect
+def _child_exit(pid: int | None = None, **_: Any) -> None:
+    if pid is not None:
+        metrics.child_exited(pid)
+
+
+@signals.worker_shutdown.connect
+def _worker_shutdown(**_: Any) -> None:
+    runtime.reset()

@@ -1,0 +1,136 @@
+"""Integration fixtures: a throwaway database, unique stream and queue names, the emulators."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from consumer.store import ensure_database
+from sandbox import Sandbox
+from sandbox.credentials import write_service_account
+from tests.conftest import DATABASE_URL, REDIS_URL, require_services
+from tests.integration import processes
+
+pytestmark = pytest.mark.integration
+
+
+def _with_db(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A fresh database per test session, dropped at the end."""
+    require_services()
+    name = f"notify_test_{uuid.uuid4().hex[:8]}"
+    url = _with_db(DATABASE_URL, name)
+    asyncio.run(ensure_database(url))
+    yield url
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(_with_db(DATABASE_URL, "postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture(scope="session")
+def service_account(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("creds") / "serviceAccountKey.json"
+    return write_service_account(path, sandbox.token_uri, project_id="test-project")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    require_services()
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def rules_file(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "rules.yaml"
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def pipeline_env(
+    database_url: str,
+    sandbox: Sandbox,
+    service_account: Path,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> Iterator[dict[str, str]]:
+    """Environment for one test's processes: unique stream, group, queue; cleaned up after."""
+    sandbox.reset()
+    tag = uuid.uuid4().hex[:8]
+    stream, queue = f"test-events-{tag}", f"test-q-{tag}"
+    env = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "CELERY_BROKER_URL": REDIS_URL,
+        "CELERY_RESULT_BACKEND": REDIS_URL,
+        "DATABASE_URL": database_url,
+        "NOTIFY_STREAM": stream,
+        "NOTIFY_GROUP": "notifications",
+        "NOTIFY_TASK_QUEUE": queue,
+        "NOTIFY_RULES": str(tmp_path / "rules.yaml"),
+        "NOTIFY_METRICS_PORT": "0",
+        "NOTIFY_WORKER_METRICS_PORT": "0",
+        "NOTIFY_RULES_POLL_SECONDS": "0.2",
+        "NOTIFY_BLOCK_MS": "200",
+        "NOTIFY_RETRY_BASE_SECONDS": "0.05",
+        "NOTIFY_RETRY_MAX_SECONDS": "0.5",
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_AUTH_TOKEN": "test-auth-token",
+        "TWILIO_PHONE_NUMBER": "+15005550006",
+        "TWILIO_API_URL": sandbox.url,
+        "GOOGLE_APPLICATION_CREDENTIALS": str(service_account),
+        "FCM_API_URL": sandbox.url,
+        "NOTIFY_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    yield env
+    keys = [stream, f"{stream}.dlq", queue, f"_kombu.binding.{queue}"]
+    redis_client.delete(*keys)
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Callable[[processes.Process], processes.Process]]:
+    """Start processes through this; every one is stopped at teardown, and its log kept."""
+    started: list[processes.Process] = []
+
+    def start(proc: processes.Process) -> processes.Process:
+        started.append(proc.start())
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+    keep = os.environ.get("NOTIFY_TEST_LOGS")
+    if keep:
+        shutil.copytree(tmp_path, Path(keep) / tmp_path.name, dirs_exist_ok=True)

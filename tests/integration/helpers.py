@@ -1,0 +1,88 @@
+"""Small helpers shared by integration tests: publishing, reading rows."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+import redis
+
+RULES = """
+rules:
+  - name: delay-sms
+    on: shipment.delayed
+    when: data.delay_minutes >= 30
+    channel: sms
+    to: "{{ data.customer.phone }}"
+    body: >-
+      Hi {{ data.customer.name }}, shipment {{ data.shipment_id }}
+      is {{ data.delay_minutes }} min late.
+  - name: delay-push
+    on: shipment.delayed
+    channel: push
+    to: "{{ data.customer.push_tokens }}"
+    title: "Shipment delayed"
+    body: "Shipment {{ data.shipment_id }} delayed"
+"""
+
+
+def shipment(n: int, delay: int = 45, tokens: int = 1) -> dict[str, Any]:
+    return {
+        "shipment_id": f"SHP-{n}",
+        "delay_minutes": delay,
+        "customer": {
+            "name": f"Customer {n}",
+            "phone": f"+1415555{n:04d}",
+            "push_tokens": [f"tok-{n}-{i}" for i in range(tokens)],
+        },
+    }
+
+
+def publish(
+    client: redis.Redis,
+    stream: str,
+    event_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    subject: str | None = None,
+) -> None:
+    fields = {"id": event_id, "type": event_type, "data": json.dumps(data)}
+    if subject:
+        fields["subject"] = subject
+    client.xadd(stream, fields)  # type: ignore[arg-type]
+
+
+def rows(database_url: str, where: str = "true", *args: Any) -> list[dict[str, Any]]:
+    async def fetch() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [
+                dict(r)
+                for r in await conn.fetch(
+                    f"SELECT * FROM notifications WHERE {where} ORDER BY id", *args
+                )
+            ]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def attempts(database_url: str, notification_id: int) -> list[dict[str, Any]]:
+    async def fetch() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [
+                dict(r)
+                for r in await conn.fetch(
+                    "SELECT * FROM notification_attempts WHERE notification_id = $1"
+                    " ORDER BY attempt",
+                    notification_id,
+                )
+            ]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
