@@ -27,6 +27,9 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
+    # pg_terminate_backend, a restart or a failover: the server ended our session.
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
 )
 
 

@@ -33,7 +33,7 @@ RETURNING id, channel, status, idempotency_key
 """
 
 _COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
-    data, status, attempts, provider_message_id, error_code, send_at"""
+    data, status, attempts, provider_message_id, error_code, send_at, updated_at"""
 
 
 def glob_to_posix(pattern: str) -> str:
@@ -239,21 +239,54 @@ class OutcomeStore:
         )
         return [(r["id"], r["channel"]) for r in records]
 
-    async def resolve_stuck_sending(self, *, older_than: float, limit: int) -> list[int]:
-        """Rows left `sending` by a dead worker: the provider may have accepted; never resend."""
+    async def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
+        """Rows a worker claimed and never finished: it died between claim and record."""
         records = await self.pool.fetch(
-            """WITH stuck AS (
-                   SELECT id FROM notifications
-                   WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
-                   ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-               UPDATE notifications n SET status = 'failed', updated_at = now(),
-                   error_code = 'outcome_unknown',
-                   error_message = 'worker stopped during the provider call; not resent'
-               FROM stuck WHERE n.id = stuck.id RETURNING n.id""",
+            f"""SELECT {_COLUMNS} FROM notifications
+                WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
+                ORDER BY updated_at LIMIT $2""",
             older_than,
             limit,
         )
-        return [r["id"] for r in records]
+        return [_row(r) for r in records]
+
+    async def resolve_sending(
+        self,
+        row: Notification,
+        *,
+        status: str,
+        outcome: str,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """Settle a stuck row, unless someone touched it since we looked (then leave it)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                """UPDATE notifications SET status = $3, updated_at = now(),
+                       provider_message_id = COALESCE($4, provider_message_id),
+                       error_code = $5, error_message = $6
+                   WHERE id = $1 AND status = 'sending' AND updated_at = $2 RETURNING id""",
+                row.id,
+                row.updated_at,
+                status,
+                provider_message_id,
+                error_code,
+                error_message,
+            )
+            if done is None:
+                return False
+            await conn.execute(
+                """UPDATE notification_attempts SET finished_at = now(), outcome = $3,
+                       error_code = $4, provider_message_id = $5
+                   WHERE notification_id = $1 AND attempt = $2 AND finished_at IS NULL""",
+                row.id,
+                row.attempts,
+                outcome,
+                error_code,
+                provider_message_id,
+            )
+        return True
 
     async def delete_older_than(self, *, days: float, limit: int) -> int:
         result = await self.pool.execute(

@@ -70,3 +70,4 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     provider_message_id: str | None
     error_code: str | None
     send_at: datetime | None
+    updated_at: datetime | None = None

@@ -2,16 +2,58 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Task
 
+from consumer import logs
+from consumer.outage import TRANSIENT
 from schemas import Channel
 from tasks.celery_app_instance import app
+from tasks.classification import backoff
 from tasks.delivery import deliver
 from tasks.runtime import runtime
 
+log = logs.get("tasks")
+
+
+class _Outage:
+    """Log a database outage once when it starts and once when it ends, not per task."""
+
+    since: float | None = None
+
+    @classmethod
+    def started(cls, exc: BaseException) -> None:
+        if cls.since is None:
+            cls.since = time.monotonic()
+            log.warning(
+                "postgres unavailable; tasks will retry",
+                extra=logs.fields(error=f"{type(exc).__name__}: {exc}"),
+            )
+
+    @classmethod
+    def ended(cls) -> None:
+        if cls.since is not None:
+            log.warning(
+                "postgres is back",
+                extra=logs.fields(outage_seconds=round(time.monotonic() - cls.since, 2)),
+            )
+            cls.since = None
+
 
 def _run(task: Task, notification_id: int, channel: Channel) -> str:
-    outcome = deliver(runtime(), int(notification_id), channel)
+    rt = runtime()
+    try:
+        outcome = deliver(rt, int(notification_id), channel)
+    except TRANSIENT as exc:
+        # Nothing was recorded, so nothing was sent: try the whole task again later.
+        _Outage.started(exc)
+        s = rt.settings
+        delay = backoff(
+            task.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds
+        )
+        raise task.retry(countdown=delay, max_retries=None) from exc
+    _Outage.ended()
     if outcome.retry_in is not None:
         # The row is back to `pending`; the retried task claims it again.
         raise task.retry(countdown=outcome.retry_in, max_retries=None)

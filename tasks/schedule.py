@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from consumer import logs
+from schemas import Channel, Notification
 from tasks.celery_app_instance import app
-from tasks.runtime import runtime
+from tasks.runtime import Runtime, runtime
 
 log = logs.get("schedule")
 _TASKS = {"sms": "tasks.send_sms", "push": "tasks.send_push"}
@@ -46,19 +48,65 @@ def dispatch_due() -> int:
 
 @app.task(name="tasks.sweep", ignore_result=True)
 def sweep() -> dict[str, int]:
-    """Re-enqueue lost `pending` rows; resolve rows a dead worker left `sending`."""
+    """Re-enqueue lost `pending` rows; settle rows a dead worker left `sending`."""
     rt = runtime()
     s = rt.settings
     requeued = rt.db.run(lambda st: st.stuck_pending(older_than=s.stuck_seconds, limit=BATCH))
     enqueue(requeued)
-    resolved = rt.db.run(
-        lambda st: st.resolve_stuck_sending(older_than=s.stuck_seconds, limit=BATCH)
-    )
-    if requeued or resolved:
-        log.warning(
-            "sweeper acted", extra=logs.fields(requeued=len(requeued), resolved=len(resolved))
+    stuck = rt.db.run(lambda st: st.stuck_sending(older_than=s.stuck_seconds, limit=BATCH))
+    counts = Counter(settle(rt, row) for row in stuck)
+    if requeued or stuck:
+        log.warning("sweeper acted", extra=logs.fields(requeued=len(requeued), **counts))
+    return {"requeued": len(requeued), **counts}
+
+
+def settle(rt: Runtime, row: Notification) -> str:
+    """The one unrecorded window: the provider may have accepted before the worker died.
+
+    SMS: ask Twilio for a message with this body to this number since the claim; found ->
+    `sent` with its SID, not found -> `pending` again (safe to send). Push: FCM has no
+    lookup, so the row fails as `outcome_unknown` rather than risk a second push.
+    """
+    if row.channel is Channel.SMS:
+        since = (row.updated_at or datetime.now(UTC)) - timedelta(minutes=5)
+        try:
+            sid = rt.sms.find_sent(row.recipient, row.body, since)
+        except Exception as exc:  # noqa: BLE001 - try again at the next sweep
+            log.warning(
+                "reconciliation lookup failed",
+                extra=logs.fields(
+                    notification_id=row.id, error=f"{type(exc).__name__}: {exc}"[:300]
+                ),
+            )
+            return "deferred"
+        if sid is not None:
+            rt.db.run(
+                lambda st: st.resolve_sending(
+                    row, status="sent", outcome="reconciled", provider_message_id=sid
+                )
+            )
+            return "reconciled"
+        if rt.db.run(
+            lambda st: st.resolve_sending(
+                row,
+                status="pending",
+                outcome="not_received",
+                error_code="worker_lost",
+                error_message="worker stopped before the provider call",
+            )
+        ):
+            enqueue([(row.id, row.channel.value)])
+        return "resent"
+    rt.db.run(
+        lambda st: st.resolve_sending(
+            row,
+            status="failed",
+            outcome="unknown",
+            error_code="outcome_unknown",
+            error_message="worker stopped during the provider call; not resent",
         )
-    return {"requeued": len(requeued), "resolved": len(resolved)}
+    )
+    return "unknown"
 
 
 @app.task(name="tasks.purge", ignore_result=True)
