@@ -159,7 +159,7 @@ async def test_cancel_and_dispatch_race_safely(store: OutcomeStore) -> None:
         for i in range(50)
     ]
     await store.insert(notes)
-    dispatched, cancelled = await asyncio.gather(
+    _, cancelled = await asyncio.gather(
         store.dispatch_due(now=now, stale_seconds=3600, limit=1000),
         store.cancel([("stop", "shipment.delivered", f"S-{tag}")]),
     )
