@@ -28,7 +28,10 @@ class _Formatter(logging.Formatter):
         self.as_json = as_json
 
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = dict(getattr(record, "fields", {}))
+        fields: dict[str, Any] = {
+            k: scrub(v) if isinstance(v, str) else v
+            for k, v in getattr(record, "fields", {}).items()
+        }
         message = scrub(record.getMessage())
         if record.exc_info:
             fields["exc"] = scrub(self.formatException(record.exc_info))

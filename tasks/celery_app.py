@@ -34,7 +34,7 @@ def make_app(settings: Settings | None = None) -> Celery:
             },
             "sweep": {
                 "task": "tasks.sweep",
-                "schedule": timedelta(seconds=max(5.0, min(60.0, s.stuck_seconds / 4))),
+                "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
             },
             "purge": {"task": "tasks.purge", "schedule": timedelta(hours=1)},
         },

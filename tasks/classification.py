@@ -99,12 +99,17 @@ def backoff(
     cap: float,
     retry_after: float | None = None,
     rng: random.Random | None = None,
+    retry_after_cap: float | None = None,
 ) -> float:
-    """Exponential backoff with full jitter; a provider's Retry-After is a floor, not a hint."""
+    """Exponential backoff with jitter; a provider's Retry-After is a floor, not a hint.
+
+    Retry-After may exceed `cap` up to `retry_after_cap` (the broker's visibility timeout
+    bounds how long a countdown can safely be held).
+    """
     ceiling = min(cap, base * 2 ** max(0, attempt - 1))
     delay = (rng or random).uniform(ceiling / 2, ceiling)
     if retry_after is not None:
-        delay = max(delay, min(retry_after, cap))
+        delay = max(delay, min(retry_after, cap if retry_after_cap is None else retry_after_cap))
     return delay
 
 

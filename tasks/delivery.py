@@ -115,6 +115,7 @@ def _failed(rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, o
             base=s.retry_base_seconds,
             cap=s.retry_max_seconds,
             retry_after=exc.retry_after,
+            retry_after_cap=s.visibility_timeout_seconds / 2,
         )
         metrics.NOTIFICATIONS.labels(channel, "retried").inc()
         metrics.RETRIES.labels(channel, exc.code).inc()

@@ -1,0 +1,127 @@
+"""Provider error storms against the real SDKs: retried when transient, stopped when not."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+import redis
+
+from sandbox import Sandbox
+from tests.integration import processes
+from tests.integration.helpers import RULES, attempts, publish, rows, shipment
+
+pytestmark = pytest.mark.integration
+Start = Callable[[processes.Process], processes.Process]
+
+
+@pytest.fixture
+def running(
+    pipeline_env: dict[str, str], rules_file: Callable[[str], Path], procs: Start, tmp_path: Path
+) -> dict[str, str]:
+    rules_file(RULES)
+    pipeline_env["NOTIFY_MAX_SEND_ATTEMPTS"] = "4"
+    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
+    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
+    return pipeline_env
+
+
+def settled(database_url: str, prefix: str, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        found = rows(database_url, "event_id LIKE $1", prefix + "%")
+        return len(found) == count and all(r["status"] in ("sent", "failed") for r in found)
+
+    return check
+
+
+def test_429_then_success_is_retried_with_the_providers_delay(
+    running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
+) -> None:
+    sandbox.queue_errors("sms", [{"status": 429, "code": 20429, "retry_after": 1}] * 2)
+    stream = running["NOTIFY_STREAM"]
+    publish(redis_client, stream, f"r429-{stream}", "shipment.delayed", shipment(1, tokens=0))
+    processes.wait_until(settled(database_url, f"r429-{stream}", 1), message="settled")
+    [row] = rows(database_url, "event_id = $1", f"r429-{stream}")
+    assert (row["status"], row["attempts"]) == ("sent", 3)
+    tries = attempts(database_url, row["id"])
+    assert [(a["outcome"], a["error_code"]) for a in tries] == [
+        ("transient_error", "20429"),
+        ("transient_error", "20429"),
+        ("sent", None),
+    ]
+    # Retry-After (1 s) is a floor on the wait between attempts.
+    gaps = [(b["started_at"] - a["finished_at"]).total_seconds() for a, b in pairwise(tries)]
+    assert all(g >= 0.95 for g in gaps)
+    assert [m.to for m in sandbox.messages("sms")] == ["+14155550001"]
+
+
+def test_a_burst_of_503s_is_ridden_out_and_nothing_is_duplicated(
+    running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
+) -> None:
+    sandbox.storm("push", 6, {"status": 503, "fcm_status": "UNAVAILABLE"})
+    sandbox.storm("sms", 6, {"status": 503})
+    stream = running["NOTIFY_STREAM"]
+    for n in range(1, 6):
+        publish(redis_client, stream, f"s503-{stream}-{n}", "shipment.delayed", shipment(n))
+    processes.wait_until(settled(database_url, f"s503-{stream}", 10), timeout=60, message="settled")
+    assert Counter(m.to for m in sandbox.messages("sms")) == Counter(
+        f"+1415555{n:04d}" for n in range(1, 6)
+    )
+    assert Counter(m.to for m in sandbox.messages("push")) == Counter(
+        f"tok-{n}-0" for n in range(1, 6)
+    )
+    found = rows(database_url, "event_id LIKE $1", f"s503-{stream}%")
+    assert all(r["status"] == "sent" for r in found)
+    assert sum(r["attempts"] for r in found) == 10 + 12  # every failed call was one attempt
+
+
+def test_permanent_errors_fail_at_once_with_the_providers_code(
+    running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
+) -> None:
+    sandbox.fail_recipient("+14155550021", {"status": 400, "code": 21610})
+    sandbox.fail_recipient("tok-21-0", {"error_code": "UNREGISTERED"})
+    sandbox.fail_recipient("tok-22-0", {"error_code": "INVALID_ARGUMENT"})
+    stream = running["NOTIFY_STREAM"]
+    publish(redis_client, stream, f"perm-{stream}-1", "shipment.delayed", shipment(21))
+    publish(redis_client, stream, f"perm-{stream}-2", "shipment.delayed", shipment(22, tokens=1))
+    processes.wait_until(settled(database_url, f"perm-{stream}", 4), message="settled")
+    found = {
+        (r["channel"], r["recipient"]): r
+        for r in rows(database_url, "event_id LIKE $1", f"perm-{stream}%")
+    }
+    sms = found[("sms", "+14155550021")]
+    assert (sms["status"], sms["error_code"], sms["attempts"]) == ("failed", "21610", 1)
+    push = found[("push", "tok-21-0")]
+    assert (push["status"], push["error_code"], push["attempts"]) == ("failed", "UNREGISTERED", 1)
+    bad = found[("push", "tok-22-0")]
+    assert (bad["status"], bad["error_code"], bad["attempts"]) == ("failed", "INVALID_ARGUMENT", 1)
+    assert found[("sms", "+14155550022")]["status"] == "sent"
+
+
+def test_transient_errors_stop_after_the_maximum_attempts(
+    running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
+) -> None:
+    sandbox.fail_recipient("+14155550031", {"status": 503})
+    stream = running["NOTIFY_STREAM"]
+    publish(redis_client, stream, f"max-{stream}", "shipment.delayed", shipment(31, tokens=0))
+    processes.wait_until(settled(database_url, f"max-{stream}", 1), timeout=60, message="settled")
+    [row] = rows(database_url, "event_id = $1", f"max-{stream}")
+    assert (row["status"], row["error_code"], row["attempts"]) == ("failed", "20503", 4)
+    assert len(attempts(database_url, row["id"])) == 4
+    assert sandbox.messages("sms") == []
+
+
+def test_invalid_numbers_never_reach_the_provider(
+    running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
+) -> None:
+    stream = running["NOTIFY_STREAM"]
+    data = shipment(41, tokens=0)
+    data["customer"]["phone"] = "12345"  # type: ignore[index]
+    publish(redis_client, stream, f"inv-{stream}", "shipment.delayed", data)
+    processes.wait_until(settled(database_url, f"inv-{stream}", 1), message="settled")
+    [row] = rows(database_url, "event_id = $1", f"inv-{stream}")
+    assert (row["status"], row["error_code"], row["attempts"]) == ("failed", "invalid_recipient", 0)
+    assert sandbox.requests("sms") == []
