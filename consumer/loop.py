@@ -210,7 +210,12 @@ class Consumer:
                     lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False)
                 )
             if entries:
-                await self.handle(entries)
+                try:
+                    await self.handle(entries)
+                except Exception:  # entries stay pending and are reclaimed later
+                    log.exception("batch failed; its entries will be redelivered")
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
         log.info("consumer stopped", extra=logs.fields(consumer=self.stream.consumer))
 
     async def sample(self) -> None:

@@ -30,6 +30,8 @@ TRANSIENT: tuple[type[BaseException], ...] = (
     # pg_terminate_backend, a restart or a failover: the server ended our session.
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # asyncpg's state after the server killed an idle pooled connection; a retry gets a new one.
+    asyncpg.InternalClientError,
 )
 
 

@@ -86,3 +86,16 @@ def attempts(database_url: str, notification_id: int) -> list[dict[str, Any]]:
             await conn.close()
 
     return asyncio.run(fetch())
+
+
+def count(database_url: str, where: str = "true", *args: Any) -> int:
+    async def fetch() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return int(
+                await conn.fetchval(f"SELECT count(*) FROM notifications WHERE {where}", *args)
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())

@@ -18,7 +18,7 @@ def wait_until(
     predicate: Callable[[], object],
     timeout: float = 30.0,
     interval: float = 0.05,
-    message: str = "condition",
+    message: str | Callable[[], str] = "condition",
 ) -> None:
     """Bounded polling instead of sleeps: returns as soon as the predicate holds."""
     deadline = time.monotonic() + timeout
@@ -26,7 +26,8 @@ def wait_until(
         if predicate():
             return
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {message}")
+    text = message() if callable(message) else message
+    raise TimeoutError(f"timed out after {timeout}s waiting for {text}")
 
 
 class Process:
