@@ -1,0 +1,146 @@
+"""What operators touch: /metrics on consumer and worker, `notify status`, `notify dlq`."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from sandbox import Sandbox
+from tests.integration import processes
+from tests.integration.helpers import RULES, publish, shipment
+
+pytestmark = pytest.mark.integration
+Start = Callable[[processes.Process], processes.Process]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(processes.BIN / "notify"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_metrics_status_and_dead_letter_replay(
+    pipeline_env: dict[str, str],
+    rules_file: Callable[[str], Path],
+    procs: Start,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    sandbox: Sandbox,
+) -> None:
+    rules_file(RULES)
+    env = {
+        **pipeline_env,
+        "NOTIFY_METRICS_PORT": str(free_port()),
+        "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
+    }
+    stream, group = env["NOTIFY_STREAM"], env["NOTIFY_GROUP"]
+    assert notify(env, "status").returncode != 0  # no group yet: non-zero, with a reason
+    procs(processes.worker(env, tmp_path)).wait_for_log("ready")
+    procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
+    for n in range(3):
+        publish(redis_client, stream, f"ops-{stream}-{n}", "shipment.delayed", shipment(n))
+    publish(
+        redis_client,
+        stream,
+        f"ops-{stream}-cold",
+        "shipment.delayed",
+        shipment(9, delay=5, tokens=0),
+    )  # matches no rule's condition
+    publish(redis_client, stream, f"ops-{stream}-0", "shipment.delayed", shipment(0))  # again
+    redis_client.xadd(stream, {"id": "broken", "type": "shipment.delayed", "data": "[]"})
+    sandbox.wait_for(6, timeout=30)
+
+    consumer_port = int(env["NOTIFY_METRICS_PORT"])
+    processes.wait_until(
+        lambda: (
+            value(scrape(consumer_port), "notify_stream_pending", stream=stream, group=group) == 0
+            and value(
+                scrape(consumer_port),
+                "notify_events_total",
+                type="shipment.delayed",
+                outcome="routed",
+            )
+            == 3
+        ),
+        timeout=15,
+        message="consumer metrics",
+    )
+    c = scrape(consumer_port)
+    assert value(c, "notify_events_total", type="shipment.delayed", outcome="duplicate") == 1
+    assert value(c, "notify_events_total", type="shipment.delayed", outcome="unmatched") == 1
+    assert value(c, "notify_dead_letters_total", reason="not_object") == 1
+    assert value(c, "notify_stream_lag", stream=stream, group=group) == 0
+    assert value(c, "notify_stream_lag_unknown", stream=stream, group=group) == 0
+    assert any(name == "notify_rules_info" for name, _ in c)
+
+    worker_port = int(env["NOTIFY_WORKER_METRICS_PORT"])
+    processes.wait_until(
+        lambda: (
+            value(scrape(worker_port), "notify_notifications_total", channel="push", status="sent")
+            == 3
+        ),
+        timeout=15,
+        message="worker metrics",
+    )
+    w = scrape(worker_port)
+    assert value(w, "notify_notifications_total", channel="sms", status="sent") == 3
+    assert value(w, "notify_send_seconds_count", channel="sms") == 3
+
+    status = notify(env, "status", "--json")
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert (report["length"], report["lag"], report["pending"], report["dead_letters"]) == (
+        6,
+        0,
+        0,
+        1,
+    )
+    assert report["notifications_last_hour"]["sent"] >= 6
+
+    listed = notify(env, "dlq", "list", "--json")
+    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert letter["reason"] == "not_object"
+    replayed = notify(env, "dlq", "replay", letter["id"])
+    assert replayed.returncode == 0 and "replayed 1" in replayed.stdout
+    # The replayed entry is still malformed, so it comes back as a new dead letter.
+    processes.wait_until(
+        lambda: (
+            redis_client.xlen(f"{stream}.dlq") == 1
+            and redis_client.xrange(f"{stream}.dlq")[0][0].decode() != letter["id"]
+        ),
+        message="replayed entry dead-lettered again",
+    )
