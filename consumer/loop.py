@@ -40,6 +40,20 @@ def consumer_name() -> str:
 
 
 @dataclass
+class Prepared:
+    """A routed batch waiting to be written: rows, cancellations, acks and dead letters."""
+
+    started: float
+    size: int
+    acks: list[str] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    rows: list[NewNotification] = field(default_factory=list)
+    cancels: list[tuple[str, str, str]] = field(default_factory=list)
+    per_event: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    redelivered: set[str] = field(default_factory=set)
+
+
+@dataclass
 class BatchResult:
     acked: int = 0
     dead: int = 0
@@ -69,24 +83,21 @@ class Consumer:
 
     async def handle(self, entries: list[Entry]) -> BatchResult:
         """Ack an entry only after its rows are committed and its tasks published."""
-        started = time.perf_counter()
+        return await self.commit(self.prepare(entries))
+
+    def prepare(self, entries: list[Entry]) -> Prepared:
+        """The CPU half of a batch: decode, route, render. No I/O."""
+        batch = Prepared(started=time.perf_counter(), size=len(entries))
         now = datetime.now(UTC)
-        result = BatchResult()
         ruleset = self.rules.current
         cancel_types = ruleset.cancelling_types()
-        acks: list[str] = []
-        dead: list[DeadLetter] = []
-        rows: list[NewNotification] = []
-        cancels: list[tuple[str, str, str]] = []
-        per_event: list[tuple[str, str, list[str]]] = []
-        redelivered: set[str] = set()
         for entry in entries:
             if entry.fields is None:
-                acks.append(entry.id)  # deleted while pending: nothing to do
+                batch.acks.append(entry.id)  # deleted while pending: nothing to do
                 continue
             if entry.deliveries > self.settings.max_deliveries:
                 detail = self._last_errors.pop(entry.id, "no error recorded (consumer stopped)")
-                dead.append(
+                batch.dead.append(
                     DeadLetter(
                         entry.id,
                         entry.fields,
@@ -99,7 +110,7 @@ class Consumer:
             try:
                 event = decode_entry(entry.id, entry.fields, self.settings.max_event_bytes)
             except EventError as exc:
-                dead.append(
+                batch.dead.append(
                     DeadLetter(entry.id, entry.fields, exc.reason, exc.detail, entry.deliveries)
                 )
                 continue
@@ -119,22 +130,31 @@ class Consumer:
                 )
                 continue
             metrics.EVENT_AGE.observe(max(0.0, (now - event.time).total_seconds()))
-            rows.extend(routed.notifications)
+            batch.rows.extend(routed.notifications)
             if event.subject and cancel_types is not None and cancel_types.match(event.type):
-                cancels.append((event.id, event.type, event.subject))
+                batch.cancels.append((event.id, event.type, event.subject))
             keys = [n.idempotency_key for n in routed.notifications]
             if entry.deliveries > 1:
-                redelivered.update(keys)
-            per_event.append((event.type, event.id, keys))
-            acks.append(entry.id)
-        inserted = await self.db_guard.call(lambda: self.store.insert(rows, frozenset(redelivered)))
-        cancelled = await self.db_guard.call(lambda: self.store.cancel(cancels)) if cancels else 0
+                batch.redelivered.update(keys)
+            batch.per_event.append((event.type, event.id, keys))
+            batch.acks.append(entry.id)
+        return batch
+
+    async def commit(self, batch: Prepared) -> BatchResult:
+        """The I/O half, in order: insert, cancel, publish, then acknowledge."""
+        result = BatchResult()
+        rows, redelivered = batch.rows, frozenset(batch.redelivered)
+        inserted = await self.db_guard.call(lambda: self.store.insert(rows, redelivered))
+        if batch.cancels:
+            cancelled = await self.db_guard.call(lambda: self.store.cancel(batch.cancels))
+        else:
+            cancelled = 0
         await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))
-        await self.redis_guard.call(lambda: self.stream.finish(acks, dead))
-        self._account(result, per_event, inserted.inserted_keys, rows, dead, cancelled)
-        result.acked = len(acks)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_SIZE.observe(len(entries))
+        await self.redis_guard.call(lambda: self.stream.finish(batch.acks, batch.dead))
+        self._account(result, batch.per_event, inserted.inserted_keys, rows, batch.dead, cancelled)
+        result.acked = len(batch.acks)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+        metrics.BATCH_SIZE.observe(batch.size)
         return result
 
     def _account(
@@ -180,6 +200,9 @@ class Consumer:
         s = self.settings
         await self.redis_guard.call(self.stream.ensure_group)
         pending_cursor: str | None = "0"
+        # One batch in the queue plus one being written: bounded memory, overlapped I/O.
+        writes: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._write(writes))
         next_claim = 0.0
         log.info(
             "consumer started",
@@ -210,13 +233,21 @@ class Consumer:
                     lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False)
                 )
             if entries:
-                try:
-                    await self.handle(entries)
-                except Exception:  # entries stay pending and are reclaimed later
-                    log.exception("batch failed; its entries will be redelivered")
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
+                # Route this batch while the writer still waits on Postgres/Redis for the last.
+                await writes.put(self.prepare(entries))
+        await writes.put(None)
+        await writer
         log.info("consumer stopped", extra=logs.fields(consumer=self.stream.consumer))
+
+    async def _write(self, writes: asyncio.Queue[Prepared | None]) -> None:
+        """Commit prepared batches one at a time, in order (cancels follow earlier inserts)."""
+        while (batch := await writes.get()) is not None:
+            try:
+                await self.commit(batch)
+            except Exception:  # entries stay pending and are reclaimed later
+                log.exception("batch failed; its entries will be redelivered")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
 
     async def sample(self) -> None:
         """Export lag and pending every few seconds; unknown lag is NaN plus a flag, never 0."""

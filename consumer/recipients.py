@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -24,6 +25,12 @@ def normalise(channel: Channel, raw: object, default_region: str) -> str:
         if not _TOKEN.match(text):
             raise InvalidRecipient("push token must be 1-4096 printable characters")
         return text
+    return _phone(text, default_region)
+
+
+# Parsing and validating a number is the costliest step of routing; customers repeat.
+@functools.lru_cache(maxsize=65536)
+def _phone(text: str, default_region: str) -> str:
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException as exc:
