@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from consumer.settings import Settings
 
 TASK_NAMES = {"sms": "tasks.send_sms", "push": "tasks.send_push"}
+BATCH_TASK = "tasks.send_batch"
 
 _json = msgspec.json.Encoder()
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
@@ -75,17 +76,40 @@ def task_message(task: str, args: list[Any], queue: str, task_id: str | None = N
     )
 
 
+def batches(rows: Sequence[tuple[int, str]], size: int) -> list[tuple[str, list[int]]]:
+    """Group (id, channel) rows into per-channel chunks of at most `size` ids, in order."""
+    by_channel: dict[str, list[int]] = {}
+    for nid, channel in rows:
+        by_channel.setdefault(channel, []).append(nid)
+    return [
+        (channel, ids[start : start + size])
+        for channel, ids in by_channel.items()
+        for start in range(0, len(ids), size)
+    ]
+
+
+def task_messages(rows: Sequence[tuple[int, str]], queue: str, batch_size: int) -> list[bytes]:
+    """`send_batch` messages when batching, else one `send_<channel>` per row."""
+    if batch_size <= 1:
+        return [task_message(TASK_NAMES[channel], [nid], queue) for nid, channel in rows]
+    return [
+        task_message(BATCH_TASK, [channel, ids], queue)
+        for channel, ids in batches(rows, batch_size)
+    ]
+
+
 class TaskPublisher:
     """Pushes send tasks for notification ids onto the broker's queue list."""
 
-    def __init__(self, client: aioredis.Redis, queue: str = "celery") -> None:
+    def __init__(self, client: aioredis.Redis, queue: str = "celery", batch_size: int = 1) -> None:
         self.client = client
         self.queue = queue
+        self.batch_size = batch_size
 
     async def publish(self, rows: Sequence[tuple[int, str]]) -> None:
         if not rows:
             return
-        messages = [task_message(TASK_NAMES[channel], [nid], self.queue) for nid, channel in rows]
+        messages = task_messages(rows, self.queue, self.batch_size)
         # One LPUSH with many values is a single atomic command: all published or none.
         for start in range(0, len(messages), 1000):
             await self.client.lpush(self.queue, *messages[start : start + 1000])
@@ -98,18 +122,19 @@ class Publisher(Protocol):
 class CeleryPublisher:
     """Any other broker (RabbitMQ): Celery's own send_task, off the event loop."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, batch_size: int = 1) -> None:
         self.queue = queue
+        self.batch_size = max(1, batch_size)
 
     async def publish(self, rows: Sequence[tuple[int, str]]) -> None:
         from tasks import app  # only for non-Redis brokers; keeps the fast path Celery-free
 
         def send() -> None:
             with app.producer_or_acquire() as producer:
-                for nid, channel in rows:
+                for channel, ids in batches(rows, self.batch_size):
                     app.send_task(
-                        TASK_NAMES[channel],
-                        args=[nid],
+                        BATCH_TASK,
+                        args=[channel, ids],
                         queue=self.queue,
                         producer=producer,
                         ignore_result=True,
@@ -121,5 +146,5 @@ class CeleryPublisher:
 
 def make_publisher(settings: Settings, client: aioredis.Redis) -> Publisher:
     if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-        return TaskPublisher(client, settings.task_queue)
-    return CeleryPublisher(settings.task_queue)
+        return TaskPublisher(client, settings.task_queue, settings.task_batch_size)
+    return CeleryPublisher(settings.task_queue, settings.task_batch_size)

@@ -56,6 +56,8 @@ class Settings:
     stale_after_seconds: float = 3600.0
     retention_days: float = 90.0
     rules_poll_seconds: float = 1.0
+    task_batch_size: int = 50
+    send_concurrency: int = 64
     log_level: str = "INFO"
 
     @classmethod
@@ -102,5 +104,7 @@ class Settings:
             stale_after_seconds=_float(e, "NOTIFY_STALE_AFTER_SECONDS", cls.stale_after_seconds),
             retention_days=_float(e, "NOTIFY_RETENTION_DAYS", cls.retention_days),
             rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
+            task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),
+            send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
             log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
         )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from celery import Task
 
 from consumer import logs
 from consumer.outage import TRANSIENT
+from consumer.publisher import TASK_NAMES
 from schemas import Channel
 from tasks.celery_app_instance import app
 from tasks.classification import backoff
-from tasks.delivery import deliver
+from tasks.delivery import deliver, deliver_many
 from tasks.runtime import runtime
 
 log = logs.get("tasks")
@@ -58,6 +60,29 @@ def _run(task: Task, notification_id: int, channel: Channel) -> str:
         # The row is back to `pending`; the retried task claims it again.
         raise task.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.status
+
+
+@app.task(name="tasks.send_batch", bind=True)
+def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[str, int]:
+    """Many rows of one channel per message: the broker's per-message cost is the bottleneck."""
+    rt = runtime()
+    try:
+        results = deliver_many(rt, [int(i) for i in notification_ids], Channel(channel))
+    except TRANSIENT as exc:
+        _Outage.started(exc)
+        s = rt.settings
+        delay = backoff(
+            self.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds
+        )
+        # Rows already claimed are skipped by the retry; the sweeper settles any left behind.
+        raise self.retry(countdown=delay, max_retries=None) from exc
+    _Outage.ended()
+    single = TASK_NAMES[channel]
+    for nid, outcome in results:
+        if outcome.retry_in is not None:
+            # Back to `pending`; each row retries on its own schedule as a single task.
+            app.send_task(single, args=[nid], countdown=outcome.retry_in, ignore_result=True)
+    return dict(Counter(outcome.status for _, outcome in results))
 
 
 @app.task(name="tasks.send_sms", bind=True)

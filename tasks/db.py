@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 
 class StoreRunner:
-    def __init__(self, dsn: str, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, max_size: int = 16) -> None:
         self.dsn = dsn
         self.max_size = max_size
         self._lock = threading.Lock()

@@ -59,6 +59,26 @@ def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
             extra=logs.fields(notification_id=notification_id, channel=channel.value),
         )
         return Outcome("skipped")
+    return attempt(rt, row)
+
+
+def deliver_many(
+    rt: Runtime, notification_ids: list[int], channel: Channel
+) -> list[tuple[int, Outcome]]:
+    """Claim a batch in one statement, then call the provider for each row concurrently."""
+    rows = rt.db.run(lambda store: store.claim_many(notification_ids))
+    skipped = set(notification_ids) - {r.id for r in rows}
+    if skipped:
+        log.info(
+            "skipped: not pending (duplicate task or already final)",
+            extra=logs.fields(notifications=len(skipped), channel=channel.value),
+        )
+    futures = [(row.id, rt.senders.submit(attempt, rt, row)) for row in rows]
+    return [(nid, future.result()) for nid, future in futures]
+
+
+def attempt(rt: Runtime, row: Notification) -> Outcome:
+    """One provider call for a row this worker has claimed, recorded whatever happens."""
     ctx = {
         "notification_id": row.id,
         "event_id": row.event_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from consumer.settings import Settings
@@ -19,6 +20,8 @@ class Runtime:
     sms: TwilioSms
     push: FcmPush
     pid: int
+    # Provider calls of batch tasks run here: many in flight, few Celery messages.
+    senders: ThreadPoolExecutor
 
 
 _lock = threading.Lock()
@@ -36,6 +39,9 @@ def runtime() -> Runtime:
                 sms=TwilioSms(settings),
                 push=FcmPush(settings),
                 pid=os.getpid(),
+                senders=ThreadPoolExecutor(
+                    max_workers=settings.send_concurrency, thread_name_prefix="notify-send"
+                ),
             )
         return _current
 
@@ -45,6 +51,7 @@ def reset() -> None:
     global _current
     with _lock:
         if _current is not None and _current.pid == os.getpid():
+            _current.senders.shutdown(wait=True)
             _current.db.close()
             _current.push.close()
         _current = None

@@ -30,6 +30,9 @@ class RedirectingHttpClient(TwilioHttpClient):
         super().__init__(pool_connections=True, timeout=timeout, logger=_sdk_log, max_retries=0)
         self.base_url = base_url.rstrip("/")
         if self.session is not None:
+            # Proxies and CA bundles come from this process's settings, not re-read from the
+            # environment on every request (that lookup was a tenth of a send's CPU).
+            self.session.trust_env = False
             adapter = requests.adapters.HTTPAdapter(pool_maxsize=4, max_retries=0)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
