@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 export REDIS_URL ?= redis://localhost:6379/0
 export DATABASE_URL ?= postgresql://localhost/notifications
 STAMP := $(VENV)/.installed
+PY_DIRS := consumer tasks schemas sandbox tests scripts $(wildcard bench)
 
 .PHONY: install services migrate test unit integration lint format alerts demo bench clean
 
@@ -24,13 +25,13 @@ migrate: install services
 	$(BIN)/notify migrate
 
 lint: install
-	$(BIN)/ruff check consumer tasks schemas sandbox tests bench
-	$(BIN)/ruff format --check consumer tasks schemas sandbox tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy --strict consumer tasks schemas sandbox
 
 format: install
-	$(BIN)/ruff format consumer tasks schemas sandbox tests bench
-	$(BIN)/ruff check --fix consumer tasks schemas sandbox tests bench
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 alerts:
 	deploy/check-alerts.sh

@@ -1,0 +1,151 @@
+"""The deployable stack, checked without Docker: compose services, alert rules, dashboard."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+LONG_RUNNING = {
+    "redis",
+    "postgres",
+    "consumer",
+    "worker",
+    "beat",
+    "flower",
+    "prometheus",
+    "grafana",
+}
+ALERTS = {
+    "NotifyStreamLagHigh", "NotifyStreamLagUnknown", "NotifyPendingStuck",
+    "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
+    "NotifyConsumerDown", "NotifyWorkerDown",
+}  # fmt: skip
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose = load("docker-compose.yml")
+    assert "version" not in compose  # the compose spec has none
+    return dict(compose["services"])
+
+
+def command(service: dict[str, Any]) -> str:
+    cmd = service["command"]
+    return " ".join(cmd) if isinstance(cmd, list) else str(cmd)
+
+
+def test_the_stack_has_every_service_with_a_healthcheck(services: dict[str, Any]) -> None:
+    assert LONG_RUNNING | {"migrate"} <= set(services)
+    for name in LONG_RUNNING:
+        assert "healthcheck" in services[name], name
+
+
+def test_processes_run_the_documented_commands(services: dict[str, Any]) -> None:
+    assert command(services["migrate"]) == "notify migrate"
+    assert command(services["consumer"]) == "notify consume"
+    assert command(services["worker"]).startswith("celery -A tasks worker")
+    assert command(services["beat"]).startswith("celery -A tasks beat")
+    assert command(services["flower"]).startswith("celery -A tasks flower")
+    for name in ("migrate", "consumer", "worker", "beat", "flower"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert (DEPLOY / "Dockerfile").exists()
+
+
+def test_app_processes_wait_for_the_migration(services: dict[str, Any]) -> None:
+    for name in ("consumer", "worker", "beat"):
+        depends = services[name]["depends_on"]
+        assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert services["beat"]["deploy"]["replicas"] == 1
+
+
+def test_configuration_follows_the_contract(services: dict[str, Any]) -> None:
+    env = services["consumer"]["environment"]
+    for name in (
+        "REDIS_URL",
+        "DATABASE_URL",
+        "CELERY_BROKER_URL",
+        "CELERY_RESULT_BACKEND",
+        "NOTIFY_RULES",
+        "NOTIFY_METRICS_PORT",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+    ):
+        assert name in env, name
+    assert services["worker"]["environment"]["NOTIFY_WORKER_METRICS_PORT"] == "9465"
+
+
+def test_every_mounted_file_exists(services: dict[str, Any]) -> None:
+    for service in services.values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), source
+    prometheus = services["prometheus"]["volumes"]
+    assert any(v.startswith("./prometheus/alerts.yml:") for v in prometheus)
+
+
+def test_prometheus_scrapes_both_jobs_and_loads_the_rules() -> None:
+    config = load("prometheus/prometheus.yml")
+    jobs = {
+        job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
+    }
+    assert jobs == {"notify-consumer": ["consumer:9464"], "notify-worker": ["worker:9465"]}
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+
+
+def test_every_alert_exists_has_a_runbook_and_is_unit_tested() -> None:
+    rules = [r for g in load("prometheus/alerts.yml")["groups"] for r in g["rules"]]
+    assert {r["alert"] for r in rules} == ALERTS
+    readme = (DEPLOY.parent / "README.md").read_text()
+    for rule in rules:
+        anchor = rule["annotations"]["runbook"].split("#", 1)[1]
+        assert anchor.startswith("notify"), rule["alert"]
+        assert rule["alert"] in readme, rule["alert"]
+    tests = load("prometheus/alerts_test.yml")["tests"]
+    tested = {case["alertname"] for t in tests for case in t["alert_rule_test"]}
+    fired = {
+        case["alertname"] for t in tests for case in t["alert_rule_test"] if case["exp_alerts"]
+    }
+    assert tested == ALERTS and fired == ALERTS
+
+
+def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/notifications.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in (
+        "notify_stream_lag",
+        "notify_events_total",
+        "notify_notifications_total",
+        "notify_send_seconds_bucket",
+        "notify_dead_letters_total",
+    ):
+        assert metric in exprs, metric
+    provisioning = load("grafana/provisioning/datasources/prometheus.yml")
+    assert provisioning["datasources"][0]["uid"] == "prometheus"
+
+
+@pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="promtool not installed (`make alerts` installs it and runs these tests)",
+)
+def test_promtool_unit_tests_pass() -> None:
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(DEPLOY / "prometheus/alerts_test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
