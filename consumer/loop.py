@@ -166,11 +166,13 @@ class Consumer:
         dead: list[DeadLetter],
         cancelled: int,
     ) -> None:
+        fresh = set(inserted)  # a key counts for the first event that produced it in the batch
         for event_type, event_id, keys in per_event:
             if not keys:
                 outcome = "unmatched"
-            elif any(k in inserted for k in keys):
+            elif any(k in fresh for k in keys):
                 outcome = "routed"
+                fresh.difference_update(keys)
             else:
                 outcome = "duplicate"
             result.outcomes[outcome] += 1
@@ -181,7 +183,7 @@ class Consumer:
             )
         for row in rows:
             if row.idempotency_key in inserted:
-                metrics.NOTIFICATIONS_CREATED.labels(row.channel.value, row.status.value).inc()
+                metrics.NOTIFICATIONS_INSERTED.labels(row.channel.value, row.status.value).inc()
         for letter in dead:
             result.dead += 1
             metrics.DEAD_LETTERS.labels(reason=letter.reason).inc()

@@ -32,9 +32,9 @@ EVENT_AGE = Histogram(
 )
 RULES = Info("notify_rules", "The rules version in use")
 RULES_RELOADS = Counter("notify_rules_reload_total", "Rules reloads by result", ["result"])
-NOTIFICATIONS_CREATED = Counter(
-    "notify_notifications_created_total",
-    "Rows the consumer inserted, by channel and status",
+NOTIFICATIONS_INSERTED = Counter(
+    "notify_notifications_inserted_total",
+    "Rows the consumer inserted, by channel and initial status",
     ["channel", "status"],
 )
 CANCELLED = Counter("notify_notifications_cancelled_total", "Scheduled rows cancelled by events")

@@ -58,7 +58,9 @@ class OutageGuard:
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
-            wait=wait_exponential_jitter(initial=self.initial, max=self.maximum),
+            wait=wait_exponential_jitter(
+                multiplier=self.initial, max=self.maximum, jitter=self.initial
+            ),
             before_sleep=self._before_sleep,
             reraise=True,
         ):

@@ -43,7 +43,7 @@ def _durably(rt: Runtime, fn: object) -> None:
     """Recording an outcome must survive a short Postgres blip: the provider call already ran."""
     for attempt in Retrying(
         retry=retry_if_exception_type(TRANSIENT),
-        wait=wait_exponential_jitter(initial=0.2, max=5),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),
         stop=stop_after_delay(120),
         reraise=True,
     ):

@@ -1,0 +1,84 @@
+"""The provider error table and backoff: pure functions, table-driven."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tasks.classification import backoff, classify_fcm, classify_twilio, retry_after_seconds
+
+
+@pytest.mark.parametrize("code", [21211, 21614, 21610, 21408, 30005, 30006, 21617, 21602])
+def test_twilio_permanent_codes(code: int) -> None:
+    assert classify_twilio(400, code) == "permanent"
+
+
+@pytest.mark.parametrize("code", [20003, 21606, 21608, 21603])
+def test_twilio_configuration_codes(code: int) -> None:
+    assert classify_twilio(400, code) == "config"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "kind"),
+    [
+        (429, 20429, "transient"),
+        (429, None, "transient"),
+        (500, None, "transient"),
+        (503, 20503, "transient"),
+        (502, 99999, "transient"),  # unknown code, server side
+        (400, 99999, "permanent"),  # unknown code, client side: retrying cannot help
+        (401, None, "config"),
+        (403, None, "config"),
+        (None, None, "transient"),  # no response at all
+    ],
+)
+def test_twilio_by_status(status: int | None, code: int | None, kind: str) -> None:
+    assert classify_twilio(status, code) == kind
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("UNREGISTERED", "permanent"),
+        ("SENDER_ID_MISMATCH", "permanent"),
+        ("INVALID_ARGUMENT", "permanent"),
+        ("QUOTA_EXCEEDED", "transient"),
+        ("UNAVAILABLE", "transient"),
+        ("INTERNAL", "transient"),
+        ("THIRD_PARTY_AUTH_ERROR", "config"),
+        ("UNAUTHENTICATED", "config"),
+    ],
+)
+def test_fcm_codes(code: str, kind: str) -> None:
+    assert classify_fcm(code) == kind
+
+
+def test_unknown_fcm_codes_fall_back_to_the_status() -> None:
+    assert classify_fcm("SOMETHING_NEW", 503) == "transient"
+    assert classify_fcm("SOMETHING_NEW", 400) == "permanent"
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
+    rng = random.Random(7)
+    delays = [backoff(n, base=1, cap=30, rng=rng) for n in range(1, 9)]
+    for attempt, delay in enumerate(delays, 1):
+        ceiling = min(30, 2 ** (attempt - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert max(delays) <= 30
+
+
+def test_retry_after_is_a_floor_bounded_by_its_own_cap() -> None:
+    rng = random.Random(1)
+    assert backoff(1, base=1, cap=60, retry_after=20, rng=rng) == 20
+    assert backoff(1, base=1, cap=5, retry_after=20, rng=rng) == 5
+    assert backoff(1, base=1, cap=5, retry_after=20, retry_after_cap=150, rng=rng) == 20
+    assert backoff(6, base=1, cap=60, retry_after=0.1, rng=rng) >= 16
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"), [("3", 3.0), ("0.5", 0.5), ("-1", 0.0), ("", None), (None, None),
+                            ("Wed, 21 Oct 2026 07:28:00 GMT", None)],
+)  # fmt: skip
+def test_retry_after_header(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds

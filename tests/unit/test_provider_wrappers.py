@@ -1,0 +1,158 @@
+"""The SDK wrappers with pytest-mock: right calls out, right errors back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from firebase_admin import exceptions, messaging
+from pytest_mock import MockerFixture
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.response import Response
+
+from consumer.settings import Settings
+from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from tasks.providers.fcm_push import FcmPush
+from tasks.providers.twilio_sms import RedirectingHttpClient, TwilioSms
+
+SETTINGS = Settings(
+    twilio_account_sid="AC" + "1" * 32, twilio_auth_token="secret",
+    twilio_phone_number="+15005550006", twilio_api_url="http://127.0.0.1:9",
+)  # fmt: skip
+
+
+@pytest.fixture
+def create(mocker: MockerFixture) -> Any:
+    return mocker.patch("twilio.rest.api.v2010.account.message.MessageList.create")
+
+
+def test_sms_sends_from_the_configured_number(create: Any) -> None:
+    create.return_value.sid = "SM123"
+    assert TwilioSms(SETTINGS).send("+14155550100", "hello") == "SM123"
+    create.assert_called_once_with(to="+14155550100", from_="+15005550006", body="hello")
+
+
+def test_missing_configuration_fails_without_calling_twilio(create: Any) -> None:
+    for settings in (
+        Settings(twilio_account_sid="AC1", twilio_auth_token="t"),
+        Settings(twilio_phone_number="+15005550006"),
+    ):
+        with pytest.raises(ConfigurationError):
+            TwilioSms(settings).send("+14155550100", "hello")
+    create.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [(400, 21211, PermanentDeliveryError), (401, 20003, ConfigurationError),
+     (503, 20503, TransientDeliveryError), (429, 20429, TransientDeliveryError)],
+)  # fmt: skip
+def test_twilio_errors_map_to_the_error_tree(
+    create: Any, status: int, code: int, error: type[Exception]
+) -> None:
+    create.side_effect = TwilioRestException(status, "uri", msg="nope", code=code)
+    with pytest.raises(error) as info:
+        TwilioSms(SETTINGS).send("+14155550100", "hello")
+    assert type(info.value) is error and info.value.code == str(code)  # type: ignore[attr-defined]
+
+
+def test_retry_after_comes_from_the_last_response(create: Any, mocker: MockerFixture) -> None:
+    sms = TwilioSms(SETTINGS)
+    _, http = sms._client()
+    http._test_only_last_response = Response(429, "{}", {"Retry-After": "7"})
+    create.side_effect = TwilioRestException(429, "uri", msg="slow down", code=20429)
+    with pytest.raises(TransientDeliveryError) as info:
+        sms.send("+14155550100", "hello")
+    assert info.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"), [(requests.Timeout("t"), "timeout"),
+                      (requests.ConnectionError("c"), "connection_error")],
+)  # fmt: skip
+def test_network_failures_are_transient(create: Any, exc: Exception, code: str) -> None:
+    create.side_effect = exc
+    with pytest.raises(TransientDeliveryError) as info:
+        TwilioSms(SETTINGS).send("+14155550100", "hello")
+    assert info.value.code == code
+
+
+def test_the_http_client_rewrites_only_the_twilio_host(mocker: MockerFixture) -> None:
+    parent = mocker.patch("twilio.http.http_client.TwilioHttpClient.request")
+    client = RedirectingHttpClient("http://127.0.0.1:8099/", timeout=3)
+    client.request("POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json")
+    assert parent.call_args.args[1] == "http://127.0.0.1:8099/2010-04-01/Accounts/AC1/Messages.json"
+    real = RedirectingHttpClient("https://api.twilio.com", timeout=3)
+    real.request("POST", "https://api.twilio.com/x")
+    assert parent.call_args.args[1] == "https://api.twilio.com/x"
+    assert client.timeout == 3
+
+
+@pytest.fixture
+def push(mocker: MockerFixture) -> tuple[FcmPush, Any]:
+    fcm = FcmPush(Settings())
+    mocker.patch.object(fcm, "_get_app", return_value=mocker.sentinel.app)
+    return fcm, mocker.patch("firebase_admin.messaging.send")
+
+
+def test_push_builds_the_message_and_returns_its_name(push: tuple[FcmPush, Any]) -> None:
+    fcm, send = push
+    send.return_value = "projects/p/messages/1"
+    assert fcm.send("tok-1", "Title", "Body", {"k": "v"}) == "projects/p/messages/1"
+    message = send.call_args.args[0]
+    assert (message.fid, message.notification.title, message.notification.body, message.data) == (
+        "tok-1",
+        "Title",
+        "Body",
+        {"k": "v"},
+    )
+
+
+class _Resp:
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        self.status_code = status
+        self.headers = headers
+
+
+@pytest.mark.parametrize(
+    ("exc", "error", "code"),
+    [
+        (messaging.UnregisteredError("gone", http_response=_Resp(404, {})),
+         PermanentDeliveryError, "UNREGISTERED"),
+        (messaging.SenderIdMismatchError("wrong", http_response=_Resp(403, {})),
+         PermanentDeliveryError, "SENDER_ID_MISMATCH"),
+        (exceptions.InvalidArgumentError("bad", http_response=_Resp(400, {})),
+         PermanentDeliveryError, "INVALID_ARGUMENT"),
+        (exceptions.UnavailableError("later", http_response=_Resp(503, {})),
+         TransientDeliveryError, "UNAVAILABLE"),
+        (exceptions.InternalError("oops", http_response=_Resp(500, {})),
+         TransientDeliveryError, "INTERNAL"),
+        (messaging.ThirdPartyAuthError("apns", http_response=_Resp(401, {})),
+         ConfigurationError, "THIRD_PARTY_AUTH_ERROR"),
+    ],
+)  # fmt: skip
+def test_firebase_errors_map_to_the_error_tree(
+    push: tuple[FcmPush, Any], exc: Exception, error: type[Exception], code: str
+) -> None:
+    fcm, send = push
+    send.side_effect = exc
+    with pytest.raises(error) as info:
+        fcm.send("tok-1", None, "Body", None)
+    assert type(info.value) is error and info.value.code == code  # type: ignore[attr-defined]
+
+
+def test_quota_exceeded_carries_retry_after(push: tuple[FcmPush, Any]) -> None:
+    fcm, send = push
+    send.side_effect = messaging.QuotaExceededError(
+        "slow", http_response=_Resp(429, {"Retry-After": "12"})
+    )
+    with pytest.raises(TransientDeliveryError) as info:
+        fcm.send("tok-1", None, "Body", None)
+    assert (info.value.code, info.value.retry_after) == ("QUOTA_EXCEEDED", 12.0)
+
+
+def test_a_missing_credentials_file_is_a_configuration_error(tmp_path: Any) -> None:
+    fcm = FcmPush(Settings(google_credentials=str(tmp_path / "missing.json")))
+    with pytest.raises(ConfigurationError):
+        fcm.send("tok-1", None, "Body", None)
