@@ -27,7 +27,7 @@ migrate: install services
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy --strict consumer tasks schemas sandbox
+	$(BIN)/mypy --strict consumer tasks schemas sandbox bench
 
 format: install
 	$(BIN)/ruff format $(PY_DIRS)

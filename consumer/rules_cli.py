@@ -10,11 +10,12 @@ from typing import Any
 
 import msgspec
 
+from consumer import segments
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
 from consumer.settings import Settings
-from schemas import EventError, RulesError
+from schemas import EventError, NewNotification, RulesError
 from schemas.rules import RulesFile
 
 
@@ -28,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preview.add_argument("--type", dest="event_type")
     preview.add_argument("--data", help="a JSON object")
     preview.add_argument("--subject")
+    preview.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("schema", help="print the JSON Schema of the rules file")
 
 
@@ -69,6 +71,26 @@ def _event_fields(args: argparse.Namespace) -> dict[bytes, bytes]:
     return {k.encode(): v.encode() for k, v in fields.items()}
 
 
+def _describe(n: NewNotification) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "rule": n.rule, "channel": n.channel.value, "recipient": n.recipient,
+        "status": n.status.value, "title": n.title, "body": n.body, "data": n.data,
+        "send_at": n.send_at.isoformat() if n.send_at else None,
+        "error_code": n.error_code, "error_message": n.error_message, "problems": [],
+    }  # fmt: skip
+    if n.channel.value == "sms" and n.error_code is None:
+        seg = segments.count(n.body)
+        item["sms"] = {"encoding": seg.encoding, "characters": seg.characters,
+                       "segments": seg.segments}  # fmt: skip
+        if seg.too_long:
+            item["problems"].append(
+                f"body is {seg.characters} characters; SMS allows {segments.MAX_CHARACTERS}"
+            )
+        elif seg.segments > 1:
+            item["warnings"] = [f"{seg.segments} segments: billed as {seg.segments} messages"]
+    return item
+
+
 def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int:
     try:
         millis = int(datetime.now(UTC).timestamp() * 1000)
@@ -76,21 +98,37 @@ def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> in
     except (OSError, ValueError, EventError) as exc:
         print(f"notify rules preview: bad event: {exc}", file=sys.stderr)
         return 2
-    routed = route(
-        event, rules, now=event.time - timedelta(seconds=1), default_region=settings.default_region
-    )
+    # "now" is the event time, so a delay shows as scheduled rather than already due.
+    routed = route(event, rules, now=event.time - timedelta(seconds=1),
+                   default_region=settings.default_region)  # fmt: skip
+    items = [_describe(n) for n in routed.notifications]
+    skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
+    failed = any(i["problems"] or i["error_code"] for i in items)
+    if args.json:
+        print(json.dumps({"event": event.id, "type": event.type, "rules_version": rules.version,
+                          "notifications": items, "not_matched": skipped}, indent=2))  # fmt: skip
+        return 1 if failed else 0
     print(f"event {event.id} type {event.type} (rules version {rules.version})")
-    for n in routed.notifications:
-        print(
-            f"\n[{n.rule}] {n.channel.value} -> {n.recipient or '(none)'}  status={n.status.value}"
-        )
-        if n.send_at:
-            print(f"  send at: {n.send_at.isoformat()}")
-        if n.title:
-            print(f"  title: {n.title}")
-        print(f"  body: {n.body}")
-        if n.error_code:
-            print(f"  ERROR {n.error_code}: {n.error_message}")
-    for name, why in routed.skipped:
-        print(f"\n[{name}] not matched: {why}")
-    return 0
+    for item in items:
+        print(f"\n[{item['rule']}] {item['channel']} -> {item['recipient'] or '(none)'}"
+              f"  status={item['status']}")  # fmt: skip
+        if item["send_at"]:
+            print(f"  send at: {item['send_at']}")
+        if item["title"]:
+            print(f"  title: {item['title']}")
+        print(f"  body: {item['body']}")
+        if item["data"]:
+            print(f"  data: {json.dumps(item['data'])}")
+        if "sms" in item:
+            sms = item["sms"]
+            print(f"  sms: {sms['encoding']}, {sms['characters']} characters, "
+                  f"{sms['segments']} segment{'s' if sms['segments'] != 1 else ''}")  # fmt: skip
+        for warning in item.get("warnings", []):
+            print(f"  WARNING: {warning}")
+        for problem in item["problems"]:
+            print(f"  ERROR: {problem}")
+        if item["error_code"]:
+            print(f"  ERROR {item['error_code']}: {item['error_message']}")
+    for skip in skipped:
+        print(f"\n[{skip['rule']}] not matched: {skip['reason']}")
+    return 1 if failed else 0

@@ -90,9 +90,12 @@ def load_text(text: str, filename: str = "rules.yaml") -> RuleSet:
     try:
         doc = parse(text)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
+        # The context mark is where the broken construct starts (an unclosed quote, say);
+        # the problem mark is often just the end of the file.
+        mark = exc.context_mark or exc.problem_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {exc.problem}"]) from None
+        what = f"{exc.context}: {exc.problem}" if exc.context else str(exc.problem)
+        raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {what}"]) from None
     checker = _Checker(doc)
     rules = checker.check()
     problems = sorted(set(checker.problems))
@@ -128,31 +131,43 @@ class _Checker:
         compiled: list[CompiledRule] = []
         names: dict[str, int] = {}
         for index, raw in enumerate(raw_rules):
+            name = raw.get("name") if isinstance(raw, dict) else None
+            if isinstance(name, str):
+                if name in names:
+                    self.add(("rules", index, "name"), f"duplicate rule name {name!r}")
+                names.setdefault(name, index)
             rule = self._rule(index, raw, defaults)
             if rule is None:
                 continue
-            if rule.name in names:
-                self.add(("rules", index, "name"), f"duplicate rule name {rule.name!r}")
-            names.setdefault(rule.name, index)
             built = self._compile(index, rule)
             if built is not None:
                 compiled.append(built)
         return compiled
 
-    def _convert_error(self, base: Path, exc: msgspec.ValidationError) -> None:
+    def _convert_error(
+        self, base: Path, exc: msgspec.ValidationError, inherited: dict[str, Path] | None = None
+    ) -> str | None:
+        """Report one msgspec error at its position; return the top-level field it names."""
         text = str(exc)
         match = _MSGSPEC_PATH.search(text)
         message = text[: match.start()] if match else text
-        path: list[str | int] = list(base)
+        parts: list[str | int] = []
         if match:
             for name, idx in _PATH_PART.findall(match.group("path")):
-                path.append(name if name else int(idx))
+                parts.append(name if name else int(idx))
         unknown = _UNKNOWN_FIELD.match(message)
         if unknown:
-            self.add((*path, unknown["name"]), f"unknown key {unknown['name']!r}", key=True)
-            return
-        where = ".".join(str(p) for p in path[len(base) :]) or "rule"
-        self.add(tuple(path), f"{where}: {message.replace('`', '')}")
+            parts.append(unknown["name"])
+        field = parts[0] if parts and isinstance(parts[0], str) else None
+        where: Path = (*base, *parts)
+        if inherited and field in inherited:
+            where = (*inherited[field], *parts[1:])  # the value came from `defaults`
+        if unknown:
+            self.add(where, f"unknown key {unknown['name']!r}", key=True)
+        else:
+            label = ".".join(str(p) for p in parts) or "rule"
+            self.add(where, f"{label}: {message.replace('`', '')}")
+        return field
 
     def _defaults(self, raw: Any) -> Defaults:
         if raw is None:
@@ -163,54 +178,85 @@ class _Checker:
             self._convert_error(("defaults",), exc)
             return Defaults()
 
-    def _rule(self, index: int, raw: Any, defaults: Defaults) -> Rule | None:
+    def _rule(  # noqa: PLR0912 - each branch is one documented check
+        self, index: int, raw: Any, defaults: Defaults
+    ) -> Rule | None:
+        """Validate one rule, reporting every problem found, not only the first."""
         path: Path = ("rules", index)
         if not isinstance(raw, dict):
             self.add(path, "each rule must be a mapping")
             return None
-        merged = dict(raw)
-        channel_defaults = getattr(defaults, str(raw.get("channel")), None) if raw else None
+        known = set(Rule.__struct_fields__)
+        for key in raw:
+            if key not in known:
+                self.add((*path, key), f"unknown key {key!r}", key=True)
+        merged = {k: v for k, v in raw.items() if k in known}
+        ok = True
+        channel = merged.get("channel")
+        if "channel" in merged and channel not in ("sms", "push"):
+            self.add((*path, "channel"), f"unknown channel {channel!r}: use sms or push")
+            merged["channel"], ok = "sms", False  # keep checking the rest of the rule
+        inherited: dict[str, Path] = {}
+        channel_defaults = getattr(defaults, str(merged.get("channel")), None)
         if channel_defaults is not None:
             for key, value in msgspec.structs.asdict(channel_defaults).items():
                 if value is not None and key not in merged:
                     merged[key] = value
+                    inherited[key] = ("defaults", str(merged["channel"]), key)
         for required in ("name", "on", "channel", "to"):
             if required not in merged:
                 self.add(path, f"rule is missing required key {required!r}")
-        if any(r not in merged for r in ("name", "on", "channel", "to")):
+                ok = False
+        if not ok and any(r not in merged for r in ("name", "on", "to")):
             return None
-        try:
-            rule = msgspec.convert(merged, Rule)
-        except msgspec.ValidationError as exc:
-            self._convert_error(path, exc)
+        for _ in range(len(merged) + 1):
+            try:
+                rule = msgspec.convert(merged, Rule)
+                break
+            except msgspec.ValidationError as exc:
+                ok = False
+                field = self._convert_error(path, exc, inherited)
+                if field is None or field in ("name", "on", "channel", "to"):
+                    return None
+                merged.pop(field, None)  # drop it and look for further problems
+        else:
             return None
-        self._semantics(path, rule)
-        return rule
+        ok &= self._semantics(path, rule, inherited)
+        return rule if ok else None
 
-    def _semantics(self, path: Path, rule: Rule) -> None:  # noqa: PLR0912 - one check per rule
+    def _semantics(  # noqa: PLR0912 - one check per rule property
+        self, path: Path, rule: Rule, inherited: dict[str, Path] | None = None
+    ) -> bool:
+        before = len(self.problems)
+        inherited = inherited or {}
+
+        def at(key: str) -> Path:
+            return inherited.get(key, (*path, key))
+
         if not re.match(RULE_NAME, rule.name):
             self.add((*path, "name"), f"rule name {rule.name!r} must match [a-z0-9_.-]+")
         for key in ("delay", "offset"):
             value = getattr(rule, key)
             if value is not None and not re.match(DURATION, value):
-                self.add((*path, key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
+                self.add(at(key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
         if rule.body is None:
             self.add(path, "rule is missing required key 'body'")
         if rule.channel != "push":
             for key in ("title", "data"):
                 if getattr(rule, key) is not None:
-                    self.add((*path, key), f"{key!r} is only allowed on push rules", key=True)
+                    self.add(at(key), f"{key!r} is only allowed on push rules", key=True)
         if rule.delay is not None and rule.at is not None:
-            self.add((*path, "at"), "use either 'delay' or 'at', not both", key=True)
+            self.add(at("at"), "use either 'delay' or 'at', not both", key=True)
         if rule.offset is not None and rule.at is None:
-            self.add((*path, "offset"), "'offset' needs 'at'", key=True)
+            self.add(at("offset"), "'offset' needs 'at'", key=True)
         if rule.cancel_on and rule.delay is None and rule.at is None:
-            self.add((*path, "cancel_on"), "'cancel_on' needs 'delay' or 'at'", key=True)
+            self.add(at("cancel_on"), "'cancel_on' needs 'delay' or 'at'", key=True)
         for key, patterns in (("on", rule.patterns()), ("cancel_on", rule.cancel_patterns())):
             for pattern in patterns:
                 bad = not re.match(EVENT_PATTERN, pattern)
                 if bad or pattern.count("[") != pattern.count("]") or ".." in pattern:
-                    self.add((*path, key), f"bad event type pattern {pattern!r}")
+                    self.add(at(key), f"bad event type pattern {pattern!r}")
+        return len(self.problems) == before
 
     def _template(self, path: Path, source: str, *, expression: bool = False) -> bool:
         try:

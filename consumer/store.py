@@ -201,12 +201,17 @@ class OutcomeStore:
         provider_message_id: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
+        started_at: datetime | None = None,
     ) -> None:
-        """Record an attempt's end and the row's next status in one (atomic) statement."""
+        """Record an attempt's end and the row's next status in one (atomic) statement.
+
+        `started_at` is when the provider call began (batch claims insert attempts earlier).
+        """
         await self.pool.execute(
             """WITH attempt AS (
                    UPDATE notification_attempts SET finished_at = now(), outcome = $4,
-                       error_code = $5, error_message = $6, provider_message_id = $3
+                       error_code = $5, error_message = $6, provider_message_id = $3,
+                       started_at = COALESCE($8, started_at)
                    WHERE notification_id = $1 AND attempt = $7)
                UPDATE notifications SET status = $2, updated_at = now(),
                    provider_message_id = COALESCE($3, provider_message_id),
@@ -219,6 +224,7 @@ class OutcomeStore:
             error_code,
             error_message,
             notification.attempts,
+            started_at,
         )
 
     async def dispatch_due(

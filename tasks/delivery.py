@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -87,21 +88,26 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         "recipient": mask(row.recipient),
         "attempt": row.attempts,
     }
+    began = datetime.now(UTC)
     started = time.perf_counter()
     try:
         provider_id = _call_provider(rt, row)
     except DeliveryError as exc:
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
-        return _failed(rt, row, exc, ctx)
+        return _failed(rt, row, exc, ctx, began)
     except Exception as exc:  # noqa: BLE001 - an SDK surprise is retried, never lost
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
-        return _failed(rt, row, wrapped, ctx)
+        return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
     _durably(
         rt,
         lambda store: store.finish(
-            row, status="sent", outcome="sent", provider_message_id=provider_id
+            row,
+            status="sent",
+            outcome="sent",
+            provider_message_id=provider_id,
+            started_at=began,
         ),
     )
     metrics.NOTIFICATIONS.labels(row.channel.value, "sent").inc()
@@ -110,7 +116,9 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
     return Outcome("sent")
 
 
-def _failed(rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object]) -> Outcome:
+def _failed(
+    rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
+) -> Outcome:
     s = rt.settings
     channel = row.channel.value
     kind = (
@@ -125,7 +133,12 @@ def _failed(rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, o
     _durably(
         rt,
         lambda store: store.finish(
-            row, status=status, outcome=outcome, error_code=exc.code, error_message=exc.message
+            row,
+            status=status,
+            outcome=outcome,
+            error_code=exc.code,
+            error_message=exc.message,
+            started_at=began,
         ),
     )
     if retry:

@@ -1,0 +1,1 @@
+"""`make bench`: throughput, baseline ratio, worker rate and latency, printed as figures."""

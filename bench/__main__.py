@@ -1,0 +1,57 @@
+"""`python -m bench [--only NAME ...] [--events N] [--memory-events N]`: print the figures."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import runs
+from bench.env import ROOT, BenchEnv
+from bench.report import save, table
+
+PARTS = ("consumer", "memory", "naive", "workers", "latency")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--memory-events", type=int, default=1_000_000)
+    parser.add_argument("--naive-events", type=int, default=5_000)
+    parser.add_argument("--sends", type=int, default=20_000)
+    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    args = parser.parse_args(argv)
+    env = BenchEnv(out=args.out)
+    results: dict[str, Any] = {}
+    started = time.monotonic()
+    try:
+        env.setup()
+        steps = {
+            "consumer": lambda: runs.consumer_drain(env, args.events, "drain"),
+            "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
+            "naive": lambda: runs.naive(env, args.naive_events),
+            "workers": lambda: runs.workers(env, args.sends, 50, args.worker_processes),
+            "latency": lambda: runs.latency(env, args.rate, args.seconds, args.worker_processes),
+        }
+        for name in PARTS:
+            if name in args.only:
+                print(f"bench: {name}...", file=sys.stderr, flush=True)
+                results[name] = steps[name]()
+    finally:
+        env.teardown()
+    results["wall_seconds"] = round(time.monotonic() - started, 1)
+    print(table(results))
+    print(f"\n(total {results['wall_seconds']} s; figures in {args.out}/results.json, "
+          f"plot in {args.out}/drain.png)")  # fmt: skip
+    save(results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The four measurements. Each returns plain figures; report.py prints and plots them."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import asyncpg
+import redis
+import redis.asyncio as aioredis
+
+from bench.env import BenchEnv
+from bench.load import event_fields, load, throughput, watch
+from bench.naive import run_naive
+from consumer.publisher import TaskPublisher
+from consumer.routing import idempotency_key
+from consumer.settings import Settings
+from consumer.store import OutcomeStore
+from schemas import Channel, NewNotification
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def consumer_drain(env: BenchEnv, events: int, label: str) -> dict[str, Any]:
+    """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS."""
+    client = redis.Redis.from_url(env.redis_url)
+    stream = f"{env.stream}-{label}"
+    try:
+        load(client, stream, events, f"{label}-{env.tag}")
+        proc = env.consumer(NOTIFY_STREAM=stream)
+        samples = watch(client, stream, "notifications", events, proc.pid)
+        env.stop(proc)
+    finally:
+        client.delete(stream)
+        client.close()
+    t0 = samples[0].t
+    return {
+        "events": events,
+        "events_per_s": throughput(samples),
+        "rss_max_mb": max(s.rss_mb for s in samples),
+        "rss_samples_mb": [round(s.rss_mb, 1) for s in samples[:: max(1, len(samples) // 20)]],
+        "series": [(round(s.t - t0, 3), s.lag, s.done) for s in samples],
+    }
+
+
+def naive(env: BenchEnv, events: int) -> dict[str, Any]:
+    client = redis.Redis.from_url(env.redis_url)
+    stream = f"{env.stream}-naive"
+    load(client, stream, events, f"naive-{env.tag}")
+    settings = Settings.from_env(env.env(NOTIFY_STREAM=stream))
+    try:
+        rate = asyncio.run(run_naive(settings, events))
+    finally:
+        client.delete(stream)
+        client.delete(env.queue)
+        client.close()
+    return {"events": events, "events_per_s": rate}
+
+
+async def _pending_rows(env: BenchEnv, count: int, batch: int) -> None:
+    store = await OutcomeStore.connect(env.database_url)
+    client = aioredis.from_url(env.redis_url)
+    try:
+        rows = [
+            NewNotification(
+                idempotency_key=idempotency_key(f"w-{env.tag}-{n}", "bench", "x"),
+                event_id=f"w-{env.tag}-{n}", event_type="bench", event_subject=None,
+                rule="bench", channel=Channel.SMS, recipient=f"+1415555{n % 10000:04d}",
+                body=f"worker bench {n}",
+            )
+            for n in range(count)
+        ]  # fmt: skip
+        inserted = await store.insert(rows)
+        await TaskPublisher(client, env.queue, batch).publish(inserted.to_publish)
+    finally:
+        await store.close()
+        await client.aclose()
+
+
+async def _attempts(env: BenchEnv, prefix: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(env.database_url)
+    try:
+        return list(await conn.fetch(
+            """SELECT a.started_at, a.finished_at FROM notification_attempts a
+               JOIN notifications n ON n.id = a.notification_id
+               WHERE n.event_id LIKE $1 AND a.outcome = 'sent'""", prefix + "%"))  # fmt: skip
+    finally:
+        await conn.close()
+
+
+def workers(env: BenchEnv, count: int, latency_ms: int, processes: int) -> dict[str, Any]:
+    """Provider calls/s with the emulator adding `latency_ms` to each request."""
+    sandbox = env.sandbox()
+    sandbox.reset()
+    sandbox.set_latency(latency_ms)
+    asyncio.run(_pending_rows(env, count, Settings().task_batch_size))
+    started = time.monotonic()
+    procs = [env.worker(f"worker{i}") for i in range(processes)]
+    try:
+        sandbox.wait_for(count, timeout=300)
+    finally:
+        for proc in procs:
+            env.stop(proc)
+    wall = time.monotonic() - started
+    received = sorted(m.received_at for m in sandbox.messages("sms"))
+    attempts = asyncio.run(_attempts(env, f"w-{env.tag}-"))
+    calls = [(a["finished_at"] - a["started_at"]).total_seconds() for a in attempts]
+    sandbox.set_latency(0)
+    # Steady state: the middle 80% of arrivals, so worker start-up is not counted.
+    lo, hi = received[len(received) // 10], received[len(received) * 9 // 10]
+    steady = (len(received) * 8 // 10) / max(1e-9, hi - lo)
+    return {
+        "sends": count, "worker_processes": processes, "latency_ms": latency_ms,
+        "sends_per_s": steady, "wall_s": wall,
+        "call_p50_ms": percentile(calls, 0.5) * 1000, "call_p99_ms": percentile(calls, 0.99) * 1000,
+    }  # fmt: skip
+
+
+def latency(env: BenchEnv, rate: int, seconds: int, processes: int) -> dict[str, Any]:
+    """XADD -> emulator receipt at a steady `rate` events/s with consumer and workers up."""
+    sandbox = env.sandbox()
+    sandbox.reset()
+    stream = f"{env.stream}-lat"
+    client = redis.Redis.from_url(env.redis_url)
+    consumer = env.consumer(NOTIFY_STREAM=stream, NOTIFY_BLOCK_MS="50")
+    procs = [env.worker(f"lat-worker{i}") for i in range(processes)]
+    try:
+        time.sleep(3)  # let the processes connect before the clock starts
+        total = rate * seconds
+        start = time.time()
+        for n in range(total):
+            due = start + n / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            client.xadd(stream, event_fields(n, f"lat-{env.tag}", time.time()))  # type: ignore[arg-type]
+        sandbox.wait_for(total, timeout=120)
+    finally:
+        for proc in [consumer, *procs]:
+            env.stop(proc)
+        client.delete(stream)
+        client.close()
+    delays = []
+    for message in sandbox.messages("sms"):
+        sent = float((message.body or "").rsplit("t=", 1)[1])
+        delays.append((message.received_at - sent) * 1000)
+    return {
+        "rate": rate, "seconds": seconds, "events": len(delays),
+        "p50_ms": percentile(delays, 0.5), "p99_ms": percentile(delays, 0.99),
+        "max_ms": max(delays), "mean_ms": statistics.fmean(delays),
+    }  # fmt: skip
