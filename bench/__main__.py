@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
+    parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
     env = BenchEnv(out=args.out)
     results: dict[str, Any] = {}
@@ -44,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {name}...", file=sys.stderr, flush=True)
                 results[name] = steps[name]()
     finally:
-        env.teardown()
+        env.teardown(drop=not args.keep)
+        if args.keep:
+            print(f"bench: kept {env.database_url}", file=sys.stderr)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     print(table(results))
     print(f"\n(total {results['wall_seconds']} s; figures in {args.out}/results.json, "

@@ -122,7 +122,7 @@ class BenchEnv:
         if proc in self.procs:
             self.procs.remove(proc)
 
-    def teardown(self) -> None:
+    def teardown(self, *, drop: bool = True) -> None:
         for proc in list(self.procs):
             self.stop(proc)
         import redis
@@ -130,14 +130,12 @@ class BenchEnv:
         client = redis.Redis.from_url(self.redis_url)
         client.delete(self.stream, f"{self.stream}.dlq", self.queue, f"_kombu.binding.{self.queue}")
         client.close()
+        if drop:
+            asyncio.run(self._drop())
 
-        async def drop() -> None:
-            conn = await asyncpg.connect(self.admin_url)
-            try:
-                await conn.execute(
-                    f'DROP DATABASE IF EXISTS "notify_bench_{self.tag}" WITH (FORCE)'
-                )
-            finally:
-                await conn.close()
-
-        asyncio.run(drop())
+    async def _drop(self) -> None:
+        conn = await asyncpg.connect(self.admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "notify_bench_{self.tag}" WITH (FORCE)')
+        finally:
+            await conn.close()

@@ -234,12 +234,20 @@ class Consumer:
                 entries = await self.redis_guard.call(
                     lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False)
                 )
+                if entries and len(entries) < s.batch_size and s.linger_ms > 0:
+                    entries += await self._linger(s.batch_size - len(entries))
             if entries:
                 # Route this batch while the writer still waits on Postgres/Redis for the last.
                 await writes.put(self.prepare(entries))
         await writes.put(None)
         await writer
         log.info("consumer stopped", extra=logs.fields(consumer=self.stream.consumer))
+
+    async def _linger(self, room: int) -> list[Entry]:
+        """A trickle of events would make a batch, a row and a Celery message each: wait a
+        few ms for company (Kafka's linger.ms). Full batches never wait."""
+        await asyncio.sleep(self.settings.linger_ms / 1000)
+        return await self.redis_guard.call(lambda: self.stream.read(room, None, own_pending=False))
 
     async def _write(self, writes: asyncio.Queue[Prepared | None]) -> None:
         """Commit prepared batches one at a time, in order (cancels follow earlier inserts)."""

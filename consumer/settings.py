@@ -57,6 +57,7 @@ class Settings:
     retention_days: float = 90.0
     rules_poll_seconds: float = 1.0
     task_batch_size: int = 50
+    linger_ms: float = 10.0
     send_concurrency: int = 64
     log_level: str = "INFO"
 
@@ -105,6 +106,7 @@ class Settings:
             retention_days=_float(e, "NOTIFY_RETENTION_DAYS", cls.retention_days),
             rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
             task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),
+            linger_ms=_float(e, "NOTIFY_BATCH_LINGER_MS", cls.linger_ms),
             send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
             log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
         )

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from consumer.settings import Settings
+from consumer.store import OutcomeStore
 from tasks.db import StoreRunner
 from tasks.providers.fcm_push import FcmPush
 from tasks.providers.twilio_sms import TwilioSms
@@ -44,6 +45,19 @@ def runtime() -> Runtime:
                 ),
             )
         return _current
+
+
+async def _ping(store: OutcomeStore) -> None:
+    await store.pool.fetchval("SELECT 1")
+
+
+def warm() -> None:
+    """Open the DB pool and load the SDKs before the first task, not during it."""
+    rt = runtime()
+    rt.db.run(_ping)
+    if rt.settings.twilio_account_sid and rt.settings.twilio_auth_token:
+        client, _ = rt.sms._client()
+        _ = client.messages  # imports the Messages API modules (slow, once per process)
 
 
 def reset() -> None:

@@ -10,6 +10,8 @@ from consumer import logs
 from consumer.settings import Settings
 from tasks import metrics, runtime
 
+log = logs.get("worker")
+
 
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
@@ -27,6 +29,19 @@ def _beat_init(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _child_init(**_: Any) -> None:
     runtime.reset()  # never reuse the parent's sockets after fork
+    _warm()
+
+
+@signals.worker_ready.connect
+def _ready(**_: Any) -> None:
+    _warm()  # threads/solo pools run tasks in this process
+
+
+def _warm() -> None:
+    try:
+        runtime.warm()
+    except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
+        log.warning("could not warm up", extra=logs.fields(error=f"{type(exc).__name__}: {exc}"))
 
 
 @signals.worker_process_shutdown.connect

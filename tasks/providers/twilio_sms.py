@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import requests
@@ -24,18 +25,35 @@ _sdk_log.setLevel(logging.WARNING)
 
 
 class RedirectingHttpClient(TwilioHttpClient):
-    """The stock client, with the API host swapped for a mock or proxy."""
+    """The stock client, with the API host swapped for a mock or proxy.
 
-    def __init__(self, base_url: str, timeout: float) -> None:
-        super().__init__(pool_connections=True, timeout=timeout, logger=_sdk_log, max_retries=0)
+    One instance serves every sender thread; each thread's last response headers (for
+    Retry-After) are kept thread-locally by a requests hook instead of on the instance.
+    """
+
+    def __init__(self, base_url: str, timeout: float, pool_size: int = 64) -> None:
+        self._seen = threading.local()
+        hooks = {"response": [self._remember]}
+        super().__init__(
+            pool_connections=True, timeout=timeout, logger=_sdk_log, max_retries=0,
+            request_hooks=hooks,
+        )  # fmt: skip
         self.base_url = base_url.rstrip("/")
         if self.session is not None:
             # Proxies and CA bundles come from this process's settings, not re-read from the
             # environment on every request (that lookup was a tenth of a send's CPU).
             self.session.trust_env = False
-            adapter = requests.adapters.HTTPAdapter(pool_maxsize=4, max_retries=0)
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=pool_size, max_retries=0)
             self.session.mount("http://", adapter)
             self.session.mount("https://", adapter)
+
+    def _remember(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        self._seen.headers = response.headers
+
+    def last_headers(self) -> Mapping[str, str]:
+        """Headers of the last response this thread received."""
+        headers: Mapping[str, str] = getattr(self._seen, "headers", {})
+        return headers
 
     def request(
         self,
@@ -54,24 +72,27 @@ class RedirectingHttpClient(TwilioHttpClient):
 
 
 class TwilioSms:
-    """One SDK client per thread (its last response is per-client state we read)."""
+    """One SDK client per process, shared by the sender threads (built on first use)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._built: tuple[Client, RedirectingHttpClient] | None = None
 
     def _client(self) -> tuple[Client, RedirectingHttpClient]:
-        built: tuple[Client, RedirectingHttpClient] | None = getattr(self._local, "client", None)
-        if built is None:
-            s = self.settings
-            if not (s.twilio_account_sid and s.twilio_auth_token):
-                raise ConfigurationError(
-                    "config_error", "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set"
+        with self._lock:
+            if self._built is None:
+                s = self.settings
+                if not (s.twilio_account_sid and s.twilio_auth_token):
+                    raise ConfigurationError(
+                        "config_error", "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set"
+                    )
+                http = RedirectingHttpClient(
+                    s.twilio_api_url, s.provider_timeout_seconds, max(8, s.send_concurrency)
                 )
-            http = RedirectingHttpClient(s.twilio_api_url, s.provider_timeout_seconds)
-            built = (Client(s.twilio_account_sid, s.twilio_auth_token, http_client=http), http)
-            self._local.client = built
-        return built
+                client = Client(s.twilio_account_sid, s.twilio_auth_token, http_client=http)
+                self._built = (client, http)
+            return self._built
 
     def send(self, to: str, body: str) -> str:
         """Return the message SID, or raise a DeliveryError subclass."""
@@ -109,8 +130,7 @@ def _rest_error(exc: TwilioRestException, http: RedirectingHttpClient) -> Except
     label = str(code) if code is not None else f"http_{exc.status}"
     message = str(exc.msg)[:500]
     if kind == "transient":
-        last = http._test_only_last_response  # the SDK keeps no other handle on headers
-        header = last.headers.get("Retry-After") if last is not None and last.headers else None
+        header = http.last_headers().get("Retry-After")
         return TransientDeliveryError(label, message, retry_after_seconds(header))
     if kind == "config":
         return ConfigurationError(label, message)

@@ -9,7 +9,6 @@ import requests
 from firebase_admin import exceptions, messaging
 from pytest_mock import MockerFixture
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.response import Response
 
 from consumer.settings import Settings
 from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
@@ -60,7 +59,9 @@ def test_twilio_errors_map_to_the_error_tree(
 def test_retry_after_comes_from_the_last_response(create: Any, mocker: MockerFixture) -> None:
     sms = TwilioSms(SETTINGS)
     _, http = sms._client()
-    http._test_only_last_response = Response(429, "{}", {"Retry-After": "7"})
+    response = requests.Response()
+    response.headers["Retry-After"] = "7"
+    http._remember(response)  # what the requests hook does for this thread
     create.side_effect = TwilioRestException(429, "uri", msg="slow down", code=20429)
     with pytest.raises(TransientDeliveryError) as info:
         sms.send("+14155550100", "hello")
