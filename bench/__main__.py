@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=5_000)
     parser.add_argument("--sends", type=int, default=20_000)
-    parser.add_argument("--worker-processes", type=int, default=2)
+    parser.add_argument("--worker-processes", type=int, default=3)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")

@@ -1,0 +1,68 @@
+"""Hot reload in a running consumer: valid edits swap in, broken ones are refused and logged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from sandbox import Sandbox
+from tests.integration import processes
+from tests.integration.helpers import publish, rows, shipment
+
+pytestmark = pytest.mark.integration
+Start = Callable[[processes.Process], processes.Process]
+
+RULES = """
+rules:
+  - name: delay-sms
+    on: shipment.delayed
+    channel: sms
+    to: "{{ data.customer.phone }}"
+    body: "BODY {{ data.shipment_id }}"
+"""
+
+
+def test_valid_versions_swap_in_and_broken_ones_keep_the_last_good(
+    pipeline_env: dict[str, str],
+    rules_file: Callable[[str], Path],
+    procs: Start,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    sandbox: Sandbox,
+    database_url: str,
+) -> None:
+    path = rules_file(RULES.replace("BODY", "first"))
+    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
+    consumer = procs(processes.consumer(pipeline_env, tmp_path))
+    consumer.wait_for_log("consumer started")
+    stream = pipeline_env["NOTIFY_STREAM"]
+
+    def send(n: int) -> str:
+        publish(redis_client, stream, f"hr-{stream}-{n}", "shipment.delayed", shipment(n, tokens=0))
+        sandbox.wait_for(n, timeout=30)
+        return sandbox.messages("sms")[-1].body or ""
+
+    assert send(1) == "first SHP-1"
+    path.write_text(RULES.replace("BODY", "second"))
+    consumer.wait_for_log("rules reloaded")
+    assert send(2) == "second SHP-2"
+    v1, v2 = (rows(database_url, "event_id = $1", f"hr-{stream}-{n}")[0]["rules_version"]
+              for n in (1, 2))  # fmt: skip
+    assert v1 and v2 and v1 != v2
+
+    path.write_text(RULES.replace("BODY", "third").replace("channel: sms", "channel: fax"))
+    consumer.wait_for_log("rules file rejected")
+    [rejected] = [json.loads(line) for line in consumer.log().splitlines()
+                  if "rules file rejected" in line]  # fmt: skip
+    check = subprocess.run([str(processes.BIN / "notify"), "rules", "check", str(path)],
+                           capture_output=True, text=True, check=False)  # fmt: skip
+    # The same FILE:LINE:COL lines `notify rules check` prints.
+    assert rejected["problems"] == check.stderr.splitlines()
+    assert rejected["problems"] == [f"{path}:5:14: unknown channel 'fax': use sms or push"]
+    assert send(3) == "second SHP-3"  # the last good rules keep running
+    assert rows(database_url, "event_id = $1", f"hr-{stream}-3")[0]["rules_version"] == v2
