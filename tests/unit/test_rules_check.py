@@ -54,3 +54,8 @@ def test_the_json_schema_describes_the_file(capsys: pytest.CaptureFixture[str]) 
     rule = schema["$defs"]["Rule"]
     assert {"name", "on", "channel", "to"} <= set(rule["required"])
     assert set(rule["properties"]["channel"]["enum"]) == {"sms", "push"}
+
+
+def test_the_committed_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "schema"]) == 0
+    assert (ROOT / "rules.schema.json").read_text() == capsys.readouterr().out
