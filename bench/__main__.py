@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-events", type=int, default=5_000)
     parser.add_argument("--sends", type=int, default=20_000)
     parser.add_argument("--worker-processes", type=int, default=3)
+    parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
             "naive": lambda: runs.naive(env, args.naive_events),
             "workers": lambda: runs.workers(env, args.sends, 50, args.worker_processes),
-            "latency": lambda: runs.latency(env, args.rate, args.seconds, args.worker_processes),
+            "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
         }
         for name in PARTS:
             if name in args.only:

@@ -6,12 +6,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from consumer import logs
+from consumer.publisher import TASK_NAMES
 from schemas import Channel, Notification
 from tasks.celery_app_instance import app
 from tasks.runtime import Runtime, runtime
 
 log = logs.get("schedule")
-_TASKS = {"sms": "tasks.send_sms", "push": "tasks.send_push"}
+
 BATCH = 500
 
 
@@ -20,7 +21,7 @@ def enqueue(rows: list[tuple[int, str]]) -> None:
         return
     with app.producer_or_acquire() as producer:
         for nid, channel in rows:
-            app.send_task(_TASKS[channel], args=[nid], producer=producer, ignore_result=True)
+            app.send_task(TASK_NAMES[channel], args=[nid], producer=producer, ignore_result=True)
 
 
 @app.task(name="tasks.dispatch_due", ignore_result=True)

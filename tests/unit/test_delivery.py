@@ -1,0 +1,165 @@
+"""Delivery decisions with an in-package fake store and fake providers (no servers)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+import pytest
+from prometheus_client import REGISTRY
+
+from consumer.settings import Settings
+from schemas import (
+    Channel,
+    ConfigurationError,
+    Notification,
+    PermanentDeliveryError,
+    Status,
+    TransientDeliveryError,
+)
+from tasks.delivery import deliver, deliver_many
+from tasks.runtime import Runtime
+from tasks.schedule import settle
+
+
+def row(nid: int, channel: Channel = Channel.SMS, attempts: int = 1) -> Notification:
+    return Notification(
+        id=nid, idempotency_key=f"k{nid}", event_id="e", event_type="t", rule="r",
+        channel=channel, recipient="+14155550100" if channel is Channel.SMS else "tok",
+        body="hi", title=None, data=None, status=Status.SENDING, attempts=attempts,
+        provider_message_id=None, error_code=None, send_at=None,
+        updated_at=datetime(2026, 11, 25, tzinfo=UTC),
+    )  # fmt: skip
+
+
+class FakeStore:
+    def __init__(self, claimable: dict[int, Notification]) -> None:
+        self.claimable = claimable
+        self.finished: list[dict[str, Any]] = []
+        self.resolved: list[dict[str, Any]] = []
+
+    async def claim(self, nid: int) -> Notification | None:
+        return self.claimable.pop(nid, None)
+
+    async def claim_many(self, ids: list[int]) -> list[Notification]:
+        return [r for r in (self.claimable.pop(i, None) for i in ids) if r is not None]
+
+    async def finish(self, notification: Notification, **fields: Any) -> None:
+        self.finished.append({"id": notification.id, **fields})
+
+    async def resolve_sending(self, notification: Notification, **fields: Any) -> bool:
+        self.resolved.append({"id": notification.id, **fields})
+        return True
+
+
+class FakeDb:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    def run(self, call: Callable[[FakeStore], Awaitable[Any]]) -> Any:
+        return asyncio.run(call(self.store))  # type: ignore[arg-type]
+
+
+class FakeProvider:
+    def __init__(self, *outcomes: str | Exception) -> None:
+        self.outcomes = list(outcomes)
+        self.calls = 0
+        self.found: str | None = None
+
+    def send(self, *args: Any) -> str:
+        self.calls += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
+        return self.found
+
+
+def runtime(store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None) -> Runtime:
+    settings = Settings(max_send_attempts=3, retry_base_seconds=1, retry_max_seconds=10)
+    return Runtime(settings=settings, db=FakeDb(store), sms=sms, push=push or FakeProvider(),  # type: ignore[arg-type]
+                   pid=0, senders=ThreadPoolExecutor(2))  # fmt: skip
+
+
+def counter(channel: str, status: str) -> float:
+    labels = {"channel": channel, "status": status}
+    return REGISTRY.get_sample_value("notify_notifications_total", labels) or 0.0
+
+
+def test_a_row_that_is_not_pending_is_skipped_without_a_provider_call() -> None:
+    sms = FakeProvider()
+    assert deliver(runtime(FakeStore({}), sms), 1, Channel.SMS).status == "skipped"
+    assert sms.calls == 0
+
+
+def test_success_records_sent_with_the_provider_id() -> None:
+    store, before = FakeStore({1: row(1)}), counter("sms", "sent")
+    assert deliver(runtime(store, FakeProvider("SM1")), 1, Channel.SMS).status == "sent"
+    [done] = store.finished
+    assert (done["status"], done["provider_message_id"]) == ("sent", "SM1")
+    assert counter("sms", "sent") == before + 1
+
+
+def test_a_permanent_error_fails_at_once() -> None:
+    store = FakeStore({1: row(1)})
+    sms = FakeProvider(PermanentDeliveryError("21211", "bad number"))
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert (outcome.status, outcome.retry_in) == ("failed", None)
+    assert (store.finished[0]["status"], store.finished[0]["error_code"]) == ("failed", "21211")
+
+
+def test_a_transient_error_goes_back_to_pending_with_a_delay() -> None:
+    store = FakeStore({1: row(1, attempts=1)})
+    sms = FakeProvider(TransientDeliveryError("20429", "slow", retry_after=4))
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert outcome.status == "retried" and outcome.retry_in is not None and outcome.retry_in >= 4
+    assert store.finished[0]["status"] == "pending"
+
+
+def test_the_last_allowed_attempt_fails_instead_of_retrying() -> None:
+    store = FakeStore({1: row(1, attempts=3)})
+    outcome = deliver(runtime(store, FakeProvider(TransientDeliveryError("20503", "x"))), 1,
+                      Channel.SMS)  # fmt: skip
+    assert (outcome.status, store.finished[0]["status"]) == ("failed", "failed")
+
+
+def test_an_sdk_surprise_is_retried_as_internal_error() -> None:
+    store = FakeStore({1: row(1)})
+    outcome = deliver(runtime(store, FakeProvider(KeyError("x"))), 1, Channel.SMS)
+    assert (outcome.status, outcome.code) == ("retried", "internal_error")
+
+
+def test_a_configuration_error_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    store = FakeStore({1: row(1)})
+    caplog.set_level("ERROR", logger="notify")
+    import logging
+
+    logging.getLogger("notify").propagate = True  # let caplog see it
+    try:
+        deliver(runtime(store, FakeProvider(ConfigurationError("20003", "auth"))), 1, Channel.SMS)
+    finally:
+        logging.getLogger("notify").propagate = False
+    assert any(r.levelname == "ERROR" and "configuration" in r.message for r in caplog.records)
+
+
+def test_a_batch_claims_once_and_sends_each_claimed_row() -> None:
+    store = FakeStore({1: row(1), 3: row(3)})
+    results = deliver_many(runtime(store, FakeProvider("SM1", "SM3")), [1, 2, 3], Channel.SMS)
+    assert [(nid, o.status) for nid, o in results] == [(1, "sent"), (3, "sent")]
+
+
+def test_the_sweeper_settles_the_unrecorded_window() -> None:
+    sms = FakeProvider()
+    sms.found = "SM9"
+    store = FakeStore({})
+    assert settle(runtime(store, sms), row(9)) == "reconciled"
+    assert store.resolved[-1]["provider_message_id"] == "SM9"
+    push_row = msgspec.structs.replace(row(10), channel=Channel.PUSH)
+    assert settle(runtime(store, sms), push_row) == "unknown"
+    assert store.resolved[-1]["error_code"] == "outcome_unknown"
