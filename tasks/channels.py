@@ -14,7 +14,7 @@ from schemas import Channel
 from tasks.celery_app_instance import app
 from tasks.classification import backoff
 from tasks.delivery import deliver, deliver_many
-from tasks.runtime import runtime
+from tasks.runtime import Runtime, runtime
 
 log = logs.get("tasks")
 
@@ -43,18 +43,24 @@ class _Outage:
             cls.since = None
 
 
+def _outage_retry(task: Task, rt: Runtime, exc: BaseException) -> Exception:
+    """Postgres was unreachable before anything was recorded: run the whole task again later.
+
+    Rows a batch already claimed are skipped by the retry; the sweeper settles them.
+    """
+    _Outage.started(exc)
+    s = rt.settings
+    delay = backoff(task.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
+    retry: Exception = task.retry(countdown=delay, max_retries=None)
+    return retry
+
+
 def _run(task: Task, notification_id: int, channel: Channel) -> str:
     rt = runtime()
     try:
         outcome = deliver(rt, int(notification_id), channel)
     except TRANSIENT as exc:
-        # Nothing was recorded, so nothing was sent: try the whole task again later.
-        _Outage.started(exc)
-        s = rt.settings
-        delay = backoff(
-            task.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds
-        )
-        raise task.retry(countdown=delay, max_retries=None) from exc
+        raise _outage_retry(task, rt, exc) from exc
     _Outage.ended()
     if outcome.retry_in is not None:
         # The row is back to `pending`; the retried task claims it again.
@@ -69,13 +75,7 @@ def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[st
     try:
         results = deliver_many(rt, [int(i) for i in notification_ids], Channel(channel))
     except TRANSIENT as exc:
-        _Outage.started(exc)
-        s = rt.settings
-        delay = backoff(
-            self.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds
-        )
-        # Rows already claimed are skipped by the retry; the sweeper settles any left behind.
-        raise self.retry(countdown=delay, max_retries=None) from exc
+        raise _outage_retry(self, rt, exc) from exc
     _Outage.ended()
     single = TASK_NAMES[channel]
     for nid, outcome in results:

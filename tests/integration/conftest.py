@@ -134,3 +134,20 @@ def procs(tmp_path: Path) -> Iterator[Callable[[processes.Process], processes.Pr
     keep = os.environ.get("NOTIFY_TEST_LOGS")
     if keep:
         shutil.copytree(tmp_path, Path(keep) / tmp_path.name, dirs_exist_ok=True)
+
+
+@pytest.fixture
+def running(
+    pipeline_env: dict[str, str],
+    rules_file: Callable[[str], Path],
+    procs: Callable[[processes.Process], processes.Process],
+    tmp_path: Path,
+) -> dict[str, str]:
+    """A worker and a consumer on the shared test rules; tests may tweak the env first."""
+    from tests.integration.helpers import RULES
+
+    rules_file(RULES)
+    pipeline_env.setdefault("NOTIFY_MAX_SEND_ATTEMPTS", "4")
+    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
+    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
+    return pipeline_env

@@ -54,48 +54,26 @@ def publish(
     client.xadd(stream, fields)  # type: ignore[arg-type]
 
 
-def rows(database_url: str, where: str = "true", *args: Any) -> list[dict[str, Any]]:
+def _fetch(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     async def fetch() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(database_url)
         try:
-            return [
-                dict(r)
-                for r in await conn.fetch(
-                    f"SELECT * FROM notifications WHERE {where} ORDER BY id", *args
-                )
-            ]
+            return [dict(r) for r in await conn.fetch(sql, *args)]
         finally:
             await conn.close()
 
     return asyncio.run(fetch())
+
+
+def rows(database_url: str, where: str = "true", *args: Any) -> list[dict[str, Any]]:
+    return _fetch(database_url, f"SELECT * FROM notifications WHERE {where} ORDER BY id", *args)
 
 
 def attempts(database_url: str, notification_id: int) -> list[dict[str, Any]]:
-    async def fetch() -> list[dict[str, Any]]:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return [
-                dict(r)
-                for r in await conn.fetch(
-                    "SELECT * FROM notification_attempts WHERE notification_id = $1"
-                    " ORDER BY attempt",
-                    notification_id,
-                )
-            ]
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
+    sql = "SELECT * FROM notification_attempts WHERE notification_id = $1 ORDER BY attempt"
+    return _fetch(database_url, sql, notification_id)
 
 
 def count(database_url: str, where: str = "true", *args: Any) -> int:
-    async def fetch() -> int:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return int(
-                await conn.fetchval(f"SELECT count(*) FROM notifications WHERE {where}", *args)
-            )
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
+    sql = f"SELECT count(*) AS n FROM notifications WHERE {where}"
+    return int(_fetch(database_url, sql, *args)[0]["n"])

@@ -5,28 +5,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import RULES, attempts, publish, rows, shipment
+from tests.integration.helpers import attempts, publish, rows, shipment
 
 pytestmark = pytest.mark.integration
 Start = Callable[[processes.Process], processes.Process]
-
-
-@pytest.fixture
-def running(
-    pipeline_env: dict[str, str], rules_file: Callable[[str], Path], procs: Start, tmp_path: Path
-) -> dict[str, str]:
-    rules_file(RULES)
-    pipeline_env["NOTIFY_MAX_SEND_ATTEMPTS"] = "4"
-    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
-    return pipeline_env
 
 
 def settled(database_url: str, prefix: str, count: int) -> Callable[[], bool]:

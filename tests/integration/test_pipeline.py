@@ -18,16 +18,6 @@ pytestmark = pytest.mark.integration
 Start = Callable[[processes.Process], processes.Process]
 
 
-@pytest.fixture
-def running(
-    pipeline_env: dict[str, str], rules_file: Callable[[str], Path], procs: Start, tmp_path: Path
-) -> dict[str, str]:
-    rules_file(RULES)
-    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
-    return pipeline_env
-
-
 def test_events_become_exactly_the_expected_sms_and_pushes(
     running: dict[str, str], redis_client: redis.Redis, sandbox: Sandbox, database_url: str
 ) -> None:
