@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import math
 import os
 import signal
@@ -49,7 +50,7 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
     cancels: list[tuple[str, str, str]] = field(default_factory=list)
-    per_event: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    per_event: list[tuple[str, str, list[str], list[str]]] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
 
 
@@ -136,7 +137,8 @@ class Consumer:
             keys = [n.idempotency_key for n in routed.notifications]
             if entry.deliveries > 1:
                 batch.redelivered.update(keys)
-            batch.per_event.append((event.type, event.id, keys))
+            rules = sorted({n.rule for n in routed.notifications})
+            batch.per_event.append((event.type, event.id, keys, rules))
             batch.acks.append(entry.id)
         return batch
 
@@ -160,14 +162,15 @@ class Consumer:
     def _account(
         self,
         result: BatchResult,
-        per_event: list[tuple[str, str, list[str]]],
+        per_event: list[tuple[str, str, list[str], list[str]]],
         inserted: set[str],
         rows: list[NewNotification],
         dead: list[DeadLetter],
         cancelled: int,
     ) -> None:
         fresh = set(inserted)  # a key counts for the first event that produced it in the batch
-        for event_type, event_id, keys in per_event:
+        verbose = log.isEnabledFor(logging.INFO)
+        for event_type, event_id, keys, rules in per_event:
             if not keys:
                 outcome = "unmatched"
             elif any(k in fresh for k in keys):
@@ -177,10 +180,13 @@ class Consumer:
                 outcome = "duplicate"
             result.outcomes[outcome] += 1
             metrics.EVENTS.labels(type=event_type, outcome=outcome).inc()
-            log.debug(
-                "event " + outcome,
-                extra=logs.fields(event_id=event_id, type=event_type, notifications=len(keys)),
-            )
+            if verbose:
+                log.info(
+                    "event " + outcome,
+                    extra=logs.fields(
+                        event_id=event_id, type=event_type, rules=rules, notifications=len(keys)
+                    ),
+                )
         for row in rows:
             if row.idempotency_key in inserted:
                 metrics.NOTIFICATIONS_INSERTED.labels(row.channel.value, row.status.value).inc()

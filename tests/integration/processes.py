@@ -87,7 +87,11 @@ def consumer(env: dict[str, str], log_dir: Path, name: str = "consumer") -> Proc
 
 
 def worker(
-    env: dict[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    concurrency: int = 8,
+    pool: str = "threads",
 ) -> Process:
     queue = env.get("NOTIFY_TASK_QUEUE", "celery")
     return Process(
@@ -98,7 +102,7 @@ def worker(
             "tasks",
             "worker",
             "--pool",
-            "threads",
+            pool,
             "--concurrency",
             str(concurrency),
             "--queues",

@@ -144,3 +144,31 @@ def test_metrics_status_and_dead_letter_replay(
         ),
         message="replayed entry dead-lettered again",
     )
+
+
+def test_prefork_workers_export_one_merged_view(
+    pipeline_env: dict[str, str],
+    rules_file: Callable[[str], Path],
+    procs: Start,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    sandbox: Sandbox,
+) -> None:
+    rules_file(RULES)
+    port = free_port()
+    env = {**pipeline_env, "NOTIFY_WORKER_METRICS_PORT": str(port),
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}  # fmt: skip
+    (tmp_path / "prom").mkdir()
+    (tmp_path / "prom" / "stale_counter_999.db").write_bytes(b"left from a previous run")
+    procs(processes.worker(env, tmp_path, pool="prefork", concurrency=2)).wait_for_log("ready")
+    procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
+    stream = env["NOTIFY_STREAM"]
+    for n in range(6):
+        publish(redis_client, stream, f"pf-{stream}-{n}", "shipment.delayed", shipment(n))
+    sandbox.wait_for(12, timeout=30)
+    processes.wait_until(lambda: value(scrape(port), "notify_notifications_total",
+                                       channel="sms", status="sent") == 6
+                         and value(scrape(port), "notify_notifications_total",
+                                   channel="push", status="sent") == 6,
+                         timeout=15, message="merged worker metrics")  # fmt: skip
+    assert not (tmp_path / "prom" / "stale_counter_999.db").exists()  # wiped at start

@@ -170,3 +170,19 @@ async def test_cancel_and_dispatch_race_safely(store: OutcomeStore) -> None:
     # Every row ended in exactly one of the two outcomes, never both, never neither.
     assert len(statuses) == 50 and set(statuses) <= {"pending", "cancelled"}
     assert statuses.count("cancelled") == cancelled
+
+
+async def test_retention_deletes_only_old_finished_rows(store: OutcomeStore) -> None:
+    tag = uuid.uuid4().hex
+    await store.insert([note(f"old-sent-{tag}"), note(f"old-pending-{tag}"), note(f"new-{tag}")])
+    await store.pool.execute(
+        """UPDATE notifications SET created_at = now() - interval '100 days',
+               status = CASE WHEN event_id LIKE 'old-sent-%' THEN 'sent' ELSE status END
+           WHERE event_id IN ($1, $2)""",
+        f"old-sent-{tag}", f"old-pending-{tag}",
+    )  # fmt: skip
+    deleted = await store.delete_older_than(days=90, limit=5000)
+    left = {r["event_id"] for r in await store.pool.fetch(
+        "SELECT event_id FROM notifications WHERE event_id LIKE $1", f"%{tag}")}  # fmt: skip
+    assert deleted >= 1
+    assert left == {f"old-pending-{tag}", f"new-{tag}"}  # unfinished rows are never purged
