@@ -103,7 +103,7 @@ def workers(env: BenchEnv, count: int, latency_ms: int, processes: int) -> dict[
     sandbox = env.sandbox()
     sandbox.reset()
     sandbox.set_latency(latency_ms)
-    asyncio.run(_pending_rows(env, count, Settings().task_batch_size))
+    asyncio.run(_pending_rows(env, count, Settings.from_env().task_batch_size))
     started = time.monotonic()
     procs = [env.worker(f"worker{i}") for i in range(processes)]
     try:

@@ -33,7 +33,10 @@ class StoreRunner:
                 loop = asyncio.new_event_loop()
                 threading.Thread(target=loop.run_forever, name="notify-db", daemon=True).start()
                 future = asyncio.run_coroutine_threadsafe(
-                    OutcomeStore.connect(self.dsn, min_size=1, max_size=self.max_size), loop
+                    OutcomeStore.connect(
+                        self.dsn, min_size=min(8, self.max_size), max_size=self.max_size
+                    ),
+                    loop,
                 )
                 try:
                     store = future.result(timeout=30)
