@@ -61,7 +61,7 @@ def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
     env = {
         **pipeline_env,
         "NOTIFY_CLAIM_IDLE_SECONDS": "1",
-        "NOTIFY_BATCH_SIZE": "100",
+        "NOTIFY_BATCH_SIZE": "10",
         # Each kill can strand one batch for one more delivery; 4 kills stay well under 10.
         "NOTIFY_MAX_DELIVERIES": "10",
     }
