@@ -3,3 +3,6 @@
 from tasks.celery_app import make_app
 
 app = make_app()
+
+# Task modules register with shared=False: the tasks belong to this app, not to every
+# Celery app built in the same process (tests, embedders).

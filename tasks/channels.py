@@ -68,7 +68,7 @@ def _run(task: Task, notification_id: int, channel: Channel) -> str:
     return outcome.status
 
 
-@app.task(name="tasks.send_batch", bind=True)
+@app.task(name="tasks.send_batch", shared=False, bind=True)
 def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[str, int]:
     """Many rows of one channel per message: the broker's per-message cost is the bottleneck."""
     rt = runtime()
@@ -85,11 +85,11 @@ def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[st
     return dict(Counter(outcome.status for _, outcome in results))
 
 
-@app.task(name="tasks.send_sms", bind=True)
+@app.task(name="tasks.send_sms", shared=False, bind=True)
 def send_sms(self: Task, notification_id: int) -> str:
     return _run(self, notification_id, Channel.SMS)
 
 
-@app.task(name="tasks.send_push", bind=True)
+@app.task(name="tasks.send_push", shared=False, bind=True)
 def send_push(self: Task, notification_id: int) -> str:
     return _run(self, notification_id, Channel.PUSH)

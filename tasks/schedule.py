@@ -24,7 +24,7 @@ def enqueue(rows: list[tuple[int, str]]) -> None:
             app.send_task(TASK_NAMES[channel], args=[nid], producer=producer, ignore_result=True)
 
 
-@app.task(name="tasks.dispatch_due", ignore_result=True)
+@app.task(name="tasks.dispatch_due", shared=False, ignore_result=True)
 def dispatch_due() -> int:
     """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart."""
     rt = runtime()
@@ -47,7 +47,7 @@ def dispatch_due() -> int:
             return total
 
 
-@app.task(name="tasks.sweep", ignore_result=True)
+@app.task(name="tasks.sweep", shared=False, ignore_result=True)
 def sweep() -> dict[str, int]:
     """Re-enqueue lost `pending` rows; settle rows a dead worker left `sending`."""
     rt = runtime()
@@ -110,7 +110,7 @@ def settle(rt: Runtime, row: Notification) -> str:
     return "unknown"
 
 
-@app.task(name="tasks.purge", ignore_result=True)
+@app.task(name="tasks.purge", shared=False, ignore_result=True)
 def purge() -> int:
     """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches."""
     rt = runtime()
