@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,6 +43,23 @@ def glob_to_posix(pattern: str) -> str:
     for char in pattern:
         out.append({"*": ".*", "?": "."}.get(char, re.escape(char) if char not in "[]!" else char))
     return "^" + "".join(out).replace("[!", "[^") + "$"
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One provider attempt's end, as `OutcomeStore.finish_many` records it."""
+
+    notification_id: int
+    attempt: int
+    status: str  # the row's next status: sent | failed | pending (to retry)
+    outcome: str  # sent | transient_error | permanent_error | config_error | ...
+    started_at: datetime | None = None
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+_FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
 
 
 @dataclass(frozen=True)
@@ -203,28 +221,42 @@ class OutcomeStore:
         error_message: str | None = None,
         started_at: datetime | None = None,
     ) -> None:
-        """Record an attempt's end and the row's next status in one (atomic) statement.
+        """Record one attempt's end and the row's next status (see `finish_many`)."""
+        await self.finish_many(
+            [
+                Finished(
+                    notification.id, notification.attempts, status, outcome, started_at,
+                    provider_message_id, error_code, error_message,
+                )
+            ]
+        )  # fmt: skip
+
+    async def finish_many(self, finished: Sequence[Finished]) -> None:
+        """Record attempts' ends and their rows' next statuses in one (atomic) statement.
 
         `started_at` is when the provider call began (batch claims insert attempts earlier).
+        Only rows still `sending` change: a sweeper that settled a row first wins.
         """
+        if not finished:
+            return
+        columns = list(zip(*map(_FINISHED_FIELDS, finished), strict=True))
         await self.pool.execute(
-            """WITH attempt AS (
-                   UPDATE notification_attempts SET finished_at = now(), outcome = $4,
-                       error_code = $5, error_message = $6, provider_message_id = $3,
-                       started_at = COALESCE($8, started_at)
-                   WHERE notification_id = $1 AND attempt = $7)
-               UPDATE notifications SET status = $2, updated_at = now(),
-                   provider_message_id = COALESCE($3, provider_message_id),
-                   error_code = $5, error_message = $6
-               WHERE id = $1 AND status = 'sending'""",
-            notification.id,
-            status,
-            provider_message_id,
-            outcome,
-            error_code,
-            error_message,
-            notification.attempts,
-            started_at,
+            """WITH f AS (
+                   SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],
+                       $5::timestamptz[], $6::text[], $7::text[], $8::text[])
+                   AS f(id, attempt, status, outcome, started_at, provider_message_id,
+                        error_code, error_message)),
+               attempt AS (
+                   UPDATE notification_attempts a SET finished_at = now(), outcome = f.outcome,
+                       error_code = f.error_code, error_message = f.error_message,
+                       provider_message_id = f.provider_message_id,
+                       started_at = COALESCE(f.started_at, a.started_at)
+                   FROM f WHERE a.notification_id = f.id AND a.attempt = f.attempt)
+               UPDATE notifications n SET status = f.status, updated_at = now(),
+                   provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
+                   error_code = f.error_code, error_message = f.error_message
+               FROM f WHERE n.id = f.id AND n.status = 'sending'""",
+            *columns,
         )
 
     async def dispatch_due(

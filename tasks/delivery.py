@@ -11,6 +11,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 from consumer import logs
 from consumer.outage import TRANSIENT
 from consumer.rendering import mask
+from consumer.store import Finished
 from schemas import (
     Channel,
     ConfigurationError,
@@ -40,7 +41,7 @@ def _call_provider(rt: Runtime, row: Notification) -> str:
     return rt.push.send(row.recipient, row.title, row.body, data or None)
 
 
-def _durably(rt: Runtime, fn: object) -> None:
+def _record(rt: Runtime, finished: Finished) -> None:
     """Recording an outcome must survive a short Postgres blip: the provider call already ran."""
     for attempt in Retrying(
         retry=retry_if_exception_type(TRANSIENT),
@@ -49,7 +50,7 @@ def _durably(rt: Runtime, fn: object) -> None:
         reraise=True,
     ):
         with attempt:
-            rt.db.run(fn)  # type: ignore[arg-type]
+            rt.db.record(finished)
 
 
 def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
@@ -100,16 +101,7 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
         return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
-    _durably(
-        rt,
-        lambda store: store.finish(
-            row,
-            status="sent",
-            outcome="sent",
-            provider_message_id=provider_id,
-            started_at=began,
-        ),
-    )
+    _record(rt, Finished(row.id, row.attempts, "sent", "sent", began, provider_id))
     metrics.NOTIFICATIONS.labels(row.channel.value, "sent").inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
     log.info("sent", extra=logs.fields(**ctx, provider_message_id=provider_id))
@@ -130,17 +122,13 @@ def _failed(
     retry = isinstance(exc, TransientDeliveryError) and row.attempts < s.max_send_attempts
     status = "pending" if retry else "failed"
     outcome = f"{kind}_error"
-    _durably(
+    _record(
         rt,
-        lambda store: store.finish(
-            row,
-            status=status,
-            outcome=outcome,
-            error_code=exc.code,
-            error_message=exc.message,
-            started_at=began,
+        Finished(
+            row.id, row.attempts, status, outcome, began,
+            error_code=exc.code, error_message=exc.message,
         ),
-    )
+    )  # fmt: skip
     if retry:
         assert isinstance(exc, TransientDeliveryError)
         delay = backoff(

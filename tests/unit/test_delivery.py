@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumer.settings import Settings
+from consumer.store import Finished
 from schemas import (
     Channel,
     ConfigurationError,
@@ -48,9 +50,6 @@ class FakeStore:
     async def claim_many(self, ids: list[int]) -> list[Notification]:
         return [r for r in (self.claimable.pop(i, None) for i in ids) if r is not None]
 
-    async def finish(self, notification: Notification, **fields: Any) -> None:
-        self.finished.append({"id": notification.id, **fields})
-
     async def resolve_sending(self, notification: Notification, **fields: Any) -> bool:
         self.resolved.append({"id": notification.id, **fields})
         return True
@@ -62,6 +61,9 @@ class FakeDb:
 
     def run(self, call: Callable[[FakeStore], Awaitable[Any]]) -> Any:
         return asyncio.run(call(self.store))  # type: ignore[arg-type]
+
+    def record(self, finished: Finished) -> None:
+        self.store.finished.append({**asdict(finished), "id": finished.notification_id})
 
 
 class FakeProvider:
