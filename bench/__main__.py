@@ -10,9 +10,11 @@ from typing import Any
 
 from bench import runs
 from bench.env import ROOT, BenchEnv
+from bench.fcm import fcm_calls
 from bench.report import save, table
+from schemas import Channel
 
-PARTS = ("consumer", "memory", "naive", "workers", "latency")
+PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-events", type=int, default=1_000_000)
     parser.add_argument("--naive-events", type=int, default=5_000)
     parser.add_argument("--sends", type=int, default=20_000)
+    parser.add_argument("--fcm-pushes", type=int, default=3_000)
     parser.add_argument("--worker-processes", type=int, default=3)
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
             "naive": lambda: runs.naive(env, args.naive_events),
             "workers": lambda: runs.workers(env, args.sends, 50, args.worker_processes),
+            "push": lambda: runs.workers(env, args.sends, 50, args.worker_processes, Channel.PUSH),
+            "fcm": lambda: fcm_calls(env, args.fcm_pushes, 50),
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
         }
         for name in PARTS:

@@ -29,13 +29,20 @@ def table(results: dict[str, Any]) -> str:
             ratio = drain["events_per_s"] / naive["events_per_s"]
             results["ratio"] = ratio
             rows.append(("batched / naive", f"{ratio:.1f}x", ">= 10x"))
-    worker = results.get("workers")
-    if worker:
-        rows.append((f"worker sends ({worker['worker_processes']} proc, "
-                     f"{worker['latency_ms']} ms emulator)", f"{worker['sends_per_s']:,.0f} /s",
-                     ">= 1,000"))  # fmt: skip
-        calls = f"{worker['call_p50_ms']:.0f} / {worker['call_p99_ms']:.0f} ms"
-        rows.append(("provider call p50 / p99", calls, ""))
+    for part in ("workers", "push"):
+        worker = results.get(part)
+        if worker:
+            rows.append((f"worker {worker['channel']} sends ({worker['worker_processes']} proc, "
+                         f"{worker['latency_ms']} ms emulator)",
+                         f"{worker['sends_per_s']:,.0f} /s", ">= 1,000"))  # fmt: skip
+            calls = f"{worker['call_p50_ms']:.0f} / {worker['call_p99_ms']:.0f} ms"
+            rows.append((f"  {worker['channel']} provider call p50 / p99", calls, ""))
+    fcm = results.get("fcm")
+    if fcm:
+        for mode, figures in fcm.items():
+            if isinstance(figures, dict):
+                rows.append((f"fcm client: {mode}", f"{figures['cpu_ms_per_push']:.2f} ms CPU, "
+                             f"{figures['per_s']:,.0f}/s", ""))  # fmt: skip
     lat = results.get("latency")
     if lat:
         rows.append((f"XADD -> emulator at {lat['rate']} ev/s, p50 / p99 (all)",

@@ -67,16 +67,18 @@ def naive(env: BenchEnv, events: int) -> dict[str, Any]:
     return {"events": events, "events_per_s": rate}
 
 
-async def _pending_rows(env: BenchEnv, count: int, batch: int) -> None:
+async def _pending_rows(env: BenchEnv, count: int, batch: int, channel: Channel, tag: str) -> None:
     store = await OutcomeStore.connect(env.database_url)
     client = aioredis.from_url(env.redis_url)
+    sms = channel is Channel.SMS
     try:
         rows = [
             NewNotification(
-                idempotency_key=idempotency_key(f"w-{env.tag}-{n}", "bench", "x"),
-                event_id=f"w-{env.tag}-{n}", event_type="bench", event_subject=None,
-                rule="bench", channel=Channel.SMS, recipient=f"+1415555{n % 10000:04d}",
-                body=f"worker bench {n}",
+                idempotency_key=idempotency_key(f"w-{tag}-{n}", "bench", channel.value),
+                event_id=f"w-{tag}-{n}", event_type="bench", event_subject=None,
+                rule="bench", channel=channel,
+                recipient=f"+1415555{n % 10000:04d}" if sms else f"bench-token-{n}",
+                body=f"worker bench {n}", title=None if sms else "Bench",
             )
             for n in range(count)
         ]  # fmt: skip
@@ -98,12 +100,15 @@ async def _attempts(env: BenchEnv, prefix: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-def workers(env: BenchEnv, count: int, latency_ms: int, processes: int) -> dict[str, Any]:
+def workers(
+    env: BenchEnv, count: int, latency_ms: int, processes: int, channel: Channel = Channel.SMS
+) -> dict[str, Any]:
     """Provider calls/s with the emulator adding `latency_ms` to each request."""
     sandbox = env.sandbox()
     sandbox.reset()
     sandbox.set_latency(latency_ms)
-    asyncio.run(_pending_rows(env, count, Settings.from_env().task_batch_size))
+    tag = f"{env.tag}-{channel.value}"
+    asyncio.run(_pending_rows(env, count, Settings.from_env().task_batch_size, channel, tag))
     started = time.monotonic()
     procs = [env.worker(f"worker{i}") for i in range(processes)]
     try:
@@ -112,15 +117,16 @@ def workers(env: BenchEnv, count: int, latency_ms: int, processes: int) -> dict[
         for proc in procs:
             env.stop(proc)
     wall = time.monotonic() - started
-    received = sorted(m.received_at for m in sandbox.messages("sms"))
-    attempts = asyncio.run(_attempts(env, f"w-{env.tag}-"))
+    received = sorted(m.received_at for m in sandbox.messages(channel.value))
+    attempts = asyncio.run(_attempts(env, f"w-{tag}-"))
     calls = [(a["finished_at"] - a["started_at"]).total_seconds() for a in attempts]
     sandbox.set_latency(0)
     # Steady state: the middle 80% of arrivals, so worker start-up is not counted.
     lo, hi = received[len(received) // 10], received[len(received) * 9 // 10]
     steady = (len(received) * 8 // 10) / max(1e-9, hi - lo)
     return {
-        "sends": count, "worker_processes": processes, "latency_ms": latency_ms,
+        "channel": channel.value, "sends": count, "worker_processes": processes,
+        "latency_ms": latency_ms,
         "sends_per_s": steady, "wall_s": wall,
         "call_p50_ms": percentile(calls, 0.5) * 1000, "call_p99_ms": percentile(calls, 0.99) * 1000,
     }  # fmt: skip

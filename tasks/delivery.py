@@ -43,6 +43,11 @@ def _call_provider(rt: Runtime, row: Notification) -> str:
 
 def _record(rt: Runtime, finished: Finished) -> None:
     """Recording an outcome must survive a short Postgres blip: the provider call already ran."""
+    try:
+        rt.db.record(finished)
+        return
+    except TRANSIENT:
+        pass  # only now pay for the retry machinery (it showed in profiles on the happy path)
     for attempt in Retrying(
         retry=retry_if_exception_type(TRANSIENT),
         wait=wait_exponential_jitter(multiplier=0.2, max=5, jitter=0.2),

@@ -43,6 +43,7 @@ class FakeStore:
         self.claimable = claimable
         self.finished: list[dict[str, Any]] = []
         self.resolved: list[dict[str, Any]] = []
+        self.record_failures: list[Exception] = []
 
     async def claim(self, nid: int) -> Notification | None:
         return self.claimable.pop(nid, None)
@@ -63,6 +64,8 @@ class FakeDb:
         return asyncio.run(call(self.store))  # type: ignore[arg-type]
 
     def record(self, finished: Finished) -> None:
+        if self.store.record_failures:
+            raise self.store.record_failures.pop(0)
         self.store.finished.append({**asdict(finished), "id": finished.notification_id})
 
 
@@ -106,6 +109,13 @@ def test_success_records_sent_with_the_provider_id() -> None:
     [done] = store.finished
     assert (done["status"], done["provider_message_id"]) == ("sent", "SM1")
     assert counter("sms", "sent") == before + 1
+
+
+def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> None:
+    store, sms = FakeStore({1: row(1)}), FakeProvider("SM1")
+    store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
+    assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
+    assert sms.calls == 1 and [f["status"] for f in store.finished] == ["sent"]
 
 
 def test_a_permanent_error_fails_at_once() -> None:

@@ -93,7 +93,7 @@ def test_the_http_client_rewrites_only_the_twilio_host(mocker: MockerFixture) ->
 @pytest.fixture
 def push(mocker: MockerFixture) -> tuple[FcmPush, Any]:
     fcm = FcmPush(Settings())
-    mocker.patch.object(fcm, "_get_app", return_value=mocker.sentinel.app)
+    mocker.patch.object(fcm, "app", return_value=mocker.sentinel.app)
     return fcm, mocker.patch("firebase_admin.messaging.send")
 
 
