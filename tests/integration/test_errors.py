@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import socket
 from collections import Counter
 from collections.abc import Callable
 from itertools import pairwise
@@ -9,7 +11,10 @@ from itertools import pairwise
 import pytest
 import redis
 
+from consumer.settings import Settings
 from sandbox import Sandbox
+from schemas import TransientDeliveryError
+from tasks.providers.twilio_sms import TwilioSms
 from tests.integration import processes
 from tests.integration.helpers import attempts, publish, rows, shipment
 
@@ -113,3 +118,28 @@ def test_invalid_numbers_never_reach_the_provider(
     [row] = rows(database_url, "event_id = $1", f"inv-{stream}")
     assert (row["status"], row["error_code"], row["attempts"]) == ("failed", "invalid_recipient", 0)
     assert sandbox.requests("sms") == []
+
+
+def test_a_slow_provider_times_out_and_a_dead_one_is_unreachable(sandbox: Sandbox) -> None:
+    """Network failures through the real SDK and transport: both transient, told apart."""
+    settings = Settings(
+        twilio_account_sid="AC" + "1" * 32, twilio_auth_token="any",
+        twilio_phone_number="+15005550006", twilio_api_url=sandbox.url,
+        provider_timeout_seconds=0.3,
+    )  # fmt: skip
+    sandbox.reset()
+    sandbox.set_latency(1500, "sms")
+    try:
+        with pytest.raises(TransientDeliveryError) as slow:
+            TwilioSms(settings).send("+14155550100", "hello")
+    finally:
+        sandbox.set_latency(0, "sms")
+    assert slow.value.code == "timeout"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # bound, not listening: refused
+        dead = dataclasses.replace(settings, twilio_api_url=closed)
+        with pytest.raises(TransientDeliveryError) as refused:
+            TwilioSms(dead).send("+14155550100", "hello")
+    assert refused.value.code == "connection_error"
+    assert "+1415" not in refused.value.message + slow.value.message

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
+from unittest import mock
+from urllib.parse import parse_qs
 
 import pytest
-import requests
+import urllib3
 from firebase_admin import exceptions, messaging
 from pytest_mock import MockerFixture
 from twilio.base.exceptions import TwilioRestException
@@ -13,7 +17,8 @@ from twilio.base.exceptions import TwilioRestException
 from consumer.settings import Settings
 from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from tasks.providers.fcm_push import FcmPush
-from tasks.providers.twilio_sms import RedirectingHttpClient, TwilioSms
+from tasks.providers.twilio_http import Urllib3HttpClient
+from tasks.providers.twilio_sms import TwilioSms
 
 SETTINGS = Settings(
     twilio_account_sid="AC" + "1" * 32, twilio_auth_token="secret",
@@ -56,38 +61,81 @@ def test_twilio_errors_map_to_the_error_tree(
     assert type(info.value) is error and info.value.code == str(code)  # type: ignore[attr-defined]
 
 
-def test_retry_after_comes_from_the_last_response(create: Any, mocker: MockerFixture) -> None:
+def reply(status: int, body: dict[str, Any], **headers: str) -> urllib3.HTTPResponse:
+    return urllib3.HTTPResponse(
+        body=json.dumps(body).encode(), status=status, preload_content=True,
+        headers={"Content-Type": "application/json", **headers},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def wire(mocker: MockerFixture) -> tuple[TwilioSms, Any]:
+    """The real SDK and our transport, with urllib3's pool as the only stand-in."""
     sms = TwilioSms(SETTINGS)
     _, http = sms._client()
-    response = requests.Response()
-    response.headers["Retry-After"] = "7"
-    http._remember(response)  # what the requests hook does for this thread
-    create.side_effect = TwilioRestException(429, "uri", msg="slow down", code=20429)
+    return sms, mocker.patch.object(http.pool, "request")
+
+
+def test_the_sdk_request_goes_out_as_twilio_expects(wire: tuple[TwilioSms, Any]) -> None:
+    sms, request = wire
+    request.return_value = reply(201, {"sid": "SM1", "status": "queued"})
+    assert sms.send("+14155550100", "hi & bye") == "SM1"
+    method, url = request.call_args.args
+    kwargs = request.call_args.kwargs
+    assert method == "POST"
+    assert (
+        url == f"http://127.0.0.1:9/2010-04-01/Accounts/{SETTINGS.twilio_account_sid}/Messages.json"
+    )
+    assert parse_qs(kwargs["body"]) == {
+        "To": ["+14155550100"], "From": ["+15005550006"], "Body": ["hi & bye"]
+    }  # fmt: skip
+    auth = base64.b64decode(kwargs["headers"]["Authorization"].split()[1]).decode()
+    assert auth == f"{SETTINGS.twilio_account_sid}:secret"
+    assert kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert kwargs["timeout"].total == SETTINGS.provider_timeout_seconds
+
+
+def test_query_parameters_and_the_real_host_are_kept() -> None:
+    http = Urllib3HttpClient("https://api.twilio.com", timeout=3)
+    with mock.patch.object(http.pool, "request", return_value=reply(200, {})) as request:
+        http.request("GET", "https://api.twilio.com/x.json", params={"To": "+1415", "n": [1, 2]})
+    assert request.call_args.args[1] == "https://api.twilio.com/x.json?To=%2B1415&n=1&n=2"
+
+
+def test_retry_after_comes_from_this_threads_last_response(wire: tuple[TwilioSms, Any]) -> None:
+    sms, request = wire
+    request.return_value = reply(
+        429, {"code": 20429, "message": "Too Many Requests", "status": 429}, **{"Retry-After": "7"}
+    )
     with pytest.raises(TransientDeliveryError) as info:
         sms.send("+14155550100", "hello")
-    assert info.value.retry_after == 7.0
+    assert (info.value.code, info.value.retry_after) == ("20429", 7.0)
+
+
+def test_a_permanent_error_keeps_twilios_code(wire: tuple[TwilioSms, Any]) -> None:
+    sms, request = wire
+    request.return_value = reply(400, {"code": 21211, "message": "Invalid 'To'", "status": 400})
+    with pytest.raises(PermanentDeliveryError) as info:
+        sms.send("+14155550100", "hello")
+    assert info.value.code == "21211"
 
 
 @pytest.mark.parametrize(
-    ("exc", "code"), [(requests.Timeout("t"), "timeout"),
-                      (requests.ConnectionError("c"), "connection_error")],
+    ("exc", "code"),
+    [(urllib3.exceptions.ReadTimeoutError(None, "/x?To=+1415", "read timed out"), "timeout"),
+     (urllib3.exceptions.ConnectTimeoutError("connect timed out"), "timeout"),
+     (urllib3.exceptions.NewConnectionError(None, "refused"), "connection_error"),  # type: ignore[arg-type]
+     (urllib3.exceptions.ProtocolError("reset"), "connection_error")],
 )  # fmt: skip
-def test_network_failures_are_transient(create: Any, exc: Exception, code: str) -> None:
-    create.side_effect = exc
+def test_network_failures_are_transient(
+    wire: tuple[TwilioSms, Any], exc: Exception, code: str
+) -> None:
+    sms, request = wire
+    request.side_effect = exc
     with pytest.raises(TransientDeliveryError) as info:
-        TwilioSms(SETTINGS).send("+14155550100", "hello")
+        sms.send("+14155550100", "hello")
     assert info.value.code == code
-
-
-def test_the_http_client_rewrites_only_the_twilio_host(mocker: MockerFixture) -> None:
-    parent = mocker.patch("twilio.http.http_client.TwilioHttpClient.request")
-    client = RedirectingHttpClient("http://127.0.0.1:8099/", timeout=3)
-    client.request("POST", "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages.json")
-    assert parent.call_args.args[1] == "http://127.0.0.1:8099/2010-04-01/Accounts/AC1/Messages.json"
-    real = RedirectingHttpClient("https://api.twilio.com", timeout=3)
-    real.request("POST", "https://api.twilio.com/x")
-    assert parent.call_args.args[1] == "https://api.twilio.com/x"
-    assert client.timeout == 3
+    assert "+1415" not in info.value.message  # no query strings (numbers) in error text
 
 
 @pytest.fixture
