@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -34,11 +34,33 @@ class Outcome:
     retry_in: float | None = None
 
 
-def _call_provider(rt: Runtime, row: Notification) -> str:
+# The last attempt may have reached the provider even though no answer came back.
+AMBIGUOUS = frozenset({"timeout", "connection_error", "reconcile_failed"})
+
+
+def _call_provider(rt: Runtime, row: Notification) -> tuple[str, str]:
+    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`)."""
     if row.channel is Channel.SMS:
-        return rt.sms.send(row.recipient, row.body)
+        if row.attempts > 1 and row.error_code in AMBIGUOUS:
+            earlier = _find_earlier_sms(rt, row)
+            if earlier is not None:
+                return earlier, "reconciled"
+        return rt.sms.send(row.recipient, row.body), "sent"
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
-    return rt.push.send(row.recipient, row.title, row.body, data or None)
+    return rt.push.send(row.recipient, row.title, row.body, data or None), "sent"
+
+
+def _find_earlier_sms(rt: Runtime, row: Notification) -> str | None:
+    """Ask Twilio whether the ambiguous attempt was accepted, before sending again."""
+    s = rt.settings
+    # The last attempt began at most one retry delay, one broker hold and one call ago.
+    window = s.retry_max_seconds + s.visibility_timeout_seconds + s.provider_timeout_seconds
+    since = datetime.now(UTC) - timedelta(seconds=window + 300)
+    try:
+        return rt.sms.find_sent(row.recipient, row.body, since)
+    except Exception as exc:  # noqa: BLE001 - unsure whether it was sent: never send blind
+        detail = f"lookup before resending failed: {type(exc).__name__}"
+        raise TransientDeliveryError("reconcile_failed", detail) from None
 
 
 def _record(rt: Runtime, finished: Finished) -> None:
@@ -97,7 +119,7 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
     began = datetime.now(UTC)
     started = time.perf_counter()
     try:
-        provider_id = _call_provider(rt, row)
+        provider_id, result = _call_provider(rt, row)
     except DeliveryError as exc:
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
         return _failed(rt, row, exc, ctx, began)
@@ -106,10 +128,10 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
         return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
-    _record(rt, Finished(row.id, row.attempts, "sent", "sent", began, provider_id))
+    _record(rt, Finished(row.id, row.attempts, "sent", result, began, provider_id))
     metrics.NOTIFICATIONS.labels(row.channel.value, "sent").inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
-    log.info("sent", extra=logs.fields(**ctx, provider_message_id=provider_id))
+    log.info(result, extra=logs.fields(**ctx, provider_message_id=provider_id))
     return Outcome("sent")
 
 
@@ -143,6 +165,10 @@ def _failed(
             retry_after=exc.retry_after,
             retry_after_cap=s.visibility_timeout_seconds / 2,
         )
+        if exc.code in AMBIGUOUS:
+            # Give a request the provider may still be working on time to land before the
+            # retry looks for it.
+            delay = max(delay, s.provider_timeout_seconds)
         metrics.NOTIFICATIONS.labels(channel, "retried").inc()
         metrics.RETRIES.labels(channel, exc.code).inc()
         log.warning(

@@ -28,12 +28,14 @@ from tasks.runtime import Runtime
 from tasks.schedule import settle
 
 
-def row(nid: int, channel: Channel = Channel.SMS, attempts: int = 1) -> Notification:
+def row(
+    nid: int, channel: Channel = Channel.SMS, attempts: int = 1, error_code: str | None = None
+) -> Notification:
     return Notification(
         id=nid, idempotency_key=f"k{nid}", event_id="e", event_type="t", rule="r",
         channel=channel, recipient="+14155550100" if channel is Channel.SMS else "tok",
         body="hi", title=None, data=None, status=Status.SENDING, attempts=attempts,
-        provider_message_id=None, error_code=None, send_at=None,
+        provider_message_id=None, error_code=error_code, send_at=None,
         updated_at=datetime(2026, 11, 25, tzinfo=UTC),
     )  # fmt: skip
 
@@ -116,6 +118,44 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
     store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     assert sms.calls == 1 and [f["status"] for f in store.finished] == ["sent"]
+
+
+@pytest.mark.parametrize("code", ["timeout", "connection_error", "reconcile_failed"])
+def test_after_an_ambiguous_failure_an_accepted_sms_is_not_sent_again(code: str) -> None:
+    store, sms = FakeStore({1: row(1, attempts=2, error_code=code)}), FakeProvider()
+    sms.found = "SMearlier"
+    assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
+    [done] = store.finished
+    assert sms.calls == 0
+    assert (done["outcome"], done["provider_message_id"]) == ("reconciled", "SMearlier")
+
+
+def test_after_an_ambiguous_failure_an_sms_twilio_never_got_is_sent() -> None:
+    store, sms = FakeStore({1: row(1, attempts=2, error_code="timeout")}), FakeProvider("SM2")
+    assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
+    assert sms.calls == 1 and store.finished[0]["outcome"] == "sent"
+
+
+def test_a_failed_lookup_retries_instead_of_sending_blind() -> None:
+    store, sms = FakeStore({1: row(1, attempts=2, error_code="timeout")}), FakeProvider("SM2")
+    sms.find_sent = lambda *a: (_ for _ in ()).throw(TimeoutError("slow"))  # type: ignore[method-assign]
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert (outcome.status, outcome.code, sms.calls) == ("retried", "reconcile_failed", 0)
+    assert store.finished[0]["status"] == "pending"
+
+
+def test_a_first_attempt_or_a_definite_error_sends_without_looking() -> None:
+    for first in (row(1, error_code=None), row(1, attempts=3, error_code="20429")):
+        store, sms = FakeStore({1: first}), FakeProvider("SM3")
+        sms.found = "SMwrong"
+        assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
+        assert sms.calls == 1 and store.finished[0]["provider_message_id"] == "SM3"
+
+
+def test_an_ambiguous_failure_waits_at_least_one_provider_timeout() -> None:
+    sms = FakeProvider(TransientDeliveryError("timeout", "read timed out"))
+    outcome = deliver(runtime(FakeStore({1: row(1)}), sms), 1, Channel.SMS)
+    assert outcome.retry_in is not None and outcome.retry_in >= Settings().provider_timeout_seconds
 
 
 def test_a_permanent_error_fails_at_once() -> None:
