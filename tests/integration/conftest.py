@@ -137,17 +137,28 @@ def procs(tmp_path: Path) -> Iterator[Callable[[processes.Process], processes.Pr
 
 
 @pytest.fixture
-def running(
+def start_pipeline(
     pipeline_env: dict[str, str],
     rules_file: Callable[[str], Path],
     procs: Callable[[processes.Process], processes.Process],
     tmp_path: Path,
-) -> dict[str, str]:
-    """A worker and a consumer on the shared test rules; tests may tweak the env first."""
+) -> Callable[..., dict[str, str]]:
+    """`start_pipeline(NOTIFY_X="1", ...)`: a worker and a consumer on the shared test rules,
+    with these settings on top; returns their environment."""
     from tests.integration.helpers import RULES
 
-    rules_file(RULES)
-    pipeline_env.setdefault("NOTIFY_MAX_SEND_ATTEMPTS", "4")
-    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
-    return pipeline_env
+    def start(**overrides: str) -> dict[str, str]:
+        rules_file(RULES)
+        pipeline_env.setdefault("NOTIFY_MAX_SEND_ATTEMPTS", "4")
+        pipeline_env.update(overrides)
+        procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
+        procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
+        return pipeline_env
+
+    return start
+
+
+@pytest.fixture
+def running(start_pipeline: Callable[..., dict[str, str]]) -> dict[str, str]:
+    """A worker and a consumer on the shared test rules, default settings."""
+    return start_pipeline()

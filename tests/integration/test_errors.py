@@ -7,7 +7,6 @@ import socket
 from collections import Counter
 from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,7 +16,7 @@ from sandbox import Sandbox
 from schemas import TransientDeliveryError
 from tasks.providers.twilio_sms import TwilioSms
 from tests.integration import processes
-from tests.integration.helpers import RULES, attempts, publish, rows, shipment
+from tests.integration.helpers import attempts, publish, rows, shipment
 
 pytestmark = pytest.mark.integration
 Start = Callable[[processes.Process], processes.Process]
@@ -149,25 +148,18 @@ def test_a_slow_provider_times_out_and_a_dead_one_is_unreachable(sandbox: Sandbo
 
 
 def test_a_timed_out_sms_that_twilio_accepted_is_reconciled_not_sent_twice(
-    pipeline_env: dict[str, str],
-    rules_file: Callable[[str], Path],
-    procs: Start,
-    tmp_path: Path,
+    start_pipeline: Callable[..., dict[str, str]],
     redis_client: redis.Redis,
     sandbox: Sandbox,
     database_url: str,
 ) -> None:
-    rules_file(RULES)
-    env = {
-        **pipeline_env,
-        "NOTIFY_PROVIDER_TIMEOUT_SECONDS": "0.3",
-        # The retry comes after the emulator has accepted the message (latency 1 s).
-        "NOTIFY_RETRY_BASE_SECONDS": "3",
-        "NOTIFY_RETRY_MAX_SECONDS": "3",
-    }
     sandbox.set_latency(1000, "sms")
-    procs(processes.worker(env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
+    # The retry comes after the emulator has accepted the message (latency 1 s).
+    env = start_pipeline(
+        NOTIFY_PROVIDER_TIMEOUT_SECONDS="0.3",
+        NOTIFY_RETRY_BASE_SECONDS="3",
+        NOTIFY_RETRY_MAX_SECONDS="3",
+    )
     stream = env["NOTIFY_STREAM"]
     publish(redis_client, stream, f"tmo-{stream}", "shipment.delayed", shipment(51, tokens=0))
     processes.wait_until(settled(database_url, f"tmo-{stream}", 1), timeout=60, message="settled")
