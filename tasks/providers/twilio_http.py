@@ -2,8 +2,8 @@
 
 The SDK builds, signs and parses every request itself; only the bytes-on-the-wire layer is
 ours. Its stock TwilioHttpClient goes through requests (Request, prepare, merge settings,
-hooks), which cost more CPU than the network call on a busy worker: `make bench` measured
-about 0.94 ms of CPU per send through it and 0.54 ms through this class.
+hooks), which cost more CPU than the network call on a busy worker: 3,000 sends against the
+emulator took about 0.94 ms of client CPU each through it and 0.54 ms through this class.
 """
 
 from __future__ import annotations
