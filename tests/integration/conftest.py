@@ -120,7 +120,7 @@ def pipeline_env(
 
 
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Callable[[processes.Process], processes.Process]]:
+def procs(tmp_path: Path) -> Iterator[processes.Start]:
     """Start processes through this; every one is stopped at teardown, and its log kept."""
     started: list[processes.Process] = []
 
@@ -140,25 +140,29 @@ def procs(tmp_path: Path) -> Iterator[Callable[[processes.Process], processes.Pr
 def start_pipeline(
     pipeline_env: dict[str, str],
     rules_file: Callable[[str], Path],
-    procs: Callable[[processes.Process], processes.Process],
+    procs: processes.Start,
     tmp_path: Path,
-) -> Callable[..., dict[str, str]]:
-    """`start_pipeline(NOTIFY_X="1", ...)`: a worker and a consumer on the shared test rules,
-    with these settings on top; returns their environment."""
+) -> processes.StartPipeline:
+    """`start_pipeline(rules, pool=..., concurrency=..., NOTIFY_X="1")`: a worker and a
+    consumer, ready, on these rules (default: the shared test rules) and settings."""
     from tests.integration.helpers import RULES
 
-    def start(**overrides: str) -> dict[str, str]:
-        rules_file(RULES)
+    def start(
+        rules: str = RULES, *, pool: str = "threads", concurrency: int = 8, **settings: str
+    ) -> processes.Pipeline:
+        rules_file(rules)
         pipeline_env.setdefault("NOTIFY_MAX_SEND_ATTEMPTS", "4")
-        pipeline_env.update(overrides)
-        procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-        procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
-        return pipeline_env
+        pipeline_env.update(settings)
+        worker = procs(processes.worker(pipeline_env, tmp_path, concurrency=concurrency, pool=pool))
+        worker.wait_for_log("ready")
+        consumer = procs(processes.consumer(pipeline_env, tmp_path))
+        consumer.wait_for_log("consumer started")
+        return processes.Pipeline(pipeline_env, worker, consumer)
 
     return start
 
 
 @pytest.fixture
-def running(start_pipeline: Callable[..., dict[str, str]]) -> dict[str, str]:
+def running(start_pipeline: processes.StartPipeline) -> dict[str, str]:
     """A worker and a consumer on the shared test rules, default settings."""
-    return start_pipeline()
+    return start_pipeline().env

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +137,16 @@ def beat(env: dict[str, str], log_dir: Path, name: str = "beat") -> Process:
         env,
         log_dir,
     )
+
+
+@dataclass
+class Pipeline:
+    """What the `start_pipeline` fixture started: its environment and processes."""
+
+    env: dict[str, str]
+    worker: Process
+    consumer: Process
+
+
+StartPipeline = Callable[..., Pipeline]
+Start = Callable[[Process], Process]  # the `procs` fixture

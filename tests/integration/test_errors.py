@@ -19,7 +19,6 @@ from tests.integration import processes
 from tests.integration.helpers import attempts, publish, rows, shipment
 
 pytestmark = pytest.mark.integration
-Start = Callable[[processes.Process], processes.Process]
 
 
 def settled(database_url: str, prefix: str, count: int) -> Callable[[], bool]:
@@ -148,7 +147,7 @@ def test_a_slow_provider_times_out_and_a_dead_one_is_unreachable(sandbox: Sandbo
 
 
 def test_a_timed_out_sms_that_twilio_accepted_is_reconciled_not_sent_twice(
-    start_pipeline: Callable[..., dict[str, str]],
+    start_pipeline: processes.StartPipeline,
     redis_client: redis.Redis,
     sandbox: Sandbox,
     database_url: str,
@@ -159,7 +158,7 @@ def test_a_timed_out_sms_that_twilio_accepted_is_reconciled_not_sent_twice(
         NOTIFY_PROVIDER_TIMEOUT_SECONDS="0.3",
         NOTIFY_RETRY_BASE_SECONDS="3",
         NOTIFY_RETRY_MAX_SECONDS="3",
-    )
+    ).env
     stream = env["NOTIFY_STREAM"]
     publish(redis_client, stream, f"tmo-{stream}", "shipment.delayed", shipment(51, tokens=0))
     processes.wait_until(settled(database_url, f"tmo-{stream}", 1), timeout=60, message="settled")

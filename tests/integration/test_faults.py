@@ -20,7 +20,6 @@ from tests.integration import processes
 from tests.integration.helpers import RULES, count, publish, rows, shipment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
-Start = Callable[[processes.Process], processes.Process]
 
 
 def expected_sms(numbers: range) -> Counter[str]:
@@ -51,7 +50,7 @@ def wait_all_sent(database_url: str, prefix: str, total: int, timeout: float = 9
 def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
     pipeline_env: dict[str, str],
     rules_file: Callable[[str], Path],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
@@ -105,7 +104,7 @@ def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
 def test_worker_killed_mid_send_is_reconciled_without_duplicates(
     pipeline_env: dict[str, str],
     rules_file: Callable[[str], Path],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
@@ -182,7 +181,7 @@ def sever_postgres(database_url: str) -> int:
 def test_severed_redis_and_postgres_connections_lose_and_double_nothing(
     redis_db9: tuple[dict[str, str], redis.Redis],
     rules_file: Callable[[str], Path],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     sandbox: Sandbox,
     database_url: str,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.integration import processes
 from tests.integration.helpers import publish, rows, shipment
 
 pytestmark = pytest.mark.integration
-Start = Callable[[processes.Process], processes.Process]
 
 RULES = """
 rules:
@@ -28,19 +26,13 @@ rules:
 
 
 def test_valid_versions_swap_in_and_broken_ones_keep_the_last_good(
-    pipeline_env: dict[str, str],
-    rules_file: Callable[[str], Path],
-    procs: Start,
-    tmp_path: Path,
+    start_pipeline: processes.StartPipeline,
     redis_client: redis.Redis,
     sandbox: Sandbox,
     database_url: str,
 ) -> None:
-    path = rules_file(RULES.replace("BODY", "first"))
-    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-    consumer = procs(processes.consumer(pipeline_env, tmp_path))
-    consumer.wait_for_log("consumer started")
-    stream = pipeline_env["NOTIFY_STREAM"]
+    consumer = start_pipeline(RULES.replace("BODY", "first")).consumer
+    path, stream = Path(consumer.env["NOTIFY_RULES"]), consumer.env["NOTIFY_STREAM"]
 
     def send(n: int) -> str:
         publish(redis_client, stream, f"hr-{stream}-{n}", "shipment.delayed", shipment(n, tokens=0))

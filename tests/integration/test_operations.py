@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import RULES, publish, shipment
+from tests.integration.helpers import publish, shipment
 
 pytestmark = pytest.mark.integration
-Start = Callable[[processes.Process], processes.Process]
 
 
 def free_port() -> int:
@@ -55,22 +53,18 @@ def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_metrics_status_and_dead_letter_replay(
     pipeline_env: dict[str, str],
-    rules_file: Callable[[str], Path],
-    procs: Start,
-    tmp_path: Path,
+    start_pipeline: processes.StartPipeline,
     redis_client: redis.Redis,
     sandbox: Sandbox,
 ) -> None:
-    rules_file(RULES)
-    env = {
-        **pipeline_env,
+    ports = {
         "NOTIFY_METRICS_PORT": str(free_port()),
         "NOTIFY_WORKER_METRICS_PORT": str(free_port()),
     }
+    env = {**pipeline_env, **ports}
     stream, group = env["NOTIFY_STREAM"], env["NOTIFY_GROUP"]
     assert notify(env, "status").returncode != 0  # no group yet: non-zero, with a reason
-    procs(processes.worker(env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
+    start_pipeline(**ports)
     for n in range(3):
         publish(redis_client, stream, f"ops-{stream}-{n}", "shipment.delayed", shipment(n))
     publish(
@@ -147,21 +141,18 @@ def test_metrics_status_and_dead_letter_replay(
 
 
 def test_prefork_workers_export_one_merged_view(
-    pipeline_env: dict[str, str],
-    rules_file: Callable[[str], Path],
-    procs: Start,
+    start_pipeline: processes.StartPipeline,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
 ) -> None:
-    rules_file(RULES)
     port = free_port()
-    env = {**pipeline_env, "NOTIFY_WORKER_METRICS_PORT": str(port),
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom")}  # fmt: skip
     (tmp_path / "prom").mkdir()
     (tmp_path / "prom" / "stale_counter_999.db").write_bytes(b"left from a previous run")
-    procs(processes.worker(env, tmp_path, pool="prefork", concurrency=2)).wait_for_log("ready")
-    procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
+    env = start_pipeline(
+        pool="prefork", concurrency=2, NOTIFY_WORKER_METRICS_PORT=str(port),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"),
+    ).env  # fmt: skip
     stream = env["NOTIFY_STREAM"]
     for n in range(6):
         publish(redis_client, stream, f"pf-{stream}-{n}", "shipment.delayed", shipment(n))

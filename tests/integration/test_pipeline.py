@@ -15,7 +15,6 @@ from tests.integration import processes
 from tests.integration.helpers import RULES, publish, rows, shipment
 
 pytestmark = pytest.mark.integration
-Start = Callable[[processes.Process], processes.Process]
 
 
 def test_events_become_exactly_the_expected_sms_and_pushes(
@@ -116,7 +115,7 @@ def test_malformed_entries_are_dead_lettered_and_the_consumer_carries_on(
 def test_sigterm_finishes_and_exits_zero(
     pipeline_env: dict[str, str],
     rules_file: Callable[[str], Path],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
 ) -> None:

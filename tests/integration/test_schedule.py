@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from tests.integration import processes
 from tests.integration.helpers import publish, rows
 
 pytestmark = pytest.mark.integration
-Start = Callable[[processes.Process], processes.Process]
 
 RULES = """
 rules:
@@ -38,14 +36,9 @@ rules:
 
 
 @pytest.fixture
-def scheduled(
-    pipeline_env: dict[str, str], rules_file: Callable[[str], Path], procs: Start, tmp_path: Path
-) -> dict[str, str]:
-    rules_file(RULES.replace("{{DELAY}}", "2s"))
-    pipeline_env["NOTIFY_SCHEDULE_INTERVAL_SECONDS"] = "0.3"
-    procs(processes.worker(pipeline_env, tmp_path)).wait_for_log("ready")
-    procs(processes.consumer(pipeline_env, tmp_path)).wait_for_log("consumer started")
-    return pipeline_env
+def scheduled(start_pipeline: processes.StartPipeline) -> dict[str, str]:
+    rules = RULES.replace("{{DELAY}}", "2s")
+    return start_pipeline(rules, NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3").env
 
 
 def beat_runs(beat: processes.Process) -> int:
@@ -54,7 +47,7 @@ def beat_runs(beat: processes.Process) -> int:
 
 def test_a_two_second_reminder_is_sent_exactly_once(
     scheduled: dict[str, str],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
@@ -93,7 +86,7 @@ def test_a_two_second_reminder_is_sent_exactly_once(
 
 def test_a_cancelled_reminder_is_never_sent(
     scheduled: dict[str, str],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
@@ -136,7 +129,7 @@ def test_a_cancelled_reminder_is_never_sent(
 
 def test_restarting_beat_midway_neither_loses_nor_duplicates(
     scheduled: dict[str, str],
-    procs: Start,
+    procs: processes.Start,
     tmp_path: Path,
     redis_client: redis.Redis,
     sandbox: Sandbox,
