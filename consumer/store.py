@@ -210,27 +210,6 @@ class OutcomeStore:
                 )
         return [_row(r) for r in records]
 
-    async def finish(
-        self,
-        notification: Notification,
-        *,
-        status: str,
-        outcome: str,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        started_at: datetime | None = None,
-    ) -> None:
-        """Record one attempt's end and the row's next status (see `finish_many`)."""
-        await self.finish_many(
-            [
-                Finished(
-                    notification.id, notification.attempts, status, outcome, started_at,
-                    provider_message_id, error_code, error_message,
-                )
-            ]
-        )  # fmt: skip
-
     async def finish_many(self, finished: Sequence[Finished]) -> None:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.
 

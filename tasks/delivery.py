@@ -158,17 +158,18 @@ def _failed(
     )  # fmt: skip
     if retry:
         assert isinstance(exc, TransientDeliveryError)
+        floor = exc.retry_after
+        if exc.code in AMBIGUOUS:
+            # A request the provider may still be working on must land before the retry
+            # looks for it.
+            floor = max(floor or 0.0, s.provider_timeout_seconds)
         delay = backoff(
             row.attempts,
             base=s.retry_base_seconds,
             cap=s.retry_max_seconds,
-            retry_after=exc.retry_after,
+            retry_after=floor,
             retry_after_cap=s.visibility_timeout_seconds / 2,
         )
-        if exc.code in AMBIGUOUS:
-            # Give a request the provider may still be working on time to land before the
-            # retry looks for it.
-            delay = max(delay, s.provider_timeout_seconds)
         metrics.NOTIFICATIONS.labels(channel, "retried").inc()
         metrics.RETRIES.labels(channel, exc.code).inc()
         log.warning(

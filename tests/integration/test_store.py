@@ -13,7 +13,7 @@ import pytest_asyncio
 
 from consumer.migrations import migrate
 from consumer.routing import idempotency_key
-from consumer.store import OutcomeStore
+from consumer.store import Finished, OutcomeStore
 from schemas import Channel, NewNotification, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -75,7 +75,8 @@ async def test_only_one_of_many_concurrent_claims_wins(store: OutcomeStore) -> N
     claims = await asyncio.gather(*(store.claim(nid) for _ in range(6)))
     winners = [c for c in claims if c is not None]
     assert len(winners) == 1 and winners[0].status == Status.SENDING and winners[0].attempts == 1
-    await store.finish(winners[0], status="sent", outcome="sent", provider_message_id="SM1")
+    winner = winners[0]
+    await store.finish_many([Finished(winner.id, winner.attempts, "sent", "sent", None, "SM1")])
     assert await store.claim(nid) is None  # a duplicate task after `sent` does nothing
 
 
