@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import signals
+from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from consumer import logs
 from consumer.settings import Settings
@@ -33,8 +34,11 @@ def _child_init(**_: Any) -> None:
 
 
 @signals.worker_ready.connect
-def _ready(**_: Any) -> None:
-    _warm()  # threads/solo pools run tasks in this process
+def _ready(sender: Any = None, **_: Any) -> None:
+    # Threads/solo pools run tasks in this process; prefork's parent runs none (its
+    # children warm up in _child_init), so it opens no DB pool of its own.
+    if not isinstance(getattr(sender, "pool", None), PreforkPool):
+        _warm()
 
 
 def _warm() -> None:
