@@ -81,33 +81,24 @@ def settle(rt: Runtime, row: Notification) -> str:
             )
             return "deferred"
         if sid is not None:
-            rt.db.run(
-                lambda st: st.resolve_sending(
-                    row, status="sent", outcome="reconciled", provider_message_id=sid
-                )
-            )
+            _resolve(rt, row, status="sent", outcome="reconciled", provider_message_id=sid)
             return "reconciled"
-        if rt.db.run(
-            lambda st: st.resolve_sending(
-                row,
-                status="pending",
-                outcome="not_received",
-                error_code="worker_lost",
-                error_message="worker stopped before the provider call",
-            )
-        ):
+        if _resolve(
+            rt, row, status="pending", outcome="not_received", error_code="worker_lost",
+            error_message="worker stopped before the provider call",
+        ):  # fmt: skip
             enqueue([(row.id, row.channel.value)])
         return "resent"
-    rt.db.run(
-        lambda st: st.resolve_sending(
-            row,
-            status="failed",
-            outcome="unknown",
-            error_code="outcome_unknown",
-            error_message="worker stopped during the provider call; not resent",
-        )
-    )
+    _resolve(
+        rt, row, status="failed", outcome="unknown", error_code="outcome_unknown",
+        error_message="worker stopped during the provider call; not resent",
+    )  # fmt: skip
     return "unknown"
+
+
+def _resolve(rt: Runtime, row: Notification, **fields: str) -> bool:
+    """Settle a stuck row unless someone touched it since the sweeper looked."""
+    return bool(rt.db.run(lambda st: st.resolve_sending(row, **fields)))
 
 
 @app.task(name="tasks.purge", shared=False, ignore_result=True)
