@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
+import redis
 
-from consumer.store import ensure_database
 from sandbox import SandboxClient
+from sandbox.launcher import (
+    ROOT,
+    Process,
+    ThrowawayDatabase,
+    consumer,
+    emulator_env,
+    free_port,
+    worker,
+)
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["ROOT", "BenchEnv"]
+
 RULES = """
 rules:
   - name: bench-sms
@@ -31,27 +33,17 @@ rules:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 @dataclass
 class BenchEnv:
     out: Path
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    procs: list[Process] = field(default_factory=list)
     sandbox_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
         base = os.environ.get("DATABASE_URL", "postgresql://localhost/notifications")
-        self.admin_url = _with_db(base, "postgres")
-        self.database_url = _with_db(base, f"notify_bench_{self.tag}")
+        self.database = ThrowawayDatabase(base, "notify_bench")
+        self.database_url = self.database.url
         self.redis_url = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
         self.stream = f"bench-{self.tag}"
         self.queue = f"bench-q-{self.tag}"
@@ -66,20 +58,17 @@ class BenchEnv:
             "DATABASE_URL": self.database_url, "NOTIFY_STREAM": self.stream,
             "NOTIFY_TASK_QUEUE": self.queue, "NOTIFY_RULES": str(self.rules),
             "NOTIFY_METRICS_PORT": "0", "NOTIFY_WORKER_METRICS_PORT": "0",
-            "NOTIFY_LOG_LEVEL": "WARNING", "TWILIO_ACCOUNT_SID": "AC" + "b" * 32,
-            "TWILIO_AUTH_TOKEN": "bench", "TWILIO_PHONE_NUMBER": "+15005550006",
-            "TWILIO_API_URL": sandbox, "FCM_API_URL": sandbox,
-            "GOOGLE_APPLICATION_CREDENTIALS": str(self.creds), **extra,
+            "NOTIFY_LOG_LEVEL": "WARNING",
+            **emulator_env(sandbox, self.creds, TWILIO_AUTH_TOKEN="bench"), **extra,
         }  # fmt: skip
 
     def setup(self) -> None:
         self.out.mkdir(exist_ok=True)
         self.rules.write_text(RULES)
-        asyncio.run(ensure_database(self.database_url))
-        args = ["-m", "sandbox", "--port", str(self.sandbox_port)]
-        self.start(
-            "sandbox", [str(BIN / "python"), *args, "--write-service-account", str(self.creds)]
-        )
+        self.database.create()
+        args = ["python", "-m", "sandbox", "--port", str(self.sandbox_port)]
+        self.start(Process("sandbox", [*args, "--write-service-account", str(self.creds)],
+                           self.env(), self.out))  # fmt: skip
         client = self.sandbox()
         deadline = time.monotonic() + 20
         while True:
@@ -94,48 +83,26 @@ class BenchEnv:
     def sandbox(self) -> SandboxClient:
         return SandboxClient(f"http://127.0.0.1:{self.sandbox_port}", timeout=60)
 
-    def start(self, name: str, args: list[str], **extra: str) -> subprocess.Popen[bytes]:
-        log = (self.out / f"{name}.log").open("ab")
-        proc = subprocess.Popen(args, env=self.env(**extra), cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        log.close()
-        self.procs.append(proc)
+    def start(self, proc: Process) -> Process:
+        self.procs.append(proc.start())
         return proc
 
-    def consumer(self, **extra: str) -> subprocess.Popen[bytes]:
-        return self.start("consumer", [str(BIN / "notify"), "consume"], **extra)
+    def consumer(self, **extra: str) -> Process:
+        return self.start(consumer(self.env(**extra), self.out))
 
-    def worker(self, name: str, concurrency: int = 8) -> subprocess.Popen[bytes]:
-        return self.start(name, [str(BIN / "celery"), "-A", "tasks", "worker", "--pool", "threads",
-                                 "--concurrency", str(concurrency), "-Q", self.queue, "-n",
-                                 f"{name}-{self.tag}@%h", "--without-gossip", "--without-mingle",
-                                 "--loglevel", "WARNING"])  # fmt: skip
+    def worker(self, name: str, concurrency: int = 8) -> Process:
+        return self.start(worker(self.env(), self.out, name, concurrency, loglevel="WARNING"))
 
-    def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+    def stop(self, proc: Process) -> None:
+        proc.stop()
         if proc in self.procs:
             self.procs.remove(proc)
 
     def teardown(self, *, drop: bool = True) -> None:
         for proc in list(self.procs):
             self.stop(proc)
-        import redis
-
         client = redis.Redis.from_url(self.redis_url)
         client.delete(self.stream, f"{self.stream}.dlq", self.queue, f"_kombu.binding.{self.queue}")
         client.close()
         if drop:
-            asyncio.run(self._drop())
-
-    async def _drop(self) -> None:
-        conn = await asyncpg.connect(self.admin_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "notify_bench_{self.tag}" WITH (FORCE)')
-        finally:
-            await conn.close()
+            self.database.drop()

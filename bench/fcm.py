@@ -11,7 +11,7 @@ from typing import Any
 from firebase_admin import messaging
 
 from bench.env import BenchEnv
-from consumer.settings import Settings
+from notify.settings import Settings
 from tasks.providers.fcm_push import FcmPush
 
 CHUNK = 50  # one send_batch task's rows

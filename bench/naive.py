@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import load_file
-from consumer.settings import Settings
-from consumer.store import OutcomeStore
+from notify.settings import Settings
+from notify.store import OutcomeStore
 
 
 async def run_naive(settings: Settings, count: int) -> float:

@@ -14,10 +14,10 @@ import redis.asyncio as aioredis
 from bench.env import BenchEnv
 from bench.load import event_fields, load, throughput, watch
 from bench.naive import run_naive
-from consumer.publisher import TaskPublisher
 from consumer.routing import idempotency_key
-from consumer.settings import Settings
-from consumer.store import OutcomeStore
+from consumer.task_publisher import TaskPublisher
+from notify.settings import Settings
+from notify.store import OutcomeStore
 from schemas import Channel, NewNotification
 
 # The first seconds include each process's first provider connections; reported separately.

@@ -7,11 +7,8 @@ import contextlib
 import functools
 import logging
 import math
-import os
 import signal
-import socket
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,25 +16,19 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
 
-from consumer import logs, metrics
+from consumer import metrics
 from consumer.decoding import decode_entry
-from consumer.outage import OutageGuard
-from consumer.publisher import Publisher, make_publisher
 from consumer.reloader import RulesWatcher
 from consumer.routing import route
-from consumer.settings import Settings
-from consumer.store import OutcomeStore
 from consumer.stream import DeadLetter, Entry, EventStream
+from consumer.task_publisher import Publisher, make_publisher
+from notify import logs
+from notify.outage import OutageGuard
+from notify.settings import Settings
+from notify.store import OutcomeStore
 from schemas import EventError, NewNotification
 
 log = logs.get("consumer")
-
-
-def consumer_name() -> str:
-    """Stable when NOTIFY_CONSUMER_NAME is set (a pod name); otherwise unique per process."""
-    return os.environ.get("NOTIFY_CONSUMER_NAME") or (
-        f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
-    )
 
 
 @dataclass
@@ -295,7 +286,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         lambda: OutcomeStore.connect(settings.database_url, min_size=1, max_size=4)
     )
     stream = EventStream(
-        client, settings.stream, settings.group, consumer_name(), settings.dlq_stream
+        client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
     )
     consumer = Consumer(settings, stream, store, make_publisher(settings, broker), rules)
     loop = asyncio.get_running_loop()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 
-from consumer import logs, metrics
+from consumer import metrics
 from consumer.ruleset import RuleSet, load_file
+from notify import logs
 from schemas import RulesError
 
 log = logs.get("rules")

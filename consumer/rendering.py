@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import StrictUndefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from notify.logs import mask
+
 # `{{ expr }}` alone is evaluated as an expression so it can yield a list of recipients.
 _SOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
 
@@ -44,14 +46,6 @@ def humanize_minutes(value: Any) -> str:
     parts.append(f"{mins} min" if mins and not days else "")
     text = " ".join(p for p in parts if p) or "0 min"
     return f"-{text}" if minutes < 0 else text
-
-
-def mask(value: Any) -> str:
-    """Keep the first 5 and last 2 characters: +1415*****00."""
-    text = str(value)
-    if len(text) <= 7:
-        return "*" * len(text)
-    return text[:5] + "*" * (len(text) - 7) + text[-2:]
 
 
 def make_environment() -> SandboxedEnvironment:

@@ -28,10 +28,6 @@ class Routed:
     notifications: list[NewNotification] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
-    def matched(self) -> bool:
-        return bool(self.notifications)
-
 
 def context(event: Event) -> dict[str, Any]:
     return {"event": event.template_view(), "data": event.data}

@@ -14,7 +14,7 @@ from consumer import segments
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
-from consumer.settings import Settings
+from notify.settings import Settings
 from schemas import EventError, NewNotification, RulesError
 from schemas.rules import RulesFile
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import re
 from collections.abc import Callable
@@ -16,6 +15,7 @@ import yaml
 
 from consumer import rendering
 from consumer.rules_yaml import Document, Path, parse
+from notify.globs import compile_globs
 from schemas import Rule, RulesError
 from schemas.rules import DURATION, EVENT_PATTERN, RULE_NAME, Defaults
 
@@ -28,10 +28,6 @@ _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
 
 def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
-
-
-def _glob(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(fnmatch.translate(p) for p in patterns))
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,6 @@ class CompiledRule:
     delay: timedelta | None
     at: rendering.Renderer | None
     offset: timedelta
-    cancel_on: re.Pattern[str] | None
 
     @property
     def name(self) -> str:
@@ -56,9 +51,6 @@ class CompiledRule:
 
     def matches(self, event_type: str) -> bool:
         return self.on.match(event_type) is not None
-
-    def cancelled_by(self, event_type: str) -> bool:
-        return self.cancel_on is not None and self.cancel_on.match(event_type) is not None
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ class RuleSet:
 
     def cancelling_types(self) -> re.Pattern[str] | None:
         patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
-        return _glob(patterns) if patterns else None
+        return compile_globs(patterns) if patterns else None
 
 
 def version_of(text: str) -> str:
@@ -288,7 +280,7 @@ class _Checker:
         renderers = [rendering.compile_template(s) for s in to_sources]
         return CompiledRule(
             rule=rule,
-            on=_glob(rule.patterns()),
+            on=compile_globs(rule.patterns()),
             when=rendering.compile_condition(rule.when) if rule.when else None,
             to=renderers[0] if isinstance(rule.to, str) else _list_renderer(renderers),
             body=rendering.compile_template(rule.body),
@@ -297,7 +289,6 @@ class _Checker:
             delay=parse_duration(rule.delay) if rule.delay else None,
             at=rendering.compile_template(rule.at) if rule.at else None,
             offset=parse_duration(rule.offset) if rule.offset else timedelta(0),
-            cancel_on=_glob(rule.cancel_patterns()) if rule.cancel_on else None,
         )
 
 

@@ -13,10 +13,28 @@ from schemas.errors import (
     TransientDeliveryError,
 )
 from schemas.event import Event
-from schemas.notification import Channel, NewNotification, Notification, Status
+from schemas.notification import (
+    FINAL,
+    IN_FLIGHT,
+    TERMINAL,
+    TRANSITIONS,
+    AttemptOutcome,
+    Channel,
+    NewNotification,
+    Notification,
+    Status,
+    TaskResult,
+    can_move,
+    sql_list,
+)
 from schemas.rules import Rule, RulesFile
 
 __all__ = [
+    "FINAL",
+    "IN_FLIGHT",
+    "TERMINAL",
+    "TRANSITIONS",
+    "AttemptOutcome",
     "Channel",
     "ConfigurationError",
     "DeliveryError",
@@ -30,5 +48,8 @@ __all__ = [
     "RulesError",
     "RulesFile",
     "Status",
+    "TaskResult",
     "TransientDeliveryError",
+    "can_move",
+    "sql_list",
 ]

@@ -23,12 +23,57 @@ class Status(enum.StrEnum):
     UNDELIVERED = "undelivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"
 
 
+# Named once, used in Python and in the SQL built from them (saq's TERMINAL_STATUSES).
+# Waiting for a worker or the schedule: the only rows beat and the sweeper act on.
+IN_FLIGHT: frozenset[Status] = frozenset({Status.SCHEDULED, Status.PENDING, Status.SENDING})
 # A row in one of these never goes to a provider again.
-TERMINAL: frozenset[Status] = frozenset(
-    {Status.SENT, Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.CANCELLED}
-)
+TERMINAL: frozenset[Status] = frozenset(Status) - IN_FLIGHT
+# A row in one of these never changes again (a `sent` SMS still awaits its receipt).
+FINAL: frozenset[Status] = TERMINAL - {Status.SENT}
+
+# The status machine as data: every move a row may make. It only moves forward.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.SCHEDULED: frozenset({Status.PENDING, Status.FAILED, Status.CANCELLED, Status.SKIPPED}),
+    Status.PENDING: frozenset({Status.SENDING, Status.FAILED, Status.SKIPPED}),
+    Status.SENDING: frozenset({Status.SENT, Status.PENDING, Status.FAILED}),
+    Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
+    **{status: frozenset() for status in FINAL},
+}
+
+
+def can_move(current: Status, to: Status) -> bool:
+    return to in TRANSITIONS[current]
+
+
+def sql_list(statuses: frozenset[Status] | set[Status]) -> str:
+    """A status set as a SQL literal list, `('pending', 'sending')`, in a stable order."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(statuses)) + ")"
+
+
+class AttemptOutcome(enum.StrEnum):
+    """How one provider call ended (`notification_attempts.outcome`)."""
+
+    STARTED = "started"
+    SENT = "sent"
+    RECONCILED = "reconciled"  # an earlier ambiguous call was found at the provider
+    TRANSIENT_ERROR = "transient_error"
+    PERMANENT_ERROR = "permanent_error"
+    CONFIG_ERROR = "config_error"
+    NOT_RECEIVED = "not_received"  # the sweeper found no trace at the provider: resend
+    UNKNOWN = "unknown"  # the worker died mid-call and the provider has no lookup
+
+
+class TaskResult(enum.StrEnum):
+    """What a delivery task did with one row (the `status` label of notify_notifications_total,
+    plus `skipped` for a task whose row was no longer pending)."""
+
+    SENT = "sent"
+    FAILED = "failed"
+    RETRIED = "retried"
+    SKIPPED = "skipped"
 
 
 class NewNotification(msgspec.Struct, frozen=True, kw_only=True):

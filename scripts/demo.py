@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,12 +19,11 @@ from typing import Any
 
 import asyncpg
 
-from consumer.rendering import mask
-from sandbox import Sandbox
+from notify.logs import mask
+from sandbox import Sandbox, launcher
 from sandbox.credentials import write_service_account
+from sandbox.launcher import BIN, ROOT, emulator_env
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 WORK = ROOT / ".demo"
 
 
@@ -83,23 +81,6 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = (WORK / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def wait_for_log(name: str, text: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    path = WORK / f"{name}.log"
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"demo: {name} did not start; see {path}")
-
-
 async def fetch(dsn: str, prefix: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:
@@ -149,57 +130,20 @@ def main() -> int:
         sandbox = Sandbox().start()
         sandbox.fail_recipient("tok-unregistered", {"error_code": "UNREGISTERED"})
         creds = write_service_account(WORK / "serviceAccountKey.json", sandbox.token_uri)
-        env.update(
-            {
-                "TWILIO_ACCOUNT_SID": "AC" + "d" * 32,
-                "TWILIO_AUTH_TOKEN": "demo-token",
-                "TWILIO_PHONE_NUMBER": "+15005550006",
-                "TWILIO_API_URL": sandbox.url,
-                "GOOGLE_APPLICATION_CREDENTIALS": str(creds),
-                "FCM_API_URL": sandbox.url,
-            }
-        )
+        env.update(emulator_env(sandbox.url, creds, TWILIO_AUTH_TOKEN="demo-token"))
         print(f"demo: no provider credentials set; using the local emulators at {sandbox.url}")
     subprocess.run([str(BIN / "notify"), "migrate"], env=env, check=True)
-    procs = {
-        "worker": spawn(
-            "worker",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "tasks",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "8",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            env,
-        ),
-        "beat": spawn(
-            "beat",
-            [
-                str(BIN / "celery"),
-                "-A",
-                "tasks",
-                "beat",
-                "--loglevel",
-                "INFO",
-                "--schedule",
-                str(WORK / "celerybeat-schedule"),
-            ],
-            env,
-        ),
-        "consumer": spawn("consumer", [str(BIN / "notify"), "consume"], env),
-    }
+    for log in WORK.glob("*.log"):
+        log.unlink()  # each run's logs start empty, so "ready" is this run's
+    procs = [
+        launcher.worker(env, WORK).start(),
+        launcher.beat(env, WORK).start(),
+        launcher.consumer(env, WORK).start(),
+    ]
     code = 0
     try:
-        wait_for_log("worker", "ready")
-        wait_for_log("consumer", "consumer started")
+        procs[0].wait_for_log("ready")
+        procs[2].wait_for_log("consumer started")
         run = uuid.uuid4().hex[:6]
         for n, (event_type, subject, data) in enumerate(samples(run), 1):
             cmd = [
@@ -232,15 +176,12 @@ def main() -> int:
         if not any(r["status"] == "sent" for r in rows):
             code = 1
             print("demo: nothing was sent; see the logs in .demo/", file=sys.stderr)
+    except (RuntimeError, TimeoutError) as exc:
+        code = 1
+        print(f"demo: {exc}; see the logs in .demo/", file=sys.stderr)
     finally:
-        for proc in procs.values():
-            os.killpg(proc.pid, signal.SIGTERM)
-        for name, proc in procs.items():
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-            print(f"demo: stopped {name} (exit {proc.wait()})")
+        for proc in reversed(procs):  # the consumer first: nothing new reaches the worker
+            print(f"demo: stopped {proc.name} (exit {proc.stop()})")
         if sandbox is not None:
             sandbox.stop()
     return code

@@ -1,7 +1,7 @@
 """Celery app and tasks: `celery -A tasks worker` and `celery -A tasks beat`."""
 
 from tasks import signals as _signals  # noqa: F401 - registers worker hooks
-from tasks.celery_app_instance import app
+from tasks.app import app
 from tasks.channels import send_push, send_sms
 from tasks.schedule import dispatch_due, purge, sweep
 

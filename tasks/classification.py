@@ -5,6 +5,13 @@ from __future__ import annotations
 import random
 from typing import Literal
 
+from schemas import (
+    ConfigurationError,
+    DeliveryError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
 Kind = Literal["transient", "permanent", "config"]
 
 # Twilio REST error codes (https://www.twilio.com/docs/api/errors) that retrying cannot fix.
@@ -89,6 +96,26 @@ def classify_fcm(code: str, status: int | None = None) -> Kind:
         return FCM_KINDS[code]
     if status is None or status == 429 or status >= 500:
         return "transient"
+    return "permanent"
+
+
+def error_for(
+    kind: Kind, code: str, message: str, retry_after: float | None = None
+) -> DeliveryError:
+    """The branch of the error tree that tells the caller what to do with this kind."""
+    if kind == "transient":
+        return TransientDeliveryError(code, message, retry_after)
+    if kind == "config":
+        return ConfigurationError(code, message)
+    return PermanentDeliveryError(code, message)
+
+
+def kind_of(exc: DeliveryError) -> Kind:
+    """`error_for` read backwards: the label metrics and attempt outcomes use."""
+    if isinstance(exc, TransientDeliveryError):
+        return "transient"
+    if isinstance(exc, ConfigurationError):
+        return "config"
     return "permanent"
 
 

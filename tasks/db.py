@@ -10,13 +10,51 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from typing import TypeVar
+from datetime import datetime
+from typing import Protocol, TypeVar
 
-from consumer.store import Finished, OutcomeStore
+from notify.store import Finished, OutcomeStore
+from schemas import AttemptOutcome, Channel, Notification, Status
 
 T = TypeVar("T")
+
+
+class WorkerStore(Protocol):
+    """What tasks need from the outcome store, synchronously. `StoreRunner` is the real one;
+    `tasks.testing.FakeStore` is the in-memory one tests use."""
+
+    def ping(self) -> None: ...
+
+    def claim(self, notification_id: int) -> Notification | None: ...
+
+    def claim_many(self, ids: Sequence[int]) -> list[Notification]: ...
+
+    def record(self, item: Finished) -> None: ...
+
+    def dispatch_due(
+        self, *, now: datetime, stale_seconds: float, limit: int
+    ) -> list[tuple[int, Channel, Status]]: ...
+
+    def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]: ...
+
+    def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]: ...
+
+    def resolve_sending(
+        self,
+        row: Notification,
+        *,
+        status: Status,
+        outcome: AttemptOutcome,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool: ...
+
+    def delete_older_than(self, *, days: float, limit: int) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class GroupCommit:
@@ -59,6 +97,8 @@ class GroupCommit:
 
 
 class StoreRunner:
+    """`WorkerStore` over asyncpg: callers on any thread, one loop thread and pool per process."""
+
     def __init__(self, dsn: str, max_size: int = 16) -> None:
         self.dsn = dsn
         self.max_size = max_size
@@ -103,6 +143,55 @@ class StoreRunner:
             return await call(store)
 
         return asyncio.run_coroutine_threadsafe(wrapped(), loop).result(timeout)
+
+    async def _ping(self, store: OutcomeStore) -> None:
+        await store.pool.fetchval("SELECT 1")
+
+    def ping(self) -> None:
+        self.run(self._ping)
+
+    def claim(self, notification_id: int) -> Notification | None:
+        return self.run(lambda store: store.claim(notification_id))
+
+    def claim_many(self, ids: Sequence[int]) -> list[Notification]:
+        return self.run(lambda store: store.claim_many(ids))
+
+    def dispatch_due(
+        self, *, now: datetime, stale_seconds: float, limit: int
+    ) -> list[tuple[int, Channel, Status]]:
+        return self.run(
+            lambda store: store.dispatch_due(now=now, stale_seconds=stale_seconds, limit=limit)
+        )
+
+    def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]:
+        return self.run(lambda store: store.stuck_pending(older_than=older_than, limit=limit))
+
+    def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
+        return self.run(lambda store: store.stuck_sending(older_than=older_than, limit=limit))
+
+    def resolve_sending(
+        self,
+        row: Notification,
+        *,
+        status: Status,
+        outcome: AttemptOutcome,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        return self.run(
+            lambda store: store.resolve_sending(
+                row,
+                status=status,
+                outcome=outcome,
+                provider_message_id=provider_message_id,
+                error_code=error_code,
+                error_message=error_message,
+            )
+        )
+
+    def delete_older_than(self, *, days: float, limit: int) -> int:
+        return self.run(lambda store: store.delete_older_than(days=days, limit=limit))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

@@ -8,20 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from consumer import logs
-from consumer.outage import TRANSIENT
-from consumer.rendering import mask
-from consumer.store import Finished
+from notify import logs
+from notify.logs import mask
+from notify.outage import TRANSIENT
+from notify.store import Finished
 from schemas import (
+    AttemptOutcome,
     Channel,
     ConfigurationError,
     DeliveryError,
     Notification,
     PermanentDeliveryError,
+    Status,
+    TaskResult,
     TransientDeliveryError,
 )
 from tasks import metrics
-from tasks.classification import backoff
+from tasks.classification import backoff, kind_of
 from tasks.runtime import Runtime
 
 log = logs.get("delivery")
@@ -29,7 +32,7 @@ log = logs.get("delivery")
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # sent | failed | retried | skipped
+    status: TaskResult
     code: str | None = None
     retry_in: float | None = None
 
@@ -38,16 +41,16 @@ class Outcome:
 AMBIGUOUS = frozenset({"timeout", "connection_error", "reconcile_failed"})
 
 
-def _call_provider(rt: Runtime, row: Notification) -> tuple[str, str]:
+def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]:
     """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`)."""
     if row.channel is Channel.SMS:
         if row.attempts > 1 and row.error_code in AMBIGUOUS:
             earlier = _find_earlier_sms(rt, row)
             if earlier is not None:
-                return earlier, "reconciled"
-        return rt.sms.send(row.recipient, row.body), "sent"
+                return earlier, AttemptOutcome.RECONCILED
+        return rt.sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
-    return rt.push.send(row.recipient, row.title, row.body, data or None), "sent"
+    return rt.push.send(row.recipient, row.title, row.body, data or None), AttemptOutcome.SENT
 
 
 def _find_earlier_sms(rt: Runtime, row: Notification) -> str | None:
@@ -81,13 +84,13 @@ def _record(rt: Runtime, finished: Finished) -> None:
 
 
 def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
-    row = rt.db.run(lambda store: store.claim(notification_id))
+    row = rt.db.claim(notification_id)
     if row is None:
         log.info(
             "skipped: not pending (duplicate task or already final)",
             extra=logs.fields(notification_id=notification_id, channel=channel.value),
         )
-        return Outcome("skipped")
+        return Outcome(TaskResult.SKIPPED)
     return attempt(rt, row)
 
 
@@ -95,7 +98,7 @@ def deliver_many(
     rt: Runtime, notification_ids: list[int], channel: Channel
 ) -> list[tuple[int, Outcome]]:
     """Claim a batch in one statement, then call the provider for each row concurrently."""
-    rows = rt.db.run(lambda store: store.claim_many(notification_ids))
+    rows = rt.db.claim_many(notification_ids)
     skipped = set(notification_ids) - {r.id for r in rows}
     if skipped:
         log.info(
@@ -128,11 +131,11 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
         return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
-    _record(rt, Finished(row.id, row.attempts, "sent", result, began, provider_id))
-    metrics.NOTIFICATIONS.labels(row.channel.value, "sent").inc()
+    _record(rt, Finished(row.id, row.attempts, Status.SENT, result, began, provider_id))
+    metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.SENT).inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
     log.info(result, extra=logs.fields(**ctx, provider_message_id=provider_id))
-    return Outcome("sent")
+    return Outcome(TaskResult.SENT)
 
 
 def _failed(
@@ -140,15 +143,11 @@ def _failed(
 ) -> Outcome:
     s = rt.settings
     channel = row.channel.value
-    kind = (
-        "transient"
-        if isinstance(exc, TransientDeliveryError)
-        else ("config" if isinstance(exc, ConfigurationError) else "permanent")
-    )
+    kind = kind_of(exc)
     metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
     retry = isinstance(exc, TransientDeliveryError) and row.attempts < s.max_send_attempts
-    status = "pending" if retry else "failed"
-    outcome = f"{kind}_error"
+    status = Status.PENDING if retry else Status.FAILED
+    outcome = AttemptOutcome(f"{kind}_error")
     _record(
         rt,
         Finished(
@@ -170,19 +169,19 @@ def _failed(
             retry_after=floor,
             retry_after_cap=s.visibility_timeout_seconds / 2,
         )
-        metrics.NOTIFICATIONS.labels(channel, "retried").inc()
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
         metrics.RETRIES.labels(channel, exc.code).inc()
         log.warning(
             "transient error; retrying",
             extra=logs.fields(**ctx, error_code=exc.code, retry_in=round(delay, 2)),
         )
-        return Outcome("retried", exc.code, delay)
-    metrics.NOTIFICATIONS.labels(channel, "failed").inc()
+        return Outcome(TaskResult.RETRIED, exc.code, delay)
+    metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
     metrics.ATTEMPTS.labels(channel).observe(row.attempts)
     level = log.error if isinstance(exc, ConfigurationError) else log.warning
     reason = "configuration error: operators must act" if kind == "config" else "failed"
     level(reason, extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
-    return Outcome("failed", exc.code)
+    return Outcome(TaskResult.FAILED, exc.code)
 
 
 __all__ = ["Outcome", "PermanentDeliveryError", "deliver"]

@@ -18,6 +18,8 @@ from prometheus_client import (
     start_http_server,
 )
 
+from notify.settings import Settings
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 NOTIFICATIONS = Counter(
@@ -40,23 +42,20 @@ ATTEMPTS = Histogram(
 )
 
 
-def multiprocess_dir() -> str | None:
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-
-
-def reset_multiprocess_dir() -> None:
+def reset_multiprocess_dir(settings: Settings) -> None:
     """Stale files from a previous run would be summed into this one's counters."""
-    path = multiprocess_dir()
+    path = settings.prometheus_multiproc_dir
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
 
 
-def serve(port: int) -> None:
+def serve(settings: Settings) -> None:
     """Serve /metrics from the worker's main process (merged across children if prefork)."""
+    port = settings.worker_metrics_port
     if not port:
         return
-    if multiprocess_dir():
+    if settings.prometheus_multiproc_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         start_http_server(port, registry=registry)
@@ -64,6 +63,6 @@ def serve(port: int) -> None:
         start_http_server(port)
 
 
-def child_exited(pid: int) -> None:
-    if multiprocess_dir():
+def child_exited(settings: Settings, pid: int) -> None:
+    if settings.prometheus_multiproc_dir:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

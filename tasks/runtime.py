@@ -7,9 +7,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from consumer.settings import Settings
-from consumer.store import OutcomeStore
-from tasks.db import StoreRunner
+from notify.settings import Settings
+from tasks.db import StoreRunner, WorkerStore
 from tasks.providers.fcm_push import FcmPush
 from tasks.providers.twilio_sms import TwilioSms
 
@@ -17,7 +16,7 @@ from tasks.providers.twilio_sms import TwilioSms
 @dataclass
 class Runtime:
     settings: Settings
-    db: StoreRunner
+    db: WorkerStore
     sms: TwilioSms
     push: FcmPush
     pid: int
@@ -29,11 +28,11 @@ _lock = threading.Lock()
 _current: Runtime | None = None
 
 
-def runtime() -> Runtime:
+def runtime(settings: Settings) -> Runtime:
+    """This process's runtime, built from the app's settings the first time it is asked for."""
     global _current
     with _lock:
         if _current is None or _current.pid != os.getpid():
-            settings = Settings.from_env()
             _current = Runtime(
                 settings=settings,
                 db=StoreRunner(settings.database_url),
@@ -47,14 +46,10 @@ def runtime() -> Runtime:
         return _current
 
 
-async def _ping(store: OutcomeStore) -> None:
-    await store.pool.fetchval("SELECT 1")
-
-
-def warm() -> None:
+def warm(settings: Settings) -> None:
     """Open the DB pool and load the SDKs before the first task, not during it."""
-    rt = runtime()
-    rt.db.run(_ping)
+    rt = runtime(settings)
+    rt.db.ping()
     if rt.settings.twilio_account_sid and rt.settings.twilio_auth_token:
         client, _ = rt.sms._client()
         _ = client.messages  # imports the Messages API modules (slow, once per process)

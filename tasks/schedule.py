@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from consumer import logs
-from consumer.publisher import TASK_NAMES
-from schemas import Channel, Notification
-from tasks.celery_app_instance import app
+from notify import logs, task_names
+from notify.task_names import SEND_ONE
+from schemas import AttemptOutcome, Channel, Notification, Status
+from tasks.app import app
 from tasks.runtime import Runtime, runtime
 
 log = logs.get("schedule")
@@ -16,27 +16,25 @@ log = logs.get("schedule")
 BATCH = 500
 
 
-def enqueue(rows: list[tuple[int, str]]) -> None:
+def enqueue(rows: list[tuple[int, Channel]]) -> None:
     if not rows:
         return
     with app.producer_or_acquire() as producer:
         for nid, channel in rows:
-            app.send_task(TASK_NAMES[channel], args=[nid], producer=producer, ignore_result=True)
+            app.send_task(SEND_ONE[channel], args=[nid], producer=producer, ignore_result=True)
 
 
-@app.task(name="tasks.dispatch_due", shared=False, ignore_result=True)
+@app.task(name=task_names.DISPATCH_DUE, shared=False, ignore_result=True)
 def dispatch_due() -> int:
     """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart."""
-    rt = runtime()
+    rt = runtime(app.settings)
     total = 0
     while True:
-        rows = rt.db.run(
-            lambda store: store.dispatch_due(
-                now=datetime.now(UTC), stale_seconds=rt.settings.stale_after_seconds, limit=BATCH
-            )
+        rows = rt.db.dispatch_due(
+            now=datetime.now(UTC), stale_seconds=rt.settings.stale_after_seconds, limit=BATCH
         )
-        enqueue([(nid, channel) for nid, channel, status in rows if status == "pending"])
-        expired = sum(1 for *_, status in rows if status == "failed")
+        enqueue([(nid, channel) for nid, channel, status in rows if status is Status.PENDING])
+        expired = sum(1 for *_, status in rows if status is Status.FAILED)
         total += len(rows)
         if rows:
             log.info(
@@ -47,14 +45,14 @@ def dispatch_due() -> int:
             return total
 
 
-@app.task(name="tasks.sweep", shared=False, ignore_result=True)
+@app.task(name=task_names.SWEEP, shared=False, ignore_result=True)
 def sweep() -> dict[str, int]:
     """Re-enqueue lost `pending` rows; settle rows a dead worker left `sending`."""
-    rt = runtime()
+    rt = runtime(app.settings)
     s = rt.settings
-    requeued = rt.db.run(lambda st: st.stuck_pending(older_than=s.stuck_seconds, limit=BATCH))
+    requeued = rt.db.stuck_pending(older_than=s.stuck_seconds, limit=BATCH)
     enqueue(requeued)
-    stuck = rt.db.run(lambda st: st.stuck_sending(older_than=s.stuck_seconds, limit=BATCH))
+    stuck = rt.db.stuck_sending(older_than=s.stuck_seconds, limit=BATCH)
     counts = Counter(settle(rt, row) for row in stuck)
     if requeued or stuck:
         log.warning("sweeper acted", extra=logs.fields(requeued=len(requeued), **counts))
@@ -81,35 +79,30 @@ def settle(rt: Runtime, row: Notification) -> str:
             )
             return "deferred"
         if sid is not None:
-            _resolve(rt, row, status="sent", outcome="reconciled", provider_message_id=sid)
+            rt.db.resolve_sending(
+                row, status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid
+            )
             return "reconciled"
-        if _resolve(
-            rt, row, status="pending", outcome="not_received", error_code="worker_lost",
-            error_message="worker stopped before the provider call",
+        if rt.db.resolve_sending(
+            row, status=Status.PENDING, outcome=AttemptOutcome.NOT_RECEIVED,
+            error_code="worker_lost", error_message="worker stopped before the provider call",
         ):  # fmt: skip
-            enqueue([(row.id, row.channel.value)])
+            enqueue([(row.id, row.channel)])
         return "resent"
-    _resolve(
-        rt, row, status="failed", outcome="unknown", error_code="outcome_unknown",
+    rt.db.resolve_sending(
+        row, status=Status.FAILED, outcome=AttemptOutcome.UNKNOWN, error_code="outcome_unknown",
         error_message="worker stopped during the provider call; not resent",
     )  # fmt: skip
     return "unknown"
 
 
-def _resolve(rt: Runtime, row: Notification, **fields: str) -> bool:
-    """Settle a stuck row unless someone touched it since the sweeper looked."""
-    return bool(rt.db.run(lambda st: st.resolve_sending(row, **fields)))
-
-
-@app.task(name="tasks.purge", shared=False, ignore_result=True)
+@app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
     """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches."""
-    rt = runtime()
+    rt = runtime(app.settings)
     total = 0
     while True:
-        deleted = rt.db.run(
-            lambda st: st.delete_older_than(days=rt.settings.retention_days, limit=5000)
-        )
+        deleted = rt.db.delete_older_than(days=rt.settings.retention_days, limit=5000)
         total += deleted
         if deleted < 5000:
             return total

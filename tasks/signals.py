@@ -7,24 +7,24 @@ from typing import Any
 from celery import signals
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
-from consumer import logs
-from consumer.settings import Settings
+from notify import logs
 from tasks import metrics, runtime
+from tasks.app import app
 
 log = logs.get("worker")
 
 
 @signals.worker_init.connect
 def _worker_init(**_: Any) -> None:
-    settings = Settings.from_env()
+    settings = app.settings
     logs.configure(settings.log_level)
-    metrics.reset_multiprocess_dir()
-    metrics.serve(settings.worker_metrics_port)
+    metrics.reset_multiprocess_dir(settings)
+    metrics.serve(settings)
 
 
 @signals.beat_init.connect
 def _beat_init(**_: Any) -> None:
-    logs.configure(Settings.from_env().log_level)
+    logs.configure(app.settings.log_level)
 
 
 @signals.worker_process_init.connect
@@ -43,7 +43,7 @@ def _ready(sender: Any = None, **_: Any) -> None:
 
 def _warm() -> None:
     try:
-        runtime.warm()
+        runtime.warm(app.settings)
     except Exception as exc:  # noqa: BLE001 - a cold start is slower, not broken
         log.warning("could not warm up", extra=logs.fields(error=f"{type(exc).__name__}: {exc}"))
 
@@ -51,7 +51,7 @@ def _warm() -> None:
 @signals.worker_process_shutdown.connect
 def _child_exit(pid: int | None = None, **_: Any) -> None:
     if pid is not None:
-        metrics.child_exited(pid)
+        metrics.child_exited(app.settings, pid)
 
 
 @signals.worker_shutdown.connect

@@ -10,9 +10,9 @@ import requests
 from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as auth_exceptions
 
-from consumer.settings import Settings
-from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
-from tasks.classification import classify_fcm, retry_after_seconds
+from notify.settings import Settings
+from schemas import ConfigurationError, TransientDeliveryError
+from tasks.classification import classify_fcm, error_for, retry_after_seconds
 
 FCM_BASE = "https://fcm.googleapis.com"
 _ERROR_CODES: dict[type[Exception], str] = {
@@ -94,11 +94,5 @@ def _firebase_error(exc: exceptions.FirebaseError) -> Exception:
     code = next((c for t, c in _ERROR_CODES.items() if isinstance(exc, t)), str(exc.code))
     response = exc.http_response
     status = response.status_code if response is not None else None
-    kind = classify_fcm(code, status)
-    message = str(exc)[:500]
-    if kind == "transient":
-        header = response.headers.get("Retry-After") if response is not None else None
-        return TransientDeliveryError(code, message, retry_after_seconds(header))
-    if kind == "config":
-        return ConfigurationError(code, message)
-    return PermanentDeliveryError(code, message)
+    header = response.headers.get("Retry-After") if response is not None else None
+    return error_for(classify_fcm(code, status), code, str(exc)[:500], retry_after_seconds(header))

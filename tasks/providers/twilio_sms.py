@@ -8,9 +8,9 @@ from typing import Any
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from consumer.settings import Settings
-from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
-from tasks.classification import classify_twilio, retry_after_seconds
+from notify.settings import Settings
+from schemas import ConfigurationError, TransientDeliveryError
+from tasks.classification import classify_twilio, error_for, retry_after_seconds
 from tasks.providers.twilio_http import ProviderTimeout, ProviderUnreachable, Urllib3HttpClient
 
 
@@ -66,10 +66,5 @@ def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:
     code = exc.code
     kind = classify_twilio(exc.status, code)
     label = str(code) if code is not None else f"http_{exc.status}"
-    message = str(exc.msg)[:500]
-    if kind == "transient":
-        header = http.last_headers().get("Retry-After")
-        return TransientDeliveryError(label, message, retry_after_seconds(header))
-    if kind == "config":
-        return ConfigurationError(label, message)
-    return PermanentDeliveryError(label, message)
+    retry_after = retry_after_seconds(http.last_headers().get("Retry-After"))
+    return error_for(kind, label, str(exc.msg)[:500], retry_after)

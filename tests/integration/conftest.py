@@ -2,49 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis
 
-from consumer.store import ensure_database
 from sandbox import Sandbox
 from sandbox.credentials import write_service_account
+from sandbox.launcher import ThrowawayDatabase, emulator_env
 from tests.conftest import DATABASE_URL, REDIS_URL, require_services
 from tests.integration import processes
 
 pytestmark = pytest.mark.integration
 
 
-def _with_db(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
-
-
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A fresh database per test session, dropped at the end."""
     require_services()
-    name = f"notify_test_{uuid.uuid4().hex[:8]}"
-    url = _with_db(DATABASE_URL, name)
-    asyncio.run(ensure_database(url))
-    yield url
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(_with_db(DATABASE_URL, "postgres"))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    database = ThrowawayDatabase(DATABASE_URL, "notify_test").create()
+    yield database.url
+    database.drop()
 
 
 @pytest.fixture(scope="session")
@@ -105,12 +87,7 @@ def pipeline_env(
         "NOTIFY_BLOCK_MS": "200",
         "NOTIFY_RETRY_BASE_SECONDS": "0.05",
         "NOTIFY_RETRY_MAX_SECONDS": "0.5",
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "TWILIO_AUTH_TOKEN": "test-auth-token",
-        "TWILIO_PHONE_NUMBER": "+15005550006",
-        "TWILIO_API_URL": sandbox.url,
-        "GOOGLE_APPLICATION_CREDENTIALS": str(service_account),
-        "FCM_API_URL": sandbox.url,
+        **emulator_env(sandbox.url, service_account),
         "NOTIFY_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 import redis
 
-from consumer.settings import Settings
+from notify.settings import Settings
 from sandbox import Sandbox
 from schemas import TransientDeliveryError
 from tasks.providers.twilio_sms import TwilioSms

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from consumer.routing import idempotency_key
-from consumer.store import Finished, OutcomeStore
+from notify.store import Finished, OutcomeStore
 from schemas import Channel, NewNotification, Notification
 from tasks.db import StoreRunner
 

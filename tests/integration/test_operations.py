@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -13,16 +12,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox import Sandbox
+from sandbox.launcher import free_port
 from tests.integration import processes
 from tests.integration.helpers import publish, shipment
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from consumer.migrations import migrate
 from consumer.routing import idempotency_key
-from consumer.store import Finished, OutcomeStore
+from notify.migrations import migrate
+from notify.store import Finished, OutcomeStore
 from schemas import Channel, NewNotification, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

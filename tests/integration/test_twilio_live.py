@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from consumer.settings import Settings
+from notify.settings import Settings
 from schemas import PermanentDeliveryError
 from tasks.providers.twilio_sms import TwilioSms
 

@@ -10,11 +10,11 @@ import pytest
 import pytest_asyncio
 
 from consumer.loop import Consumer
-from consumer.publisher import TaskPublisher
 from consumer.reloader import RulesWatcher
-from consumer.settings import Settings
-from consumer.store import Inserted
 from consumer.stream import EventStream
+from consumer.task_publisher import TaskPublisher
+from notify.settings import Settings
+from notify.store import Inserted
 from schemas import NewNotification
 
 pytestmark = pytest.mark.asyncio

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,8 +10,7 @@ import msgspec
 import pytest
 from prometheus_client import REGISTRY
 
-from consumer.settings import Settings
-from consumer.store import Finished
+from notify.settings import Settings
 from schemas import (
     Channel,
     ConfigurationError,
@@ -26,6 +22,7 @@ from schemas import (
 from tasks.delivery import deliver, deliver_many
 from tasks.runtime import Runtime
 from tasks.schedule import settle
+from tasks.testing import FakeStore
 
 
 def row(
@@ -38,37 +35,6 @@ def row(
         provider_message_id=None, error_code=error_code, send_at=None,
         updated_at=datetime(2026, 11, 25, tzinfo=UTC),
     )  # fmt: skip
-
-
-class FakeStore:
-    def __init__(self, claimable: dict[int, Notification]) -> None:
-        self.claimable = claimable
-        self.finished: list[dict[str, Any]] = []
-        self.resolved: list[dict[str, Any]] = []
-        self.record_failures: list[Exception] = []
-
-    async def claim(self, nid: int) -> Notification | None:
-        return self.claimable.pop(nid, None)
-
-    async def claim_many(self, ids: list[int]) -> list[Notification]:
-        return [r for r in (self.claimable.pop(i, None) for i in ids) if r is not None]
-
-    async def resolve_sending(self, notification: Notification, **fields: Any) -> bool:
-        self.resolved.append({"id": notification.id, **fields})
-        return True
-
-
-class FakeDb:
-    def __init__(self, store: FakeStore) -> None:
-        self.store = store
-
-    def run(self, call: Callable[[FakeStore], Awaitable[Any]]) -> Any:
-        return asyncio.run(call(self.store))  # type: ignore[arg-type]
-
-    def record(self, finished: Finished) -> None:
-        if self.store.record_failures:
-            raise self.store.record_failures.pop(0)
-        self.store.finished.append({**asdict(finished), "id": finished.notification_id})
 
 
 class FakeProvider:
@@ -90,7 +56,7 @@ class FakeProvider:
 
 def runtime(store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None) -> Runtime:
     settings = Settings(max_send_attempts=3, retry_base_seconds=1, retry_max_seconds=10)
-    return Runtime(settings=settings, db=FakeDb(store), sms=sms, push=push or FakeProvider(),  # type: ignore[arg-type]
+    return Runtime(settings=settings, db=store, sms=sms, push=push or FakeProvider(),  # type: ignore[arg-type]
                    pid=0, senders=ThreadPoolExecutor(2))  # fmt: skip
 
 

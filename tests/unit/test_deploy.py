@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sandbox.launcher import beat_args, consumer_args, worker_args
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LONG_RUNNING = {
     "redis",
@@ -27,6 +29,14 @@ ALERTS = {
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
     "NotifyConsumerDown", "NotifyWorkerDown",
 }  # fmt: skip
+
+
+def test_compose_runs_the_launchers_command_lines(services: dict[str, Any]) -> None:
+    """Demo, tests and bench start processes through sandbox/launcher.py; production must
+    run the same flags, or what we test is not what we ship."""
+    assert services["consumer"]["command"] == consumer_args()
+    assert services["worker"]["command"] == worker_args(concurrency=32)
+    assert services["beat"]["command"] == beat_args("/tmp/celerybeat-schedule")
 
 
 def load(name: str) -> Any:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from consumer import logs
-from consumer.rendering import mask
+from notify import logs
+from notify.logs import mask
 
 
 @pytest.fixture

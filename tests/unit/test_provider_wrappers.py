@@ -14,7 +14,7 @@ from firebase_admin import exceptions, messaging
 from pytest_mock import MockerFixture
 from twilio.base.exceptions import TwilioRestException
 
-from consumer.settings import Settings
+from notify.settings import Settings
 from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from tasks.providers.fcm_push import FcmPush
 from tasks.providers.twilio_http import Urllib3HttpClient

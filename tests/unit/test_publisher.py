@@ -16,9 +16,7 @@ from celery.worker.request import Request
 from kombu import Connection
 from pytest_mock import MockerFixture
 
-from consumer.publisher import (
-    BATCH_TASK,
-    TASK_NAMES,
+from consumer.task_publisher import (
     CeleryPublisher,
     TaskPublisher,
     batches,
@@ -26,7 +24,9 @@ from consumer.publisher import (
     task_message,
     task_messages,
 )
-from consumer.settings import Settings
+from notify.settings import Settings
+from notify.task_names import SEND_BATCH as BATCH_TASK
+from notify.task_names import SEND_ONE
 
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
@@ -44,7 +44,7 @@ def celery_app() -> Celery:
     app = Celery("unit", broker="memory://", set_as_current=False)
     app.conf.task_ignore_result = True
     app.calls = []  # type: ignore[attr-defined]
-    for name in [*TASK_NAMES.values(), BATCH_TASK]:
+    for name in [*SEND_ONE.values(), BATCH_TASK]:
 
         def run(*args: Any, _name: str = name) -> None:
             app.calls.append((_name, list(args)))  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ import pytest
 from celery import Celery
 from pytest_mock import MockerFixture
 
-from consumer.publisher import TaskPublisher, batches, task_message, task_messages
+from consumer.task_publisher import TaskPublisher, batches, task_message, task_messages
 
 
 def decode(raw: bytes) -> tuple[dict[str, Any], list[Any]]:

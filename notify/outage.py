@@ -11,7 +11,7 @@ import asyncpg
 import redis.exceptions
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from consumer import logs
+from notify import logs
 
 T = TypeVar("T")
 log = logs.get("outage")
@@ -35,6 +35,34 @@ TRANSIENT: tuple[type[BaseException], ...] = (
 )
 
 
+class OutageLog:
+    """Log an outage once when it starts and once when it ends, never per retry."""
+
+    def __init__(self, name: str, consequence: str = "retrying with backoff") -> None:
+        self.name = name
+        self.consequence = consequence
+        self.since: float | None = None
+
+    def started(self, error: BaseException | None) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning(
+                "%s unavailable; %s",
+                self.name,
+                self.consequence,
+                extra=logs.fields(error=f"{type(error).__name__}: {error}"),
+            )
+
+    def ended(self) -> None:
+        if self.since is not None:
+            log.warning(
+                "%s is back",
+                self.name,
+                extra=logs.fields(outage_seconds=round(time.monotonic() - self.since, 2)),
+            )
+            self.since = None
+
+
 class OutageGuard:
     """Wraps a call in tenacity; `wait` can be shrunk to zero-ish for tests."""
 
@@ -42,18 +70,11 @@ class OutageGuard:
         self.name = name
         self.initial = initial
         self.maximum = maximum
-        self._since: float | None = None
+        self.outage = OutageLog(name)
 
     def _before_sleep(self, state: object) -> None:
-        if self._since is None:
-            self._since = time.monotonic()
-            outcome = getattr(state, "outcome", None)
-            error = outcome.exception() if outcome is not None else None
-            log.warning(
-                "%s unavailable; retrying with backoff",
-                self.name,
-                extra=logs.fields(error=f"{type(error).__name__}: {error}"),
-            )
+        outcome = getattr(state, "outcome", None)
+        self.outage.started(outcome.exception() if outcome is not None else None)
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         async for attempt in AsyncRetrying(
@@ -66,11 +87,5 @@ class OutageGuard:
         ):
             with attempt:
                 result = await fn()
-        if self._since is not None:
-            log.warning(
-                "%s is back",
-                self.name,
-                extra=logs.fields(outage_seconds=round(time.monotonic() - self._since, 2)),
-            )
-            self._since = None
+        self.outage.ended()
         return result

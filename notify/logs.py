@@ -12,14 +12,17 @@ from typing import Any
 _PHONE = re.compile(r"\+\d{6,15}")
 
 
-def _mask_phone(match: re.Match[str]) -> str:
-    text = match.group(0)
+def mask(value: Any) -> str:
+    """The one masking function for recipients (numbers, push tokens): +1415*****00."""
+    text = str(value)
+    if len(text) <= 7:
+        return "*" * len(text)
     return text[:5] + "*" * (len(text) - 7) + text[-2:]
 
 
 def scrub(text: str) -> str:
     """Mask anything shaped like an E.164 number that slipped into free text."""
-    return _PHONE.sub(_mask_phone, text)
+    return _PHONE.sub(lambda match: mask(match.group(0)), text)
 
 
 class _Formatter(logging.Formatter):

@@ -1,4 +1,8 @@
-"""`notify`: the operator's command line (CONTRACT section 4)."""
+"""`notify`: the operator's command line (CONTRACT section 4).
+
+The one place that dispatches to a side (`consumer`, `tasks`): always through an import
+inside the subcommand's function, so `notify publish` never loads the consumer's rules engine.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from consumer import logs
-from consumer.settings import Settings
+from notify import logs
+from notify.settings import Settings
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
-    from consumer.store import ensure_database
+    from notify.database import ensure_database
 
     asyncio.run(ensure_database(settings.database_url))
     print("schema is up to date")
@@ -34,7 +38,7 @@ def _consume(settings: Settings, _: argparse.Namespace) -> int:
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.events_io import publish
+    from consumer.dead_letters import publish
 
     client = redis.Redis.from_url(settings.redis_url)
     try:
@@ -58,7 +62,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.events_io import dead_letters, replay
+    from consumer.dead_letters import dead_letters, replay
 
     client = redis.Redis.from_url(settings.redis_url)
     if args.dlq_command == "list":
@@ -98,9 +102,9 @@ def _rules(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _status(settings: Settings, args: argparse.Namespace) -> int:
-    from consumer import status
+    from consumer import status_report
 
-    return status.main(settings, args)
+    return status_report.main(settings, args)
 
 
 def build_parser() -> argparse.ArgumentParser:

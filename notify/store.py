@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import msgspec
 
-from consumer.migrations import migrate
-from schemas import NewNotification, Notification
+from notify.globs import translate
+from schemas import (
+    IN_FLIGHT,
+    AttemptOutcome,
+    Channel,
+    NewNotification,
+    Notification,
+    Status,
+    sql_list,
+)
+
+
+def _q(status: Status) -> str:
+    """A status as a SQL literal: statuses in SQL come from the enum, spelled once."""
+    return f"'{status.value}'"
+
+
+PENDING, SENDING, SCHEDULED = _q(Status.PENDING), _q(Status.SENDING), _q(Status.SCHEDULED)
 
 _json = msgspec.json.Encoder()
 
@@ -37,22 +51,14 @@ _COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipien
     data, status, attempts, provider_message_id, error_code, send_at, updated_at"""
 
 
-def glob_to_posix(pattern: str) -> str:
-    """An event-type glob as a Postgres regex, so SQL can test a row's own cancel_on."""
-    out = []
-    for char in pattern:
-        out.append({"*": ".*", "?": "."}.get(char, re.escape(char) if char not in "[]!" else char))
-    return "^" + "".join(out).replace("[!", "[^") + "$"
-
-
 @dataclass(frozen=True, slots=True)
 class Finished:
     """One provider attempt's end, as `OutcomeStore.finish_many` records it."""
 
     notification_id: int
     attempt: int
-    status: str  # the row's next status: sent | failed | pending (to retry)
-    outcome: str  # sent | transient_error | permanent_error | config_error | ...
+    status: Status  # the row's next status: sent | failed | pending (to retry)
+    outcome: AttemptOutcome
     started_at: datetime | None = None
     provider_message_id: str | None = None
     error_code: str | None = None
@@ -66,7 +72,7 @@ _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
 class Inserted:
     """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery)."""
 
-    to_publish: list[tuple[int, str]]
+    to_publish: list[tuple[int, Channel]]
     inserted_keys: set[str]
     duplicates: int
 
@@ -127,7 +133,7 @@ class OutcomeStore:
                 n.status.value,
                 n.send_at,
                 _json.encode(n.cancel_on).decode(),
-                _json.encode([glob_to_posix(p) for p in n.cancel_on]).decode(),
+                _json.encode([translate(p) for p in n.cancel_on]).decode(),
                 n.error_code,
                 n.error_message,
                 n.rules_version,
@@ -138,17 +144,19 @@ class OutcomeStore:
         async with self.pool.acquire() as conn:
             returned = await conn.fetch(_INSERT, *cols)
             inserted = {r["idempotency_key"] for r in returned}
-            publish = [(r["id"], r["channel"]) for r in returned if r["status"] == "pending"]
+            publish = [
+                (r["id"], Channel(r["channel"])) for r in returned if r["status"] == Status.PENDING
+            ]
             missing = [n.idempotency_key for n in rows if n.idempotency_key not in inserted]
             recheck = [k for k in missing if k in redelivered]
             if recheck:
                 # A redelivered event: its rows exist; tasks for still-pending ones may be lost.
                 again = await conn.fetch(
                     "SELECT id, channel FROM notifications "
-                    "WHERE idempotency_key = ANY($1::text[]) AND status = 'pending'",
+                    f"WHERE idempotency_key = ANY($1::text[]) AND status = {PENDING}",
                     recheck,
                 )
-                publish.extend((r["id"], r["channel"]) for r in again)
+                publish.extend((r["id"], Channel(r["channel"])) for r in again)
         return Inserted(publish, inserted, len(set(missing)))
 
     async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
@@ -157,10 +165,10 @@ class OutcomeStore:
             return 0
         ids, types, subjects = (list(x) for x in zip(*events, strict=True))
         result = await self.pool.execute(
-            """UPDATE notifications n SET status = 'cancelled', cancelled_by = u.id,
-                   updated_at = now()
+            f"""UPDATE notifications n SET status = {_q(Status.CANCELLED)},
+                   cancelled_by = u.id, updated_at = now()
                FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, type, subject)
-               WHERE n.status = 'scheduled' AND n.event_subject = u.subject
+               WHERE n.status = {SCHEDULED} AND n.event_subject = u.subject
                  AND EXISTS (SELECT 1 FROM unnest(n.cancel_patterns) p WHERE u.type ~ p)""",
             ids,
             types,
@@ -178,9 +186,9 @@ class OutcomeStore:
         """pending -> sending with one more attempt, atomically; None if someone else has it."""
         async with self.pool.acquire() as conn, conn.transaction():
             record = await conn.fetchrow(
-                f"""UPDATE notifications SET status = 'sending', attempts = attempts + 1,
+                f"""UPDATE notifications SET status = {SENDING}, attempts = attempts + 1,
                         updated_at = now()
-                    WHERE id = $1 AND status = 'pending' RETURNING {_COLUMNS}""",
+                    WHERE id = $1 AND status = {PENDING} RETURNING {_COLUMNS}""",
                 notification_id,
             )
             if record is None:
@@ -196,9 +204,10 @@ class OutcomeStore:
         """`claim` for a batch: one UPDATE and one INSERT of attempt rows."""
         async with self.pool.acquire() as conn, conn.transaction():
             records = await conn.fetch(
-                f"""UPDATE notifications SET status = 'sending', attempts = attempts + 1,
+                f"""UPDATE notifications SET status = {SENDING}, attempts = attempts + 1,
                         updated_at = now()
-                    WHERE id = ANY($1::bigint[]) AND status = 'pending' RETURNING {_COLUMNS}""",
+                    WHERE id = ANY($1::bigint[]) AND status = {PENDING}
+                    RETURNING {_COLUMNS}""",
                 list(ids),
             )
             if records:
@@ -220,7 +229,7 @@ class OutcomeStore:
             return
         columns = list(zip(*map(_FINISHED_FIELDS, finished), strict=True))
         await self.pool.execute(
-            """WITH f AS (
+            f"""WITH f AS (
                    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],
                        $5::timestamptz[], $6::text[], $7::text[], $8::text[])
                    AS f(id, attempt, status, outcome, started_at, provider_message_id,
@@ -234,22 +243,22 @@ class OutcomeStore:
                UPDATE notifications n SET status = f.status, updated_at = now(),
                    provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
                    error_code = f.error_code, error_message = f.error_message
-               FROM f WHERE n.id = f.id AND n.status = 'sending'""",
+               FROM f WHERE n.id = f.id AND n.status = {SENDING}""",
             *columns,
         )
 
     async def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
-    ) -> list[tuple[int, str, str]]:
+    ) -> list[tuple[int, Channel, Status]]:
         """Move due scheduled rows to pending (or failed/expired); SKIP LOCKED makes it safe."""
         records = await self.pool.fetch(
-            """WITH due AS (
+            f"""WITH due AS (
                    SELECT id FROM notifications
-                   WHERE status = 'scheduled' AND send_at <= $1
+                   WHERE status = {SCHEDULED} AND send_at <= $1
                    ORDER BY send_at LIMIT $3 FOR UPDATE SKIP LOCKED)
                UPDATE notifications n SET updated_at = now(),
                    status = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
-                                 THEN 'failed' ELSE 'pending' END,
+                                 THEN {_q(Status.FAILED)} ELSE {PENDING} END,
                    error_code = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
                                      THEN 'expired' ELSE n.error_code END,
                    error_message = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
@@ -261,27 +270,27 @@ class OutcomeStore:
             stale_seconds,
             limit,
         )
-        return [(r["id"], r["channel"], r["status"]) for r in records]
+        return [(r["id"], Channel(r["channel"]), Status(r["status"])) for r in records]
 
-    async def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, str]]:
+    async def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]:
         """Pending rows nobody picked up (a lost task); touching them spaces out re-enqueues."""
         records = await self.pool.fetch(
-            """WITH stuck AS (
+            f"""WITH stuck AS (
                    SELECT id FROM notifications
-                   WHERE status = 'pending' AND updated_at < now() - make_interval(secs => $1)
+                   WHERE status = {PENDING} AND updated_at < now() - make_interval(secs => $1)
                    ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                UPDATE notifications n SET updated_at = now() FROM stuck WHERE n.id = stuck.id
                RETURNING n.id, n.channel""",
             older_than,
             limit,
         )
-        return [(r["id"], r["channel"]) for r in records]
+        return [(r["id"], Channel(r["channel"])) for r in records]
 
     async def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
         """Rows a worker claimed and never finished: it died between claim and record."""
         records = await self.pool.fetch(
             f"""SELECT {_COLUMNS} FROM notifications
-                WHERE status = 'sending' AND updated_at < now() - make_interval(secs => $1)
+                WHERE status = {SENDING} AND updated_at < now() - make_interval(secs => $1)
                 ORDER BY updated_at LIMIT $2""",
             older_than,
             limit,
@@ -292,8 +301,8 @@ class OutcomeStore:
         self,
         row: Notification,
         *,
-        status: str,
-        outcome: str,
+        status: Status,
+        outcome: AttemptOutcome,
         provider_message_id: str | None = None,
         error_code: str | None = None,
         error_message: str | None = None,
@@ -301,10 +310,10 @@ class OutcomeStore:
         """Settle a stuck row, unless someone touched it since we looked (then leave it)."""
         async with self.pool.acquire() as conn, conn.transaction():
             done = await conn.fetchval(
-                """UPDATE notifications SET status = $3, updated_at = now(),
+                f"""UPDATE notifications SET status = $3, updated_at = now(),
                        provider_message_id = COALESCE($4, provider_message_id),
                        error_code = $5, error_message = $6
-                   WHERE id = $1 AND status = 'sending' AND updated_at = $2 RETURNING id""",
+                   WHERE id = $1 AND status = {SENDING} AND updated_at = $2 RETURNING id""",
                 row.id,
                 row.updated_at,
                 status,
@@ -328,10 +337,10 @@ class OutcomeStore:
 
     async def delete_older_than(self, *, days: float, limit: int) -> int:
         result = await self.pool.execute(
-            """DELETE FROM notifications WHERE id IN (
+            f"""DELETE FROM notifications WHERE id IN (
                    SELECT id FROM notifications
                    WHERE created_at < now() - make_interval(days => 0, secs => $1 * 86400)
-                     AND status NOT IN ('scheduled', 'pending', 'sending')
+                     AND status NOT IN {sql_list(IN_FLIGHT)}
                    LIMIT $2)""",
             days,
             limit,
@@ -345,24 +354,3 @@ class OutcomeStore:
             since_seconds,
         )
         return {r["status"]: r["n"] for r in records}
-
-
-async def ensure_database(dsn: str) -> None:
-    """Create the target database if the server has none of that name, then migrate."""
-    try:
-        conn = await asyncpg.connect(dsn)
-    except asyncpg.InvalidCatalogNameError:
-        parts = urlsplit(dsn)
-        name = parts.path.lstrip("/")
-        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name.replace(chr(34), "")}"')
-        except asyncpg.DuplicateDatabaseError:
-            pass  # another migrate created it first
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(dsn)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()

@@ -11,9 +11,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from consumer.settings import Settings
-from consumer.store import OutcomeStore
 from consumer.stream import EventStream
+from notify.settings import Settings
+from notify.store import OutcomeStore
 
 
 async def collect(settings: Settings) -> dict[str, Any] | None:

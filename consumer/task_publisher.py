@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 import msgspec
 import redis.asyncio as aioredis
+from celery import Celery
 
-from consumer.settings import Settings
-
-TASK_NAMES = {"sms": "tasks.send_sms", "push": "tasks.send_push"}
-BATCH_TASK = "tasks.send_batch"
+from notify.settings import Settings
+from notify.task_names import SEND_BATCH, SEND_ONE
+from schemas import Channel
 
 _json = msgspec.json.Encoder()
 _ORIGIN = f"{os.getpid()}@{socket.gethostname()}"
@@ -91,9 +91,9 @@ def batches(rows: Sequence[tuple[int, str]], size: int) -> list[tuple[str, list[
 def task_messages(rows: Sequence[tuple[int, str]], queue: str, batch_size: int) -> list[bytes]:
     """`send_batch` messages when batching, else one `send_<channel>` per row."""
     if batch_size <= 1:
-        return [task_message(TASK_NAMES[channel], [nid], queue) for nid, channel in rows]
+        return [task_message(SEND_ONE[Channel(channel)], [nid], queue) for nid, channel in rows]
     return [
-        task_message(BATCH_TASK, [channel, ids], queue)
+        task_message(SEND_BATCH, [channel, ids], queue)
         for channel, ids in batches(rows, batch_size)
     ]
 
@@ -120,20 +120,24 @@ class Publisher(Protocol):
 
 
 class CeleryPublisher:
-    """Any other broker (RabbitMQ): Celery's own send_task, off the event loop."""
+    """Any other broker (RabbitMQ): Celery's own send_task, off the event loop.
 
-    def __init__(self, queue: str, batch_size: int = 1) -> None:
+    Tasks are sent by name through a bare app of our own: the consumer never imports `tasks`.
+    """
+
+    def __init__(self, broker_url: str, queue: str, batch_size: int = 1) -> None:
+        self.app = Celery("notify-consumer", broker=broker_url, set_as_current=False)
         self.queue = queue
         self.batch_size = max(1, batch_size)
 
     async def publish(self, rows: Sequence[tuple[int, str]]) -> None:
-        from tasks import app  # only for non-Redis brokers; keeps the fast path Celery-free
+        app = self.app
 
         def send() -> None:
             with app.producer_or_acquire() as producer:
                 for channel, ids in batches(rows, self.batch_size):
                     app.send_task(
-                        BATCH_TASK,
+                        SEND_BATCH,
                         args=[channel, ids],
                         queue=self.queue,
                         producer=producer,
@@ -147,4 +151,4 @@ class CeleryPublisher:
 def make_publisher(settings: Settings, client: aioredis.Redis) -> Publisher:
     if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
         return TaskPublisher(client, settings.task_queue, settings.task_batch_size)
-    return CeleryPublisher(settings.task_queue, settings.task_batch_size)
+    return CeleryPublisher(settings.broker_url, settings.task_queue, settings.task_batch_size)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,6 +62,9 @@ class Settings:
     linger_ms: float = 10.0
     send_concurrency: int = 64
     log_level: str = "INFO"
+    consumer_name: str = ""
+    # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
+    prometheus_multiproc_dir: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,4 +114,9 @@ class Settings:
             linger_ms=_float(e, "NOTIFY_BATCH_LINGER_MS", cls.linger_ms),
             send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
             log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
+            # Stable when set (a pod name), so a restarted consumer re-reads its own pending
+            # entries; otherwise unique per process.
+            consumer_name=e.get("NOTIFY_CONSUMER_NAME")
+            or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}",
+            prometheus_multiproc_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
         )

@@ -1,0 +1,17 @@
+"""Task names: the wire contract between the sides. The consumer and beat publish by name;
+the workers register these names. Neither side imports the other."""
+
+from __future__ import annotations
+
+from schemas import Channel
+
+SEND_SMS = "tasks.send_sms"
+SEND_PUSH = "tasks.send_push"
+# Many rows of one channel per message: args [channel, [ids]].
+SEND_BATCH = "tasks.send_batch"
+DISPATCH_DUE = "tasks.dispatch_due"
+SWEEP = "tasks.sweep"
+PURGE = "tasks.purge"
+
+# The single-row task for each channel: retries, the sweeper and beat use these.
+SEND_ONE: dict[Channel, str] = {Channel.SMS: SEND_SMS, Channel.PUSH: SEND_PUSH}

@@ -1,0 +1,71 @@
+"""The Celery app. Importing it reads no environment and connects to nothing.
+
+`celery -A tasks worker|beat` imports this module; the configuration is built from one
+`Settings` the first time Celery reads it (its `on_configure` signal), and the same object is
+what tasks and worker hooks use afterwards (`app.settings`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery
+
+from notify import task_names
+from notify.settings import Settings
+
+
+def celery_config(s: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": s.broker_url,
+        "result_backend": s.result_backend,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "task_default_queue": s.task_queue,
+        "task_ignore_result": True,  # outcomes live in Postgres
+        # At-least-once: ack after the task ran, requeue if the worker died mid-task,
+        # and hold one message at a time so a crash strands as little as possible.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Unacked messages come back after this long; keep it above the longest retry delay.
+        "broker_transport_options": {"visibility_timeout": s.visibility_timeout_seconds},
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "dispatch-due": {
+                "task": task_names.DISPATCH_DUE,
+                "schedule": timedelta(seconds=s.schedule_interval_seconds),
+            },
+            "sweep": {
+                "task": task_names.SWEEP,
+                "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
+            },
+            "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
+        },
+    }
+
+
+class NotifyCelery(Celery):  # type: ignore[misc]  # Celery ships no types
+    """A Celery app that carries the process's one `Settings`, built on first use."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        super().__init__("tasks")
+        self._settings = settings
+        self.on_configure.connect(self._configure, weak=False)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env()
+        return self._settings
+
+    def _configure(self, sender: Any = None, **_: Any) -> None:
+        self.conf.update(celery_config(self.settings))
+
+
+# Task modules register with shared=False: the tasks belong to this app, not to every
+# Celery app built in the same process (tests, embedders).
+app = NotifyCelery()

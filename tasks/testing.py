@@ -1,0 +1,97 @@
+"""In-memory stand-ins for tests of task logic (like dramatiq's StubBroker): no servers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from notify.store import Finished
+from schemas import IN_FLIGHT, AttemptOutcome, Channel, Notification, Status
+
+
+class FakeStore:
+    """A `WorkerStore` over a dict of rows. `claimable` holds each pending row as a claim
+    returns it (already `sending`, its attempt counted); a claim takes it out.
+
+    `finished` and `resolved` record what tasks wrote, as dicts with an `id` key;
+    `record_failures` are raised by the next `record` calls, one each (a Postgres blip).
+    """
+
+    def __init__(self, claimable: dict[int, Notification] | None = None) -> None:
+        self.claimable: dict[int, Notification] = dict(claimable or {})
+        self.scheduled: dict[int, Notification] = {}
+        self.stuck: list[Notification] = []
+        self.finished: list[dict[str, Any]] = []
+        self.resolved: list[dict[str, Any]] = []
+        self.record_failures: list[Exception] = []
+        self.pings = 0
+        self.closed = False
+
+    def ping(self) -> None:
+        self.pings += 1
+
+    def claim(self, notification_id: int) -> Notification | None:
+        return self.claimable.pop(notification_id, None)
+
+    def claim_many(self, ids: Sequence[int]) -> list[Notification]:
+        return [row for row in map(self.claim, ids) if row is not None]
+
+    def record(self, item: Finished) -> None:
+        if self.record_failures:
+            raise self.record_failures.pop(0)
+        self.finished.append({**asdict(item), "id": item.notification_id})
+
+    def dispatch_due(
+        self, *, now: datetime, stale_seconds: float, limit: int
+    ) -> list[tuple[int, Channel, Status]]:
+        due = [r for r in self.scheduled.values() if r.send_at is not None and r.send_at <= now]
+        out: list[tuple[int, Channel, Status]] = []
+        for row in sorted(due, key=lambda r: r.send_at or now)[:limit]:
+            del self.scheduled[row.id]
+            stale = row.send_at is not None and (now - row.send_at).total_seconds() > stale_seconds
+            status = Status.FAILED if stale else Status.PENDING
+            if status is Status.PENDING:
+                claimed = msgspec.structs.replace(
+                    row, status=Status.SENDING, attempts=row.attempts + 1
+                )
+                self.claimable[row.id] = claimed
+            out.append((row.id, row.channel, status))
+        return out
+
+    def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]:
+        return []
+
+    def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
+        return [r for r in self.stuck if r.status in IN_FLIGHT][:limit]
+
+    def resolve_sending(
+        self,
+        row: Notification,
+        *,
+        status: Status,
+        outcome: AttemptOutcome,
+        provider_message_id: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        self.resolved.append(
+            {
+                "id": row.id,
+                "status": status,
+                "outcome": outcome,
+                "provider_message_id": provider_message_id,
+                "error_code": error_code,
+                "error_message": error_message,
+            }
+        )
+        return True
+
+    def delete_older_than(self, *, days: float, limit: int) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
