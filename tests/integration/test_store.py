@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from consumer.routing import idempotency_key
+from notify.globs import translate
 from notify.migrations import migrate
 from notify.store import Finished, OutcomeStore
 from schemas import Channel, NewNotification, Status
@@ -187,3 +190,26 @@ async def test_retention_deletes_only_old_finished_rows(store: OutcomeStore) -> 
         "SELECT event_id FROM notifications WHERE event_id LIKE $1", f"%{tag}")}  # fmt: skip
     assert deleted >= 1
     assert left == {f"old-pending-{tag}", f"new-{tag}"}  # unfinished rows are never purged
+
+
+async def test_postgres_reads_every_glob_as_python_does(store: OutcomeStore) -> None:
+    """cancel_on is matched in SQL and in routing: the two must agree on every pattern."""
+    rng = random.Random(7)
+    alphabet = "abc._-*?[]!"
+    types = ["a", "b.c", "a.b.c", "a-b", "a_b", "c.a", "ab", "b", "a.", "abc.abc", "-", "_"]
+    pairs = [
+        ("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 7))), t)
+        for _ in range(400)
+        for t in [rng.choice(types)]
+    ]
+    pairs += [("a.[!b]*", "a.c"), ("a.[a-c]", "a.b"), ("[", "["), ("*.c", "b.c")]
+    regexes = [translate(p) for p, _ in pairs]
+    records = await store.pool.fetch(
+        "SELECT t ~ r AS m FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(t, r, i)"
+        " ORDER BY i",
+        [t for _, t in pairs],
+        regexes,
+    )
+    python = [re.match(r, t) is not None for r, (_, t) in zip(regexes, pairs, strict=True)]
+    assert [r["m"] for r in records] == python
+    assert any(python) and not all(python)

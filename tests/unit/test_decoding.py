@@ -263,6 +263,68 @@ def test_details_are_bounded_even_for_huge_values(make_raw: MakeRaw) -> None:
         assert len(info.value.detail) < 300, field
 
 
+# --- one table of malformations (merged from the former test_event_decoding.py) -----------------
+
+TABLE_ENTRY = "1764072000000-0"  # 2025-11-25T12:00:00Z
+
+
+def fields(**values: str | bytes) -> Raw:
+    base: dict[str, str | bytes] = {"id": "e1", "type": "shipment.delayed", "data": '{"a": 1}'}
+    base.update(values)
+    return {k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in base.items()}
+
+
+def test_a_valid_entry_decodes_with_defaults() -> None:
+    raw = fields(subject="SHP-1", source="shipments-api", extra="x")
+    assert decode_entry(TABLE_ENTRY, raw, LIMIT) == Event(
+        id="e1",
+        type="shipment.delayed",
+        data={"a": 1},
+        subject="SHP-1",
+        source="shipments-api",
+        time=datetime(2025, 11, 25, 12, tzinfo=UTC),
+    )
+
+
+def test_time_is_parsed_as_rfc3339_and_kept_in_utc() -> None:
+    event = decode_entry(TABLE_ENTRY, fields(time="2026-01-02T03:04:05.5+02:00"), LIMIT)
+    assert event.time == datetime(2026, 1, 2, 1, 4, 5, 500000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({b"type": b"t", b"data": b"{}"}, "missing_field"),
+        (fields(id=""), "missing_field"),
+        (fields(type=""), "missing_field"),
+        ({b"id": b"x", b"type": b"t"}, "missing_field"),
+        (fields(data="not json"), "bad_json"),
+        (fields(data="[1, 2]"), "not_object"),
+        (fields(data='"text"'), "not_object"),
+        (fields(data="42"), "not_object"),
+        (fields(data="null"), "not_object"),
+        (fields(time="yesterday"), "bad_time"),
+        (fields(time="2026-01-02T03:04:05"), "bad_time"),  # no offset
+        (fields(time="2026-02-30T00:00:00Z"), "bad_time"),  # no such day
+        (fields(id="x" * 201), "bad_id"),
+        (fields(type="shipment delayed"), "bad_type"),
+        (fields(type=".delayed"), "bad_type"),
+        (fields(specversion="0.3"), "bad_specversion"),
+        (fields(data=b'{"a": "\xff"}'), "not_utf8"),
+        ({b"\xfe": b"x", **fields()}, "not_utf8"),
+    ],
+)
+def test_each_malformation_has_its_reason(raw: Raw, expected: str) -> None:
+    assert reason_of(raw, entry_id=TABLE_ENTRY) == expected
+
+
+def test_size_counts_keys_and_values() -> None:
+    raw = fields(pad="x" * 100)
+    size = sum(len(k) + len(v) for k, v in raw.items())
+    assert reason_of(raw, max_bytes=size - 1, entry_id=TABLE_ENTRY) == "oversized"
+    assert decode_entry(TABLE_ENTRY, raw, size).id == "e1"
+
+
 # --- property: any bytes in, an Event or a known EventError out ---------------------------------
 
 KNOWN_KEYS = [b"id", b"type", b"data", b"time", b"source", b"subject", b"specversion"]

@@ -272,3 +272,15 @@ def test_make_publisher_uses_the_fast_path_only_for_redis(broker: str, kind: typ
     publisher = make_publisher(settings, fakeredis.FakeAsyncRedis())
     assert isinstance(publisher, kind)
     assert (publisher.queue, publisher.batch_size) == ("notify-q", 7)  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_publisher_pushes_fifo_for_brpop_in_chunks() -> None:
+    client = fakeredis.FakeAsyncRedis()
+    publisher = TaskPublisher(client, "q", batch_size=1)
+    await publisher.publish([(n, "sms") for n in range(2500)])  # more than one LPUSH of 1000
+    assert await client.llen("q") == 2500
+    # kombu pops with BRPOP from the right: the first published comes out first.
+    first = await client.rpop("q")
+    assert redis_transport_decode(first)[1][0] == [0]  # type: ignore[arg-type]
+    await client.aclose()
