@@ -38,7 +38,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.rules_command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
-    if args.rules_command == "diff":
+    if args.rules_command in ("diff", "test"):
         options = rules_tools.Options(
             redis_url=settings.redis_url,
             stream=settings.stream,
@@ -46,7 +46,9 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             default_region=settings.default_region,
             stale_after=timedelta(seconds=settings.stale_after_seconds),
         )
-        return rules_tools.diff(args, options)
+        if args.rules_command == "diff":
+            return rules_tools.diff(args, options)
+        return rules_tools.test(args, options, settings.rules_path)
     path = args.file or settings.rules_path
     try:
         rules = load_file(path)

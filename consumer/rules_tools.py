@@ -1,4 +1,4 @@
-"""`notify rules diff` (CONTRACT section 9): exit 0, 1, or 2 on error."""
+"""`notify rules diff` and `notify rules test` (CONTRACT section 9): exit 0, 1, or 2 on error."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _instant(text: str) -> datetime:
 
 
 def add_arguments(sub: Any) -> None:
-    """Add `diff` to the `notify rules` subcommands."""
+    """Add `diff` and `test` to the `notify rules` subcommands."""
     diff = sub.add_parser("diff", help="what changes if OLD rules are replaced by NEW")
     diff.add_argument("old", metavar="OLD")
     diff.add_argument("new", metavar="NEW")
@@ -71,6 +71,9 @@ def add_arguments(sub: Any) -> None:
         "--show-recipients", action="store_true", help="print recipients in full instead of masked"
     )
     diff.add_argument("--json", action="store_true", help="machine-readable output")
+    test = sub.add_parser("test", help="check the rules against cases of expected notifications")
+    test.add_argument("file", nargs="?")
+    test.add_argument("--cases", required=True, metavar="CASES.yaml")
 
 
 def _load(paths: Iterable[str]) -> list[RuleSet] | None:
@@ -141,3 +144,28 @@ def diff(args: argparse.Namespace, options: Options) -> int:
     else:
         print(rules_diff_report.as_text(report, label, shown))
     return DIFFERENT if report.differences else SAME
+
+
+def test(args: argparse.Namespace, options: Options, default_file: str) -> int:
+    from consumer import rules_cases
+
+    loaded = _load([args.file or default_file])
+    try:
+        cases = rules_cases.load_cases(args.cases, options.max_event_bytes)
+    except rules_cases.CasesError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return BROKEN
+    if loaded is None:
+        return BROKEN
+    failed = 0
+    for case in cases:
+        outcome = rules_cases.run_case(
+            case, loaded[0], default_region=options.default_region, stale_after=options.stale_after
+        )
+        failed += not outcome.passed
+        print("\n".join(rules_cases.report_lines(outcome)))
+    print(
+        f"\n{len(cases)} case{'s' if len(cases) != 1 else ''}: "
+        f"{len(cases) - failed} passed, {failed} failed"
+    )
+    return DIFFERENT if failed else SAME
