@@ -43,8 +43,10 @@ unit: install
 integration: install services
 	$(BIN)/pytest tests/integration -q
 
-# Everything CI runs: lint, the alert rule tests, and every test against real services.
+# Everything CI runs: lint, the alert rule tests, the bundled rules' cases, and every test
+# against real services.
 test: install services lint alerts
+	$(BIN)/notify rules test rules.yaml --cases rules.cases.yaml
 	CI=$${CI:-1} $(BIN)/pytest tests -q
 
 demo: install services

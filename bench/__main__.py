@@ -12,9 +12,10 @@ from bench import runs
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.report import save, table
+from bench.rules_diff import rules_diff
 from schemas import Channel
 
-PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency")
+PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency", "rules_diff")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,14 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--diff-events", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
     env = BenchEnv(out=args.out)
     results: dict[str, Any] = {}
     started = time.monotonic()
+    # rules_diff needs only Redis: no database, emulator or processes to set up for it alone.
+    needs_env = set(args.only) != {"rules_diff"}
+    args.out.mkdir(exist_ok=True)
     try:
-        env.setup()
+        if needs_env:
+            env.setup()
         steps = {
             "consumer": lambda: runs.consumer_drain(env, args.events, "drain"),
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
@@ -45,14 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             "push": lambda: runs.workers(env, args.sends, 50, args.worker_processes, Channel.PUSH),
             "fcm": lambda: fcm_calls(env, args.fcm_pushes, 50),
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
+            "rules_diff": lambda: rules_diff(env, args.diff_events),
         }
         for name in PARTS:
             if name in args.only:
                 print(f"bench: {name}...", file=sys.stderr, flush=True)
                 results[name] = steps[name]()
     finally:
-        env.teardown(drop=not args.keep)
-        if args.keep:
+        if needs_env:
+            env.teardown(drop=not args.keep)
+        if args.keep and needs_env:
             print(f"bench: kept {env.database_url}", file=sys.stderr)
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     print(table(results))

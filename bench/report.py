@@ -49,6 +49,19 @@ def table(results: dict[str, Any]) -> str:
                      f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", "p99 <= 100"))  # fmt: skip
         steady = f"{lat['steady_p50_ms']:.0f} / {lat['steady_p99_ms']:.0f} ms"
         rows.append((f"  same, after the first {lat['warmup_seconds']} s", steady, ""))
+    diff = results.get("rules_diff")
+    if diff:
+        # The target is for a typical rules change (one rule); all changed is the worst case.
+        for label, key, target in (("1 of 4 rules changed", "one_changed", ">= 20,000"),
+                                   ("all 4 rules changed", "all_changed", "")):  # fmt: skip
+            figures = diff[key]
+            rows.append((f"rules diff, {label} ({diff['events']:,} events, CPU)",
+                         f"{figures['compare_per_s']:,.0f} ev/s", target))  # fmt: skip
+            rows.append(("  with decoding", f"{figures['decode_and_compare_per_s']:,.0f} ev/s", ""))
+            rows.append(("  naive: all rules, both files",
+                         f"{figures['naive_per_s']:,.0f} ev/s", ""))  # fmt: skip
+        rows.append(("rules diff --since from Redis, 1 changed (wall)",
+                     f"{diff['stream_one_changed_per_s']:,.0f} ev/s", ""))  # fmt: skip
     widths = [max(len(r[i]) for r in [("measure", "result", "target"), *rows]) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}" for a, b, c in
              [("measure", "result", "target"), *rows]]  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from consumer import segments
+from consumer import rules_tools, segments
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
@@ -31,12 +31,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preview.add_argument("--subject")
     preview.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("schema", help="print the JSON Schema of the rules file")
+    rules_tools.add_arguments(sub)
 
 
 def main(settings: Settings, args: argparse.Namespace) -> int:
     if args.rules_command == "schema":
         print(json.dumps(json_schema(), indent=2))
         return 0
+    if args.rules_command in ("diff", "test"):
+        options = rules_tools.Options(
+            redis_url=settings.redis_url,
+            stream=settings.stream,
+            max_event_bytes=settings.max_event_bytes,
+            default_region=settings.default_region,
+            stale_after=timedelta(seconds=settings.stale_after_seconds),
+        )
+        if args.rules_command == "diff":
+            return rules_tools.diff(args, options)
+        return rules_tools.test(args, options, settings.rules_path)
     path = args.file or settings.rules_path
     try:
         rules = load_file(path)
