@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from consumer.rendering import mask
 from consumer.rules_diff import Difference, DiffReport, Kind, RuleChange, RuleReport, word_diff
+from notify.logs import mask
 from schemas import NewNotification
 
 Recipient = Callable[[str], str]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from consumer.cli import main
+from notify.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """
@@ -181,7 +181,7 @@ def test_a_broken_cases_file_exits_2_with_positions(run: Run, tmp_path: Path) ->
         f"{path}:5:38: recipient must be text: put it in quotes",
         f"{path}:5:52: unknown key 'colour'",
         f"{path}:6:18: unknown status 'sent-ish': use one of cancelled, delivered, failed, "
-        "pending, scheduled, sending, sent, undelivered",
+        "pending, scheduled, sending, sent, skipped, undelivered",
         f"{path}:6:37: use either 'body' or 'body_contains'",
         f"{path}:8:12: the consumer would dead-letter this event: bad_type: type 'not a type' "
         "is not a dotted event type",

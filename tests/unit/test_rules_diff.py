@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from consumer.cli import main
 from consumer.rules_diff import RuleChange, plan, word_diff
 from consumer.ruleset import load_text
+from notify.cli import main
 
 OLD = """
 rules:
