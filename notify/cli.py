@@ -108,7 +108,9 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="notify", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="notify", description="Event-driven SMS and push: operate the pipeline."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create or upgrade the Postgres schema").set_defaults(
         run=_migrate
@@ -134,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--all", action="store_true")
     dlq.set_defaults(run=_dlq)
 
-    rules = sub.add_parser("rules", help="check, preview or describe a rules file")
+    rules = sub.add_parser("rules", help="check, preview, test, diff or describe a rules file")
     from consumer import rules_cli
 
     rules_cli.add_arguments(rules)
