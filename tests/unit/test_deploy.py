@@ -74,6 +74,15 @@ def test_processes_run_the_documented_commands(services: dict[str, Any]) -> None
     assert (DEPLOY / "Dockerfile").exists()
 
 
+def test_redis_keeps_the_stream_across_restarts(services: dict[str, Any]) -> None:
+    """Without AOF, events not yet consumed are lost when Redis restarts (README)."""
+    args = services["redis"]["command"]
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    assert args[0] == "redis-server" and options["--appendonly"] == "yes"
+    assert options["--appendfsync"] in ("everysec", "always")
+    assert any(v.split(":")[1] == "/data" for v in services["redis"]["volumes"])
+
+
 def test_app_processes_wait_for_the_migration(services: dict[str, Any]) -> None:
     for name in ("consumer", "worker", "beat"):
         depends = services[name]["depends_on"]
