@@ -55,9 +55,60 @@ class DeadEntry:
     def original_fields(self) -> dict[bytes, bytes]:
         return {k: v for k, v in self.fields.items() if not k.startswith(_DLQ_PREFIX)}
 
+    @property
+    def event_id(self) -> str | None:
+        """The event's own `id` field, if it had one (a `missing_field` letter may not)."""
+        return _text(self.fields[b"id"]) if b"id" in self.fields else None
+
+    @property
+    def event_type(self) -> str | None:
+        return _text(self.fields[b"type"]) if b"type" in self.fields else None
+
+    def as_json(self) -> dict[str, Any]:
+        """`notify dlq list --json`: every field in full; `event_id`/`type` null if absent."""
+        return {
+            "id": self.dlq_id,
+            "entry_id": self.original_id,
+            "event_id": self.event_id,
+            "type": self.event_type,
+            "reason": self.reason,
+            "detail": self.detail,
+            "deliveries": int(self.deliveries or 1),
+        }
+
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _printable(text: str) -> str:
+    """A dead letter is untrusted input: escape control characters before a terminal sees them."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def shorten(text: str | None, width: int, *, middle: bool = False) -> str:
+    """Fit a table cell: ids keep both ends (prefixes repeat, tails differ), types their start."""
+    if text is None:
+        return "-"
+    text = _printable(text)
+    if len(text) <= width:
+        return text
+    if middle:
+        head = (width - 1) // 2
+        return f"{text[:head]}…{text[len(text) - (width - 1 - head) :]}"
+    return text[: width - 1] + "…"
+
+
+def table(entries: list[DeadEntry]) -> list[str]:
+    """`notify dlq list`: one line per dead letter, widths fixed so the columns line up."""
+    lines = [f"{'DLQ ID':<18} {'ENTRY ID':<18} {'EVENT ID':<24} {'TYPE':<24} {'REASON':<16} DETAIL"]
+    for e in entries:
+        event_id = shorten(e.event_id, 24, middle=True)
+        lines.append(
+            f"{e.dlq_id:<18} {e.original_id:<18} {event_id:<24} {shorten(e.event_type, 24):<24} "
+            f"{e.reason:<16} {shorten(e.detail, 100)}"
+        )
+    return lines
 
 
 def dead_letters(client: redis.Redis, dlq: str, count: int = 1000) -> list[DeadEntry]:

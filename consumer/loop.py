@@ -10,8 +10,10 @@ import math
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import start_http_server
@@ -20,7 +22,7 @@ from consumer import metrics
 from consumer.decoding import decode_entry
 from consumer.reloader import RulesWatcher
 from consumer.routing import route
-from consumer.stream import DeadLetter, Entry, EventStream
+from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs
 from notify.outage import OutageGuard
@@ -29,6 +31,7 @@ from notify.store import OutcomeStore
 from schemas import EventError, NewNotification
 
 log = logs.get("consumer")
+T = TypeVar("T")
 
 
 @dataclass
@@ -198,6 +201,7 @@ class Consumer:
         """Own pending entries first, then idle ones from dead consumers, then new ones."""
         s = self.settings
         await self.redis_guard.call(self.stream.ensure_group)
+        metrics.STREAM_RESETS.labels(s.stream, s.group)  # exported at 0 from the start
         pending_cursor: str | None = "0"
         # One batch in the queue plus one being written: bounded memory, overlapped I/O.
         writes: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
@@ -216,20 +220,22 @@ class Consumer:
             self.rules.poll()
             entries: list[Entry] = []
             if pending_cursor is not None:
-                entries = await self.redis_guard.call(
-                    functools.partial(self.stream.read_pending_after, pending_cursor, s.batch_size)
+                entries = await self._read(
+                    functools.partial(self.stream.read_pending_after, pending_cursor, s.batch_size),
+                    [],
                 )
-                pending_cursor = entries[-1].id if entries else None
+                pending_cursor = entries[-1].id if entries else None  # also: the group was lost
             elif time.monotonic() >= next_claim:
                 next_claim = time.monotonic() + max(0.5, min(s.claim_idle_seconds / 2, 10.0))
-                entries, _ = await self.redis_guard.call(
-                    lambda: self.stream.claim_idle(s.claim_idle_seconds, s.batch_size)
+                entries, _ = await self._read(
+                    lambda: self.stream.claim_idle(s.claim_idle_seconds, s.batch_size),
+                    (list[Entry](), 0),
                 )
                 if self.stream.autoclaim_cursor != "0-0":
                     next_claim = 0.0  # more to claim: keep going next turn
             if not entries and pending_cursor is None:
-                entries = await self.redis_guard.call(
-                    lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False)
+                entries = await self._read(
+                    lambda: self.stream.read(s.batch_size, s.block_ms, own_pending=False), []
                 )
                 if entries and len(entries) < s.batch_size and s.linger_ms > 0:
                     entries += await self._linger(s.batch_size - len(entries))
@@ -244,7 +250,32 @@ class Consumer:
         """A trickle of events would make a batch, a row and a Celery message each: wait a
         few ms for company (Kafka's linger.ms). Full batches never wait."""
         await asyncio.sleep(self.settings.linger_ms / 1000)
-        return await self.redis_guard.call(lambda: self.stream.read(room, None, own_pending=False))
+        return await self._read(lambda: self.stream.read(room, None, own_pending=False), [])
+
+    async def _read(self, fn: Callable[[], Awaitable[T]], lost: T) -> T:
+        """A stream read through outages; if the stream or group vanished, recreate the
+        group and return `lost` (nothing read). Entries already in hand are kept."""
+        try:
+            return await self.redis_guard.call(fn)
+        except StreamLost as exc:
+            await self._recreate(exc)
+            return lost
+
+    async def _recreate(self, exc: StreamLost) -> None:
+        """The stream or group vanished: say so loudly, once; count it; recreate; go on."""
+        s = self.settings
+        metrics.STREAM_RESETS.labels(s.stream, s.group).inc()
+        log.error(
+            "stream or consumer group lost; recreating the group. Entries that were pending "
+            "(read, not acknowledged) are not redelivered, and if the stream itself was "
+            "deleted, events not yet read are gone",
+            extra=logs.fields(stream=s.stream, group=s.group, error=str(exc)),
+        )
+        start = await self.redis_guard.call(self.stream.recreate_group)
+        log.warning(
+            "consumer group recreated",
+            extra=logs.fields(stream=s.stream, group=s.group, start_id=start),
+        )
 
     async def _write(self, writes: asyncio.Queue[Prepared | None]) -> None:
         """Commit prepared batches one at a time, in order (cancels follow earlier inserts)."""

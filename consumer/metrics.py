@@ -38,3 +38,8 @@ NOTIFICATIONS_INSERTED = Counter(
     ["channel", "status"],
 )
 CANCELLED = Counter("notify_notifications_cancelled_total", "Scheduled rows cancelled by events")
+STREAM_RESETS = Counter(
+    "notify_stream_resets_total",
+    "Times the stream or its consumer group vanished and the group was recreated",
+    ["stream", "group"],
+)

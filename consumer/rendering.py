@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from jinja2 import StrictUndefined, Template, nodes
+from jinja2 import StrictUndefined, Template, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from notify.logs import mask
@@ -48,8 +48,28 @@ def humanize_minutes(value: Any) -> str:
     return f"-{text}" if minutes < 0 else text
 
 
+def reject_undefined(value: Any) -> Any:
+    """Return `value`, or raise UndefinedError if an Undefined is in it, however deep.
+
+    StrictUndefined raises only when it is used. A sole `{{ expr }}` returns it unused (it
+    would blow up later, outside the rule's guard: in normalise(), in the consumer), and one
+    inside a list or dict is printed as `Undefined` without raising at all. Every renderer
+    and every `{{ }}` output passes through here, so any template key gets the check."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Undefined):
+            item._fail_with_undefined_error()
+        if isinstance(item, list | tuple | set | frozenset | dict) and id(item) not in seen:
+            seen.add(id(item))  # a list can be made to contain itself
+            stack.extend(item.items() if isinstance(item, dict) else item)
+    return value
+
+
 def make_environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, finalize=reject_undefined
+    )
     env.filters["localtime"] = localtime
     env.filters["humanize_minutes"] = humanize_minutes
     env.filters["mask"] = mask
@@ -74,16 +94,17 @@ def compile_template(source: str) -> Renderer:
     if sole:
         expr = ENV.compile_expression(sole.group("expr"), undefined_to_none=False)
         _plain_globals(expr._template)
-        return lambda ctx: expr(**ctx)
+        return lambda ctx: reject_undefined(expr(**ctx))
     template = ENV.from_string(source)
     _plain_globals(template)
-    return template.render
+    return template.render  # `finalize` checks each `{{ }}` output
 
 
 def compile_condition(source: str) -> Callable[[dict[str, Any]], bool]:
     expr = ENV.compile_expression(source, undefined_to_none=False)
     _plain_globals(expr._template)
-    return lambda ctx: bool(expr(**ctx))
+    # `[data.missing]` is a non-empty list, so truthy: check before bool() hides it.
+    return lambda ctx: bool(reject_undefined(expr(**ctx)))
 
 
 def unsafe_constructs(source: str, *, expression: bool = False) -> list[str]:

@@ -67,6 +67,36 @@ def _walk(node: yaml.Node, path: Path, doc: Document) -> None:
             _walk(item, (*path, index), doc)
 
 
+# What to do about PyYAML's commonest complaints, in words product staff use.
+_HINTS = (
+    ("expected <block end>", "is this line indented like the lines of its block?"),
+    ("mapping values are not allowed here", "quote a value that contains ': '"),
+    ("found character '\\t'", "indent with spaces, not tabs"),
+    ("expected ',' or ']'", "is a ']' missing?"),
+    ("expected ',' or '}'", "is a '}' missing?"),
+)
+
+
+def syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
+    """(line, column, message) for a YAML syntax error, pointing where the mistake is.
+
+    PyYAML gives two marks. The problem mark is where parsing failed: for a badly indented
+    key, that key. The context mark is where the enclosing construct began (the block
+    collection above it), so it only goes into the message, as a hint. The exception is a
+    problem at the very end of the text (an unclosed quote or bracket): there the context
+    mark, where the unclosed thing starts, is the place to fix."""
+    problem = str(exc.problem or exc)
+    where, context = exc.problem_mark, exc.context_mark
+    if context is not None and (where is None or where.index >= len(text)):
+        return context.line + 1, context.column + 1, f"{exc.context}: {problem}"
+    line, col = (where.line + 1, where.column + 1) if where else (1, 1)
+    message = problem
+    if exc.context and context is not None and (context.line, context.column) != (line, col):
+        message += f" ({exc.context} at {context.line + 1}:{context.column + 1})"
+    hint = next((h for start, h in _HINTS if problem.startswith(start)), None)
+    return line, col, f"{message}; {hint}" if hint else message
+
+
 def parse(text: str) -> Document:
     """Parse YAML text; a syntax error raises yaml.MarkedYAMLError (it carries the mark)."""
     loader = _Loader(text)

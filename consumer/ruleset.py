@@ -14,7 +14,7 @@ import msgspec
 import yaml
 
 from consumer import rendering
-from consumer.rules_yaml import Document, Path, parse
+from consumer.rules_yaml import Document, Path, parse, syntax_error
 from notify.globs import compile_globs
 from schemas import Rule, RulesError
 from schemas.rules import DURATION, EVENT_PATTERN, RULE_NAME, Defaults
@@ -82,11 +82,7 @@ def load_text(text: str, filename: str = "rules.yaml") -> RuleSet:
     try:
         doc = parse(text)
     except yaml.MarkedYAMLError as exc:
-        # The context mark is where the broken construct starts (an unclosed quote, say);
-        # the problem mark is often just the end of the file.
-        mark = exc.context_mark or exc.problem_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = f"{exc.context}: {exc.problem}" if exc.context else str(exc.problem)
+        line, col, what = syntax_error(exc, text)
         raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {what}"]) from None
     checker = _Checker(doc)
     rules = checker.check()

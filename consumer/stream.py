@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from schemas import NotifyError
+
 Fields = dict[bytes, bytes]
+
+# What Redis answers once the stream or the group is gone: a read blocked when the key was
+# deleted, or one blocked when the group was destroyed, or any group command afterwards.
+_LOST = ("NOGROUP", "UNBLOCKED the stream key no longer exists")
+
+
+class StreamLost(NotifyError):
+    """The stream or its consumer group vanished (DEL, FLUSHDB, XGROUP DESTROY, a Redis
+    restart without persistence): recreate the group and carry on."""
+
+
+@contextlib.contextmanager
+def _detect_loss() -> Iterator[None]:
+    try:
+        yield
+    except ResponseError as exc:
+        if str(exc).startswith(_LOST):
+            raise StreamLost(str(exc)) from exc
+        raise
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """A stream id as a sortable pair (`1700000000000-3` -> (1700000000000, 3))."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 @dataclass(frozen=True)
@@ -55,13 +83,46 @@ class EventStream:
         self.consumer = consumer
         self.dlq = dlq
         self._autoclaim_cursor = "0-0"
+        # The newest entry known delivered to the group (by our reads or XINFO), so a
+        # group recreated after a loss does not start over (see recreate_group).
+        self.last_delivered: str | None = None
+        # That entry's event `id` when we read it ourselves: a stream deleted and refilled
+        # within the same millisecond can reuse the entry id, never the event.
+        self._last_event_id: bytes | None = None
 
-    async def ensure_group(self) -> None:
+    def _saw(self, entry_id: str, fields: Mapping[bytes, bytes] | None = None) -> None:
+        if self.last_delivered is None or id_key(entry_id) > id_key(self.last_delivered):
+            self.last_delivered = entry_id
+            self._last_event_id = (fields or {}).get(b"id")
+
+    async def ensure_group(self, start: str = "0") -> None:
         try:
-            await self.client.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+            await self.client.xgroup_create(self.stream, self.group, id=start, mkstream=True)
         except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
+            if "BUSYGROUP" not in str(exc):  # another consumer created it first: fine
                 raise
+
+    async def recreate_group(self) -> str:
+        """After StreamLost: the group again (and the stream, MKSTREAM); returns its start id.
+
+        If the last entry known delivered is still in the stream, the stream survived and
+        only the group was destroyed: start after that entry, or every retained event would
+        be routed again (sends are idempotent, but an old cancelling event would cancel
+        reminders created since). Otherwise the stream is new (deleted, flushed, Redis
+        restarted empty) and everything in it arrived after the loss: start at the beginning.
+        """
+        last = self.last_delivered
+        found: Any = (
+            await self.client.xrange(self.stream, min=last, max=last, count=1) if last else []
+        )
+        survived = bool(found) and (
+            self._last_event_id is None or found[0][1].get(b"id") == self._last_event_id
+        )
+        start = last if survived and last is not None else "0"
+        await self.ensure_group(start)
+        self._autoclaim_cursor = "0-0"  # the pending list went with the old group
+        self.last_delivered = None if start == "0" else start
+        return start
 
     @property
     def autoclaim_cursor(self) -> str:
@@ -79,25 +140,30 @@ class EventStream:
         return await self._with_deliveries(entries) if entries else []
 
     async def _xreadgroup(self, start: str, count: int, block_ms: int | None) -> list[Entry]:
-        reply: Any = await self.client.xreadgroup(
-            self.group, self.consumer, {self.stream: start}, count=count, block=block_ms
-        )
-        return [
+        with _detect_loss():
+            reply: Any = await self.client.xreadgroup(
+                self.group, self.consumer, {self.stream: start}, count=count, block=block_ms
+            )
+        entries = [
             Entry(_text(eid), dict(fields) if fields else None)
             for _, messages in reply or []
             for eid, fields in messages
         ]
+        if entries and start == ">":
+            self._saw(entries[-1].id, entries[-1].fields)
+        return entries
 
     async def claim_idle(self, min_idle_seconds: float, count: int) -> tuple[list[Entry], int]:
         """XAUTOCLAIM entries idle on any consumer; also acks ids that were deleted meanwhile."""
-        reply: Any = await self.client.xautoclaim(
-            self.stream,
-            self.group,
-            self.consumer,
-            min_idle_time=int(min_idle_seconds * 1000),
-            start_id=self._autoclaim_cursor,
-            count=count,
-        )
+        with _detect_loss():
+            reply: Any = await self.client.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                min_idle_time=int(min_idle_seconds * 1000),
+                start_id=self._autoclaim_cursor,
+                count=count,
+            )
         cursor, claimed = reply[0], reply[1]
         deleted = reply[2] if len(reply) > 2 else []
         self._autoclaim_cursor = _text(cursor)
@@ -109,11 +175,17 @@ class EventStream:
 
     async def _with_deliveries(self, entries: list[Entry]) -> list[Entry]:
         counts: dict[str, int] = {}
-        ids = sorted((e.id for e in entries), key=lambda i: tuple(int(x) for x in i.split("-")))
+        ids = sorted((e.id for e in entries), key=id_key)
         first, last = ids[0], ids[-1]
-        rows = await self.client.xpending_range(
-            self.stream, self.group, min=first, max=last, count=len(entries) * 2 + 10
-        )
+        try:
+            with _detect_loss():
+                rows = await self.client.xpending_range(
+                    self.stream, self.group, min=first, max=last, count=len(entries) * 2 + 10
+                )
+        except StreamLost:
+            # Lost between the read and this: the counts went with the group, but these
+            # entries are in hand and the recreated group will not deliver them again.
+            return entries
         for row in rows:
             counts[_text(row["message_id"])] = int(row["times_delivered"])
         return [Entry(e.id, e.fields, counts.get(e.id, 1)) for e in entries]
@@ -151,6 +223,7 @@ class EventStream:
         mine = next((g for g in groups if _text(g["name"]) == self.group), None)
         if mine is None:
             return GroupInfo(length, math.nan, False, 0, {})
+        self._saw(_text(mine["last-delivered-id"]))
         lag = mine.get("lag")
         lag_known = lag is not None
         if lag is None:

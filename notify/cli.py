@@ -62,28 +62,16 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import dead_letters, replay
+    from consumer.dead_letters import dead_letters, replay, table
 
     client = redis.Redis.from_url(settings.redis_url)
     if args.dlq_command == "list":
         entries = dead_letters(client, settings.dlq_stream, count=args.count)
         if args.json:
             for e in entries:
-                print(
-                    json.dumps(
-                        {
-                            "id": e.dlq_id,
-                            "entry_id": e.original_id,
-                            "reason": e.reason,
-                            "detail": e.detail,
-                            "deliveries": int(e.deliveries or 1),
-                        }
-                    )
-                )
+                print(json.dumps(e.as_json()))
         else:
-            print(f"{'DLQ ID':<18} {'ENTRY ID':<18} {'REASON':<16} DETAIL")
-            for e in entries:
-                print(f"{e.dlq_id:<18} {e.original_id:<18} {e.reason:<16} {e.detail[:100]}")
+            print("\n".join(table(entries)))
             print(f"{len(entries)} dead letter(s) in {settings.dlq_stream}")
         return 0
     ids = None if args.all else list(args.ids)

@@ -122,6 +122,9 @@ def test_metrics_status_and_dead_letter_replay(
     listed = notify(env, "dlq", "list", "--json")
     [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
     assert letter["reason"] == "not_object"
+    assert (letter["event_id"], letter["type"]) == ("broken", "shipment.delayed")
+    [row] = notify(env, "dlq", "list").stdout.splitlines()[1:-1]
+    assert row.split()[2:5] == ["broken", "shipment.delayed", "not_object"]
     replayed = notify(env, "dlq", "replay", letter["id"])
     assert replayed.returncode == 0 and "replayed 1" in replayed.stdout
     # The replayed entry is still malformed, so it comes back as a new dead letter.

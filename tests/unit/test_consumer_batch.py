@@ -94,3 +94,36 @@ async def test_one_batch_end_to_end(client: fakeredis.FakeAsyncRedis, tmp_path: 
     assert await client.llen("q") == 1  # one task, although the event came twice
     assert (await client.xpending("events", "notifications"))["pending"] == 0
     assert await client.xlen("events.dlq") == 1
+
+
+async def test_a_rule_whose_recipient_is_undefined_does_not_hold_back_the_event(
+    client: fakeredis.FakeAsyncRedis, tmp_path: object
+) -> None:
+    rules = tmp_path / "rules.yaml"  # type: ignore[operator]
+    rules.write_text(
+        "rules:\n"
+        '  - name: device\n    on: shipment.*\n    channel: push\n    to: "{{ data.device }}"\n'
+        "    body: hi\n"
+        '  - name: sms\n    on: shipment.*\n    channel: sms\n    to: "{{ data.phone }}"\n'
+        "    body: hi\n"
+    )
+    stream = stream_for(client)
+    await stream.ensure_group()
+    store = FakeStore()
+    consumer = Consumer(
+        Settings(rules_path=str(rules)),
+        stream,
+        store,
+        TaskPublisher(client, "q"),  # type: ignore[arg-type]
+        RulesWatcher(str(rules)),
+    )
+    event = {"id": "e1", "type": "shipment.delayed", "data": json.dumps({"phone": "+14155550100"})}
+    await client.xadd("events", event)  # type: ignore[arg-type]
+    result = await consumer.handle(await stream.read(10, None, own_pending=False))
+    assert (result.acked, result.dead, result.outcomes) == (1, 0, {"routed": 1})
+    assert sorted((r.rule, r.status.value, r.error_code) for _, r in store.rows.values()) == [
+        ("device", "failed", "template_error"),
+        ("sms", "pending", None),
+    ]
+    assert await client.llen("q") == 1  # the SMS task
+    assert (await client.xpending("events", "notifications"))["pending"] == 0

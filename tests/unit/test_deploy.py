@@ -27,7 +27,7 @@ LONG_RUNNING = {
 ALERTS = {
     "NotifyStreamLagHigh", "NotifyStreamLagUnknown", "NotifyPendingStuck",
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
-    "NotifyConsumerDown", "NotifyWorkerDown",
+    "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset",
 }  # fmt: skip
 
 
@@ -72,6 +72,15 @@ def test_processes_run_the_documented_commands(services: dict[str, Any]) -> None
     assert services["redis"]["image"].startswith("redis:7")
     assert services["postgres"]["image"].startswith("postgres:")
     assert (DEPLOY / "Dockerfile").exists()
+
+
+def test_redis_keeps_the_stream_across_restarts(services: dict[str, Any]) -> None:
+    """Without AOF, events not yet consumed are lost when Redis restarts (README)."""
+    args = services["redis"]["command"]
+    options = dict(zip(args[1::2], args[2::2], strict=True))
+    assert args[0] == "redis-server" and options["--appendonly"] == "yes"
+    assert options["--appendfsync"] in ("everysec", "always")
+    assert any(v.split(":")[1] == "/data" for v in services["redis"]["volumes"])
 
 
 def test_app_processes_wait_for_the_migration(services: dict[str, Any]) -> None:

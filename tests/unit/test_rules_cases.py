@@ -154,11 +154,12 @@ def test_invalid_recipient_and_template_error_are_expectable(run: Run) -> None:
     assert (code, out.splitlines()[0]) == (0, "PASS the case")
 
 
-def test_a_rule_that_raises_fails_the_case(run: Run) -> None:
+def test_a_rule_whose_recipient_is_undefined_fails_alone_with_template_error(run: Run) -> None:
     rules = RULES.replace('to: "{{ data.tokens }}"', 'to: "{{ data.push_tokens }}"')
     code, out, _ = run(one_case(ALL), rules=rules)
     assert code == 1
-    assert "  ! rule delay-push raised while routing: UndefinedError:" in out
+    assert 'rule="delay-push" channel="push" recipient="" status="failed"' in out
+    assert 'error_code="template_error"' in out
 
 
 def test_a_broken_cases_file_exits_2_with_positions(run: Run, tmp_path: Path) -> None:

@@ -294,9 +294,11 @@ def test_word_diff(old: str, new: str, expected: str) -> None:
     assert word_diff(old, new) == expected
 
 
-def test_a_rule_that_now_raises_is_reported_by_name(diff: Callable[..., tuple[int, Any]]) -> None:
-    # A sole `{{ expr }}` in `to` naming a missing key escapes route() (the consumer retries
-    # the event, then dead-letters it); the diff must say so rather than crash.
+def test_a_rule_that_now_fails_its_template_is_a_change(
+    diff: Callable[..., tuple[int, Any]],
+) -> None:
+    # A sole `{{ expr }}` in `to` naming a missing key fails that notification with
+    # template_error (CONTRACT section 2): the diff shows the sent text becoming a failure.
     code, report = diff(
         OLD.replace(
             'to: "{{ data.customer.phone }}"\n    body: "Hi',
@@ -305,7 +307,9 @@ def test_a_rule_that_now_raises_is_reported_by_name(diff: Callable[..., tuple[in
     )
     assert code == 1
     rule = by_rule(report)["delay-sms"]
-    assert (rule["error"], rule["changed"]) == (1, 0)
-    errors = rule["examples"][0]["errors"]
-    assert errors["old"] is None
-    assert errors["new"].startswith("UndefinedError: ") and "mobile" in errors["new"]
+    assert (rule["error"], rule["changed"]) == (0, 1)
+    [example] = rule["examples"]
+    assert {"status", "error_code"} <= set(example["changed"])
+    assert (example["old"]["status"], example["new"]["status"]) == ("pending", "failed")
+    assert example["new"]["error_code"] == "template_error"
+    assert "mobile" in example["new"]["error_message"]
