@@ -1,20 +1,12 @@
-"""The consumer's Prometheus metrics (CONTRACT section 5). Nothing is served at import."""
+"""The consumer's Prometheus metrics (CONTRACT section 5). Nothing is served at import.
+
+Lag and pending are notify/stream_gauges.py's, shared with the workers.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Histogram, Info
 
-STREAM_LAG = Gauge(
-    "notify_stream_lag",
-    "Entries not yet delivered to the group (NaN when unknown)",
-    ["stream", "group"],
-)
-STREAM_LAG_UNKNOWN = Gauge(
-    "notify_stream_lag_unknown", "1 when the lag could not be determined", ["stream", "group"]
-)
-STREAM_PENDING = Gauge(
-    "notify_stream_pending", "Entries delivered but not yet acknowledged", ["stream", "group"]
-)
 EVENTS = Counter("notify_events_total", "Events by outcome", ["type", "outcome"])
 DEAD_LETTERS = Counter("notify_dead_letters_total", "Entries dead-lettered, by reason", ["reason"])
 BATCH_SECONDS = Histogram(

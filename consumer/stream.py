@@ -1,8 +1,10 @@
-"""Redis Stream I/O for the consumer group: read, claim, acknowledge, dead-letter, measure."""
+"""Redis Stream I/O for the consumer group: read, claim, acknowledge, dead-letter.
+
+Measuring the group (lag, pending) is notify/stream_info.py: the workers need it too.
+"""
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,15 +30,6 @@ class DeadLetter:
     reason: str
     detail: str
     deliveries: int = 1
-
-
-@dataclass(frozen=True)
-class GroupInfo:
-    length: int
-    lag: float  # NaN when Redis cannot say and we could not work it out
-    lag_known: bool
-    pending: int
-    consumers: dict[str, int]
 
 
 def _text(value: Any) -> str:
@@ -137,33 +130,3 @@ class EventStream:
             if ids:
                 pipe.xack(self.stream, self.group, *ids)
             await pipe.execute()
-
-    async def _count_after(self, last_id: str, cap: int = 10_000) -> int | None:
-        """Count undelivered entries by hand when XINFO cannot (deletions); None past `cap`."""
-        entries: Any = await self.client.xrange(
-            self.stream, min=f"({last_id}", max="+", count=cap + 1
-        )
-        return len(entries) if len(entries) <= cap else None
-
-    async def info(self) -> GroupInfo:
-        length = int(await self.client.xlen(self.stream))
-        groups: Any = await self.client.xinfo_groups(self.stream)
-        mine = next((g for g in groups if _text(g["name"]) == self.group), None)
-        if mine is None:
-            return GroupInfo(length, math.nan, False, 0, {})
-        lag = mine.get("lag")
-        lag_known = lag is not None
-        if lag is None:
-            lag = await self._count_after(_text(mine["last-delivered-id"]))
-            lag_known = lag is not None
-        consumers = {
-            _text(c["name"]): int(c["pending"])
-            for c in await self.client.xinfo_consumers(self.stream, self.group)
-        }
-        return GroupInfo(
-            length=length,
-            lag=float(lag) if lag is not None else math.nan,
-            lag_known=lag_known,
-            pending=int(mine["pending"]),
-            consumers=consumers,
-        )
