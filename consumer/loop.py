@@ -276,6 +276,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.stopping.set)
+    metrics.start_at_zero()
     gauges = StreamGauges(settings.stream, settings.group, interval=settings.stream_sample_seconds)
     REGISTRY.register(gauges)
     if serve_metrics and settings.metrics_port:

@@ -28,6 +28,7 @@ from prometheus_client import (
 
 from notify.settings import Settings
 from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
+from schemas import Channel, TaskResult
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
@@ -49,6 +50,14 @@ ATTEMPTS = Histogram(
     ["channel"],
     buckets=(1, 2, 3, 4, 5, 7, 10),
 )
+
+
+def start_at_zero() -> None:
+    """Export every channel x status at 0, so increase() sees the first one after a start.
+    (Error codes are open-ended: those series still appear with their first error.)"""
+    for channel in Channel:
+        for status in (TaskResult.SENT, TaskResult.FAILED, TaskResult.RETRIED):
+            NOTIFICATIONS.labels(channel, status)
 
 
 def reset_multiprocess_dir(settings: Settings) -> None:

@@ -19,6 +19,7 @@ def _worker_init(**_: Any) -> None:
     settings = app.settings
     logs.configure(settings.log_level)
     metrics.reset_multiprocess_dir(settings)
+    metrics.start_at_zero()
     metrics.serve(settings)
 
 
