@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from schemas import DeadLetterReason as Reason
 from schemas import Event, EventError
 
 _TYPE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
@@ -36,27 +37,27 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
     """Validate one entry against CONTRACT section 1; raise EventError with a reason."""
     size = entry_size(raw)
     if size > max_bytes:
-        raise EventError("oversized", f"entry is {size} bytes, limit {max_bytes}")
+        raise EventError(Reason.OVERSIZED, f"entry is {size} bytes, limit {max_bytes}")
     fields: dict[str, str] = {}
     for key, value in raw.items():
         try:
             fields[key.decode()] = value.decode()
         except UnicodeDecodeError:
             name = key.decode(errors="replace")
-            raise EventError("not_utf8", f"field {name!r} is not valid UTF-8") from None
+            raise EventError(Reason.NOT_UTF8, f"field {name!r} is not valid UTF-8") from None
     for name in ("id", "type", "data"):
         if not fields.get(name):
-            raise EventError("missing_field", f"required field {name!r} is missing or empty")
+            raise EventError(Reason.MISSING_FIELD, f"required field {name!r} is missing or empty")
     event_id, event_type = fields["id"], fields["type"]
     if len(event_id) > _MAX_ID:
-        raise EventError("bad_id", f"id is {len(event_id)} characters, limit {_MAX_ID}")
+        raise EventError(Reason.BAD_ID, f"id is {len(event_id)} characters, limit {_MAX_ID}")
     if not _TYPE.match(event_type):
-        raise EventError("bad_type", f"type {event_type[:100]!r} is not a dotted event type")
+        raise EventError(Reason.BAD_TYPE, f"type {event_type[:100]!r} is not a dotted event type")
     data = _decode_data(fields["data"])
     time = _decode_time(fields.get("time"), entry_id)
     spec = _text(fields, "specversion")
     if spec is not None and spec != "1.0":
-        raise EventError("bad_specversion", f"specversion {spec[:20]!r} is not '1.0'")
+        raise EventError(Reason.BAD_SPECVERSION, f"specversion {spec[:20]!r} is not '1.0'")
     return Event(
         id=event_id,
         type=event_type,
@@ -72,9 +73,9 @@ def _decode_data(text: str) -> dict[str, Any]:
     try:
         value = _json.decode(text)
     except msgspec.DecodeError as exc:
-        raise EventError("bad_json", f"data is not JSON: {exc}") from None
+        raise EventError(Reason.BAD_JSON, f"data is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise EventError("not_object", f"data is JSON {type(value).__name__}, not an object")
+        raise EventError(Reason.NOT_OBJECT, f"data is JSON {type(value).__name__}, not an object")
     return value
 
 
@@ -82,9 +83,9 @@ def _decode_time(text: str | None, entry_id: str) -> datetime:
     if not text:
         return entry_time(entry_id)
     if not _RFC3339.match(text):
-        raise EventError("bad_time", f"time {text[:40]!r} is not RFC 3339")
+        raise EventError(Reason.BAD_TIME, f"time {text[:40]!r} is not RFC 3339")
     try:
         parsed = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
-        raise EventError("bad_time", f"time {text[:40]!r} is not a valid date") from None
+        raise EventError(Reason.BAD_TIME, f"time {text[:40]!r} is not a valid date") from None
     return parsed.astimezone(UTC)

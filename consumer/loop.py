@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import math
 import signal
 import time
 from collections import Counter
@@ -16,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import redis.asyncio as aioredis
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, start_http_server
 
 from consumer import metrics
 from consumer.decoding import decode_entry
@@ -28,7 +27,8 @@ from notify import logs
 from notify.outage import OutageGuard
 from notify.settings import Settings
 from notify.store import OutcomeStore
-from schemas import EventError, NewNotification
+from notify.stream_gauges import StreamGauges, sample
+from schemas import DeadLetterReason, EventError, NewNotification
 
 log = logs.get("consumer")
 T = TypeVar("T")
@@ -96,7 +96,7 @@ class Consumer:
                     DeadLetter(
                         entry.id,
                         entry.fields,
-                        "max_deliveries",
+                        DeadLetterReason.MAX_DELIVERIES,
                         f"delivered {entry.deliveries} times; last error: {detail}",
                         entry.deliveries,
                     )
@@ -287,22 +287,6 @@ class Consumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
 
-    async def sample(self) -> None:
-        """Export lag and pending every few seconds; unknown lag is NaN plus a flag, never 0."""
-        s = self.settings
-        while not self.stopping.is_set():
-            try:
-                info = await self.stream.info()
-                metrics.STREAM_LAG.labels(s.stream, s.group).set(info.lag)
-                metrics.STREAM_LAG_UNKNOWN.labels(s.stream, s.group).set(0 if info.lag_known else 1)
-                metrics.STREAM_PENDING.labels(s.stream, s.group).set(info.pending)
-            except Exception as exc:  # noqa: BLE001 - metrics must never kill the consumer
-                metrics.STREAM_LAG.labels(s.stream, s.group).set(math.nan)
-                metrics.STREAM_LAG_UNKNOWN.labels(s.stream, s.group).set(1)
-                log.debug("could not sample stream info", extra=logs.fields(error=str(exc)))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=5.0)
-
 
 async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0."""
@@ -323,14 +307,18 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.stopping.set)
+    metrics.start_at_zero()
+    gauges = StreamGauges(settings.stream, settings.group, interval=settings.stream_sample_seconds)
+    REGISTRY.register(gauges)
     if serve_metrics and settings.metrics_port:
         start_http_server(settings.metrics_port)
-    sampler = asyncio.create_task(consumer.sample())
+    sampler = asyncio.create_task(sample(client, gauges, consumer.stopping, stream.info))
     try:
         await consumer.run()
     finally:
         consumer.stopping.set()
         await sampler
+        REGISTRY.unregister(gauges)
         await store.close()
         await client.aclose()
         if broker is not client:

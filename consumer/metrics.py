@@ -1,20 +1,16 @@
-"""The consumer's Prometheus metrics (CONTRACT section 5). Nothing is served at import."""
+"""The consumer's Prometheus metrics (CONTRACT section 5). Nothing is served at import.
+
+Lag and pending are notify/stream_gauges.py's, shared with the workers.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from collections.abc import Iterable
 
-STREAM_LAG = Gauge(
-    "notify_stream_lag",
-    "Entries not yet delivered to the group (NaN when unknown)",
-    ["stream", "group"],
-)
-STREAM_LAG_UNKNOWN = Gauge(
-    "notify_stream_lag_unknown", "1 when the lag could not be determined", ["stream", "group"]
-)
-STREAM_PENDING = Gauge(
-    "notify_stream_pending", "Entries delivered but not yet acknowledged", ["stream", "group"]
-)
+from prometheus_client import Counter, Histogram, Info
+
+from schemas import Channel, DeadLetterReason, Status
+
 EVENTS = Counter("notify_events_total", "Events by outcome", ["type", "outcome"])
 DEAD_LETTERS = Counter("notify_dead_letters_total", "Entries dead-lettered, by reason", ["reason"])
 BATCH_SECONDS = Histogram(
@@ -43,3 +39,27 @@ STREAM_RESETS = Counter(
     "Times the stream or its consumer group vanished and the group was recreated",
     ["stream", "group"],
 )
+
+# Every label value we can know in advance is exported at 0 from the start: a series that
+# first appears at 1 is invisible to increase(), so the first event after a restart would be.
+EVENT_OUTCOMES = ("routed", "unmatched", "duplicate")
+INSERTED_STATUSES = (Status.PENDING, Status.SCHEDULED, Status.FAILED)
+
+
+def start_at_zero() -> None:
+    """The label values that do not depend on the rules."""
+    for reason in DeadLetterReason:
+        DEAD_LETTERS.labels(reason=reason)
+    EVENTS.labels(type="", outcome="invalid")  # dead letters have no trustworthy type
+    for channel in Channel:
+        for status in INSERTED_STATUSES:
+            NOTIFICATIONS_INSERTED.labels(channel, status)
+    for result in ("ok", "error"):
+        RULES_RELOADS.labels(result=result)
+
+
+def start_types_at_zero(event_types: Iterable[str]) -> None:
+    """Event types the rules name literally (a glob names no type we could know)."""
+    for event_type in event_types:
+        for outcome in EVENT_OUTCOMES:
+            EVENTS.labels(type=event_type, outcome=outcome)

@@ -23,6 +23,7 @@ class RulesWatcher:
         self._stamp = self._stat()
         self._next_check = time.monotonic() + poll_seconds
         metrics.RULES.info({"version": self.current.version, "rules": str(len(self.current.rules))})
+        metrics.start_types_at_zero(self.current.event_types())
 
     def _stat(self) -> tuple[float, int, int] | None:
         try:
@@ -57,6 +58,7 @@ class RulesWatcher:
         self.current = candidate
         metrics.RULES_RELOADS.labels(result="ok").inc()
         metrics.RULES.info({"version": candidate.version, "rules": str(len(candidate.rules))})
+        metrics.start_types_at_zero(candidate.event_types())
         log.info(
             "rules reloaded", extra=logs.fields(old=old, new=candidate.version, path=self.path)
         )

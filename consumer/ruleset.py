@@ -24,6 +24,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+_GLOB = re.compile(r"[*?\[]")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -62,6 +63,11 @@ class RuleSet:
     def cancelling_types(self) -> re.Pattern[str] | None:
         patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
         return compile_globs(patterns) if patterns else None
+
+    def event_types(self) -> frozenset[str]:
+        """The event types named literally in `on` and `cancel_on` (globs name none)."""
+        patterns = (p for r in self.rules for p in (*r.rule.patterns(), *r.rule.cancel_patterns()))
+        return frozenset(p for p in patterns if not _GLOB.search(p))
 
 
 def version_of(text: str) -> str:

@@ -11,22 +11,21 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from consumer.stream import EventStream
 from notify.settings import Settings
 from notify.store import OutcomeStore
+from notify.stream_info import read_group_info
 
 
 async def collect(settings: Settings) -> dict[str, Any] | None:
     client = aioredis.from_url(settings.redis_url)
     try:
-        stream = EventStream(client, settings.stream, settings.group, "status", settings.dlq_stream)
         if not await client.exists(settings.stream):
             return None
         groups = await client.xinfo_groups(settings.stream)
         names = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"] for g in groups}
         if settings.group not in names:
             return None
-        info = await stream.info()
+        info = await read_group_info(client, settings.stream, settings.group)
         dead = int(await client.xlen(settings.dlq_stream))
     finally:
         await client.aclose()

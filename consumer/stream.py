@@ -1,9 +1,11 @@
-"""Redis Stream I/O for the consumer group: read, claim, acknowledge, dead-letter, measure."""
+"""Redis Stream I/O for the consumer group: read, claim, acknowledge, dead-letter.
+
+Measuring the group (lag, pending) is notify/stream_info.py: the workers need it too.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,6 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from notify.stream_info import GroupInfo, read_group_info
 from schemas import NotifyError
 
 Fields = dict[bytes, bytes]
@@ -58,15 +61,6 @@ class DeadLetter:
     deliveries: int = 1
 
 
-@dataclass(frozen=True)
-class GroupInfo:
-    length: int
-    lag: float  # NaN when Redis cannot say and we could not work it out
-    lag_known: bool
-    pending: int
-    consumers: dict[str, int]
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -101,6 +95,14 @@ class EventStream:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):  # another consumer created it first: fine
                 raise
+
+    async def info(self) -> GroupInfo:
+        """The group's lag and pending, learning its delivered position on the way (so a
+        recreated group knows where the old one stood, even if others did the reading)."""
+        info = await read_group_info(self.client, self.stream, self.group)
+        if info.last_delivered_id is not None:
+            self._saw(info.last_delivered_id)
+        return info
 
     async def recreate_group(self) -> str:
         """After StreamLost: the group again (and the stream, MKSTREAM); returns its start id.
@@ -209,34 +211,3 @@ class EventStream:
             if ids:
                 pipe.xack(self.stream, self.group, *ids)
             await pipe.execute()
-
-    async def _count_after(self, last_id: str, cap: int = 10_000) -> int | None:
-        """Count undelivered entries by hand when XINFO cannot (deletions); None past `cap`."""
-        entries: Any = await self.client.xrange(
-            self.stream, min=f"({last_id}", max="+", count=cap + 1
-        )
-        return len(entries) if len(entries) <= cap else None
-
-    async def info(self) -> GroupInfo:
-        length = int(await self.client.xlen(self.stream))
-        groups: Any = await self.client.xinfo_groups(self.stream)
-        mine = next((g for g in groups if _text(g["name"]) == self.group), None)
-        if mine is None:
-            return GroupInfo(length, math.nan, False, 0, {})
-        self._saw(_text(mine["last-delivered-id"]))
-        lag = mine.get("lag")
-        lag_known = lag is not None
-        if lag is None:
-            lag = await self._count_after(_text(mine["last-delivered-id"]))
-            lag_known = lag is not None
-        consumers = {
-            _text(c["name"]): int(c["pending"])
-            for c in await self.client.xinfo_consumers(self.stream, self.group)
-        }
-        return GroupInfo(
-            length=length,
-            lag=float(lag) if lag is not None else math.nan,
-            lag_known=lag_known,
-            pending=int(mine["pending"]),
-            consumers=consumers,
-        )

@@ -63,6 +63,8 @@ class Settings:
     send_concurrency: int = 64
     log_level: str = "INFO"
     consumer_name: str = ""
+    # How often lag and pending are read for /metrics, on the consumer and the workers.
+    stream_sample_seconds: float = 5.0
     # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
     prometheus_multiproc_dir: str | None = None
 
@@ -119,4 +121,13 @@ class Settings:
             consumer_name=e.get("NOTIFY_CONSUMER_NAME")
             or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}",
             prometheus_multiproc_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
+            stream_sample_seconds=_sample_seconds(e),
         )
+
+
+def _sample_seconds(env: Mapping[str, str]) -> float:
+    """CONTRACT section 5: lag is refreshed at least every 15 s."""
+    value = _float(env, "NOTIFY_STREAM_SAMPLE_SECONDS", Settings.stream_sample_seconds)
+    if not 0 < value <= 15:
+        raise ValueError(f"NOTIFY_STREAM_SAMPLE_SECONDS must be in (0, 15], got {value}")
+    return value

@@ -12,7 +12,7 @@ from schemas.errors import (
     RulesError,
     TransientDeliveryError,
 )
-from schemas.event import Event
+from schemas.event import DeadLetterReason, Event
 from schemas.notification import (
     FINAL,
     IN_FLIGHT,
@@ -37,6 +37,7 @@ __all__ = [
     "AttemptOutcome",
     "Channel",
     "ConfigurationError",
+    "DeadLetterReason",
     "DeliveryError",
     "Event",
     "EventError",

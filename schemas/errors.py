@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemas.event import DeadLetterReason
+
 
 class NotifyError(Exception):
     """Root of every error this project raises on purpose."""
@@ -10,7 +12,7 @@ class NotifyError(Exception):
 class EventError(NotifyError):
     """A stream entry that can never be processed: dead-letter it and acknowledge it."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -3,14 +3,22 @@
 Threads pool (recommended): tasks run in the worker process, which serves /metrics itself.
 Prefork: set PROMETHEUS_MULTIPROC_DIR before the worker starts; children write files there,
 the parent wipes it at start, serves the merged view and marks exited children dead.
+
+Lag and pending are served here too, so they stay visible while no consumer runs: one
+sampler thread in the worker's main process, reported by a collector on the registry that
+serves (notify/stream_gauges.py), so they appear once whatever the pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import threading
 
+import redis.asyncio as aioredis
 from prometheus_client import (
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -19,6 +27,8 @@ from prometheus_client import (
 )
 
 from notify.settings import Settings
+from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
+from schemas import Channel, TaskResult
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
@@ -42,6 +52,14 @@ ATTEMPTS = Histogram(
 )
 
 
+def start_at_zero() -> None:
+    """Export every channel x status at 0, so increase() sees the first one after a start.
+    (Error codes are open-ended: those series still appear with their first error.)"""
+    for channel in Channel:
+        for status in (TaskResult.SENT, TaskResult.FAILED, TaskResult.RETRIED):
+            NOTIFICATIONS.labels(channel, status)
+
+
 def reset_multiprocess_dir(settings: Settings) -> None:
     """Stale files from a previous run would be summed into this one's counters."""
     path = settings.prometheus_multiproc_dir
@@ -50,17 +68,68 @@ def reset_multiprocess_dir(settings: Settings) -> None:
         os.makedirs(path, exist_ok=True)
 
 
+class StreamSampler:
+    """A daemon thread with its own event loop and Redis client: it shares nothing with the
+    task pool, and a stuck Redis delays no task."""
+
+    def __init__(self, settings: Settings, gauges: StreamGauges) -> None:
+        self.settings = settings
+        self.gauges = gauges
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._run, name="notify-lag", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._sample())
+        self._loop.close()
+
+    async def _sample(self) -> None:
+        client = aioredis.from_url(self.settings.redis_url, socket_timeout=READ_TIMEOUT)
+        try:
+            await sample(client, self.gauges, self._stop)
+        finally:
+            await client.aclose()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=READ_TIMEOUT + 1)
+
+
+_gauges: StreamGauges | None = None
+_sampler: StreamSampler | None = None
+
+
 def serve(settings: Settings) -> None:
     """Serve /metrics from the worker's main process (merged across children if prefork)."""
+    global _gauges
     port = settings.worker_metrics_port
     if not port:
         return
+    registry = REGISTRY
     if settings.prometheus_multiproc_dir:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        start_http_server(port, registry=registry)
-    else:
-        start_http_server(port)
+    _gauges = StreamGauges(settings.stream, settings.group, interval=settings.stream_sample_seconds)
+    registry.register(_gauges)
+    start_http_server(port, registry=registry)
+
+
+def start_sampling(settings: Settings) -> None:
+    """On worker_ready, which fires in the main process only: one sampler per worker, and
+    prefork's first children are forked before its thread, loop and sockets exist."""
+    global _sampler
+    if _gauges is not None and _sampler is None:
+        _sampler = StreamSampler(settings, _gauges)
+        _sampler.start()
+
+
+def stop_sampling() -> None:
+    if _sampler is not None:
+        _sampler.stop()
 
 
 def child_exited(settings: Settings, pid: int) -> None:

@@ -19,6 +19,7 @@ def _worker_init(**_: Any) -> None:
     settings = app.settings
     logs.configure(settings.log_level)
     metrics.reset_multiprocess_dir(settings)
+    metrics.start_at_zero()
     metrics.serve(settings)
 
 
@@ -39,6 +40,7 @@ def _ready(sender: Any = None, **_: Any) -> None:
     # children warm up in _child_init), so it opens no DB pool of its own.
     if not isinstance(getattr(sender, "pool", None), PreforkPool):
         _warm()
+    metrics.start_sampling(app.settings)  # lag, from the main process whatever the pool
 
 
 def _warm() -> None:
@@ -56,4 +58,5 @@ def _child_exit(pid: int | None = None, **_: Any) -> None:
 
 @signals.worker_shutdown.connect
 def _worker_shutdown(**_: Any) -> None:
+    metrics.stop_sampling()
     runtime.reset()

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer.decoding import decode_entry, entry_size, entry_time
-from schemas import Event, EventError
+from schemas import DeadLetterReason, Event, EventError
 
 REASONS = frozenset(
     {
@@ -31,6 +31,12 @@ LIMIT = 65536
 
 Raw = dict[bytes, bytes]
 MakeRaw = Callable[..., Raw]
+
+
+def test_every_reason_is_a_dead_letter_reason_exported_from_the_start() -> None:
+    """notify_dead_letters_total starts at 0 for each DeadLetterReason (so increase() sees
+    the first one); a reason outside the enum would first appear at 1."""
+    assert set(DeadLetterReason) == REASONS | {"max_deliveries"}
 
 
 @pytest.fixture

@@ -149,10 +149,21 @@ def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
         "notify_notifications_total",
         "notify_send_seconds_bucket",
         "notify_dead_letters_total",
+        "notify_notifications_inserted_total",  # consumer-side failures in the ratio
     ):
         assert metric in exprs, metric
     provisioning = load("grafana/provisioning/datasources/prometheus.yml")
     assert provisioning["datasources"][0]["uid"] == "prometheus"
+
+
+def test_check_alerts_never_kills_a_prometheus_it_did_not_start() -> None:
+    """Integration tests run their own prometheus, and so may a developer: the script may
+    stop only the packaged service its own install started, never match by name."""
+    script = (DEPLOY / "check-alerts.sh").read_text()
+    code = [line.split("#", 1)[0] for line in script.splitlines()]
+    for line in code:
+        for word in ("pkill", "killall", "kill "):
+            assert word not in line, line
 
 
 @pytest.mark.skipif(

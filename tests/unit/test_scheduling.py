@@ -85,3 +85,8 @@ def test_cancelling_types_cover_every_rules_cancel_on(rules: RuleSet) -> None:
     assert pattern is not None
     assert pattern.match("shipment.delivered") and pattern.match("shipment.cancelled")
     assert not pattern.match("shipment.delayed")
+
+
+def test_event_types_are_the_literal_ones_in_on_and_cancel_on(rules: RuleSet) -> None:
+    """notify_events_total starts at 0 for these; `shipment.cancel*` names no knowable type."""
+    assert rules.event_types() == {"shipment.delayed", "shipment.eta", "shipment.delivered"}

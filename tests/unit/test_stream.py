@@ -14,6 +14,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from consumer.stream import DeadLetter, Entry, EventStream
+from notify.stream_info import read_group_info
 
 pytestmark = pytest.mark.asyncio
 
@@ -349,24 +350,28 @@ async def test_claiming_works_with_the_redis_6_reply(
     assert ([e.id for e in claimed], deleted) == (ids, 0)
 
 
-# --- info: length, lag, pending -------------------------------------------------------------------
+# --- notify.stream_info: length, lag, pending -----------------------------------------------------
 
 
-async def test_info_reports_lag_pending_and_consumers(make_stream: MakeStream, add: Add) -> None:
+async def test_info_reports_lag_pending_and_consumers(
+    client: fakeredis.FakeAsyncRedis, make_stream: MakeStream, add: Add
+) -> None:
     one, two = make_stream("c1"), make_stream("c2")
     await one.ensure_group()
     await add(6)
     await one.read(2, None, own_pending=False)
     await two.read(1, None, own_pending=False)
-    info = await one.info()
+    info = await read_group_info(client, STREAM, GROUP)
     assert (info.length, info.pending, info.consumers) == (6, 3, {"c1": 2, "c2": 1})
     assert (info.lag, info.lag_known) == (3.0, True)
 
 
-async def test_info_of_an_empty_group(make_stream: MakeStream) -> None:
+async def test_info_of_an_empty_group(
+    client: fakeredis.FakeAsyncRedis, make_stream: MakeStream
+) -> None:
     stream = make_stream()
     await stream.ensure_group()
-    info = await stream.info()
+    info = await read_group_info(client, STREAM, GROUP)
     assert (info.length, info.lag, info.lag_known, info.pending, info.consumers) == (
         0,
         0.0,
@@ -386,7 +391,7 @@ async def test_lag_is_counted_by_hand_when_deletions_hide_it(
     await client.xdel(STREAM, ids[4])  # a tombstone after the group's last-delivered id
     [group] = await client.xinfo_groups(STREAM)
     assert group["lag"] is None  # what Redis says: it cannot tell
-    info = await stream.info()
+    info = await read_group_info(client, STREAM, GROUP)
     assert (info.lag, info.lag_known, info.length) == (3.0, True, 5)
 
 
@@ -401,15 +406,15 @@ async def test_lag_is_nan_and_unknown_when_too_many_to_count(
     ids = [i.decode() for i in await pipe.execute()]
     await stream.read(1, None, own_pending=False)
     await client.xdel(STREAM, ids[5])
-    info = await stream.info()
+    info = await read_group_info(client, STREAM, GROUP)
     assert math.isnan(info.lag) and info.lag_known is False
     assert (info.length, info.pending) == (10_002, 1)
 
 
 async def test_lag_is_nan_and_unknown_when_the_group_is_missing(
-    make_stream: MakeStream, add: Add
+    client: fakeredis.FakeAsyncRedis, add: Add
 ) -> None:
     await add(2)  # the stream exists, our group does not
-    info = await make_stream().info()
+    info = await read_group_info(client, STREAM, GROUP)
     assert math.isnan(info.lag) and info.lag_known is False
     assert (info.length, info.pending, info.consumers) == (2, 0, {})
