@@ -10,10 +10,10 @@ from typing import Any
 
 import msgspec
 
-from consumer import segments
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
+from notify import segments
 from notify.settings import Settings
 from schemas import EventError, NewNotification, RulesError
 from schemas.rules import RulesFile
