@@ -54,6 +54,8 @@ class WorkerStore(Protocol):
 
     def delete_older_than(self, *, days: float, limit: int) -> int: ...
 
+    def forget_expired_throttles(self, *, limit: int) -> int: ...
+
     def close(self) -> None: ...
 
 
@@ -192,6 +194,9 @@ class StoreRunner:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_older_than(days=days, limit=limit))
+
+    def forget_expired_throttles(self, *, limit: int) -> int:
+        return self.run(lambda store: store.forget_expired_throttles(limit=limit))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

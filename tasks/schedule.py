@@ -98,8 +98,11 @@ def settle(rt: Runtime, row: Notification) -> str:
 
 @app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
-    """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches."""
+    """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches; and
+    throttle windows that have ended (the next notification starts a new one)."""
     rt = runtime(app.settings)
+    while rt.db.forget_expired_throttles(limit=5000) == 5000:
+        pass
     total = 0
     while True:
         deleted = rt.db.delete_older_than(days=rt.settings.retention_days, limit=5000)

@@ -93,5 +93,8 @@ class FakeStore:
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return 0
 
+    def forget_expired_throttles(self, *, limit: int) -> int:
+        return 0
+
     def close(self) -> None:
         self.closed = True
