@@ -74,6 +74,7 @@ class TaskResult(enum.StrEnum):
     FAILED = "failed"
     RETRIED = "retried"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"  # waiting for its sender's turn: back to pending, not an attempt
 
 
 class ThrottleKey(msgspec.Struct, frozen=True, kw_only=True):

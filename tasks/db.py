@@ -33,6 +33,10 @@ class WorkerStore(Protocol):
 
     def record(self, item: Finished) -> None: ...
 
+    def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int: ...
+
+    def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
+
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]: ...
@@ -157,6 +161,12 @@ class StoreRunner:
 
     def claim_many(self, ids: Sequence[int]) -> list[Notification]:
         return self.run(lambda store: store.claim_many(ids))
+
+    def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
+        return self.run(lambda store: store.release(held))
+
+    def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
+        return self.run(lambda store: store.due_slots(within=within, limit=limit))
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
