@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from celery import Task
@@ -39,8 +40,12 @@ def _come_back(nid: int, channel: Channel, outcome: Outcome) -> None:
     no countdown, nothing: beat hands the row out from `slot_at`)."""
     if outcome.retry_in is None:
         return
-    args: list[object] = [nid] if outcome.slot is None else [nid, outcome.slot]
-    app.send_task(SEND_ONE[channel], args=args, countdown=outcome.retry_in, ignore_result=True)
+    args: list[float]
+    if outcome.slot is None:  # no slot (the limiter was unreachable): ask again later
+        args, countdown = [nid], outcome.retry_in
+    else:  # counted from now: a batch publishes only after its ready rows were sent
+        args, countdown = [nid, outcome.slot], max(0.0, outcome.slot - time.time())
+    app.send_task(SEND_ONE[channel], args=args, countdown=countdown, ignore_result=True)
 
 
 def _run(task: Task, notification_id: int, channel: Channel, slot: float | None = None) -> str:

@@ -40,6 +40,8 @@ def hand_out_slots(rt: Runtime) -> int:
                 app.send_task(SEND_ONE[channel], args=[nid, slot], producer=producer,
                               countdown=max(0.0, slot - now), ignore_result=True)  # fmt: skip
         total += len(rows)
+        if rows:
+            log.info("handed out send slots", extra=logs.fields(rows=len(rows)))
         if len(rows) < BATCH:
             return total
 
