@@ -11,10 +11,11 @@ from typing import Any
 from bench import runs
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
+from bench.limiter import limiter
 from bench.report import save, table
 from schemas import Channel
 
-PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency")
+PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency", "limiter")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--segments-per-second", type=float, default=100.0,
+                        help="the limiter part's configured rate")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -45,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             "push": lambda: runs.workers(env, args.sends, 50, args.worker_processes, Channel.PUSH),
             "fcm": lambda: fcm_calls(env, args.fcm_pushes, 50),
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
+            "limiter": lambda: limiter(env, args.segments_per_second, args.worker_processes),
         }
         for name in PARTS:
             if name in args.only:

@@ -49,6 +49,15 @@ def table(results: dict[str, Any]) -> str:
                      f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", "p99 <= 100"))  # fmt: skip
         steady = f"{lat['steady_p50_ms']:.0f} / {lat['steady_p99_ms']:.0f} ms"
         rows.append((f"  same, after the first {lat['warmup_seconds']} s", steady, ""))
+    lim = results.get("limiter")
+    if lim:
+        rows.append((f"limiter: segments/s over {lim['window_s']:.0f} s, "
+                     f"{lim['worker_processes']} proc (set {lim['rate']:g})",
+                     f"{lim['segments_per_s']:.2f} ({lim['deviation_pct']:+.1f}%)",
+                     "within 5%"))  # fmt: skip
+        rows.append(("  limiter round trips per send (workers / Redis)",
+                     f"{lim['limiter_calls_per_send']:.3f} / "
+                     f"{lim['redis_script_calls_per_send']:.3f}", "<= 1"))  # fmt: skip
     widths = [max(len(r[i]) for r in [("measure", "result", "target"), *rows]) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}" for a, b, c in
              [("measure", "result", "target"), *rows]]  # fmt: skip
