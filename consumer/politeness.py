@@ -30,8 +30,13 @@ class Manners:
     throttle: ThrottleKey | None = None
 
 
+_PLAIN = Manners()
+
+
 def render(rule: CompiledRule, ctx: dict[str, Any]) -> Manners:
     """Render `timezone` and the throttle key; raises like any template (-> template_error)."""
+    if rule.timezone is None and rule.throttle_key is None:
+        return _PLAIN  # most rules: nothing to render, nothing to allocate per event
     zone = None
     if rule.timezone is not None:
         value = rule.timezone(ctx)
@@ -72,7 +77,7 @@ def apply(
 ) -> NewNotification:
     """Hold a notification due inside quiet hours until they end (status scheduled, and so
     cancellable by `cancel_on`), and attach its throttle key for the store to count."""
-    if notification.status not in _WAITING:
+    if notification.status not in _WAITING or (manners is _PLAIN and rule.quiet_hours is None):
         return notification
     changes: dict[str, Any] = {}
     if manners.throttle is not None:
