@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from notify import throttles
+from notify import slots, throttles
 from notify.globs import translate
 from schemas import (
     IN_FLIGHT,
@@ -229,46 +229,10 @@ class OutcomeStore:
         return [_row(r) for r in records]
 
     async def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
-        """Claimed rows that must wait for their sender's turn: back to `pending` and the
-        claim undone (its attempt row removed, `attempts` back), because no provider call
-        was made, so waiting never spends the attempt budget. `held` is (id, attempt,
-        slot_at): a slot too far ahead for a task to wait for is kept on the row for beat."""
-        if not held:
-            return 0
-        ids, attempts, slots = (list(x) for x in zip(*held, strict=True))
-        result = await self.pool.execute(
-            f"""WITH r AS (
-                   SELECT * FROM unnest($1::bigint[], $2::int[], $3::timestamptz[])
-                   AS r(id, attempt, slot_at)),
-               gone AS (
-                   DELETE FROM notification_attempts a USING r
-                   WHERE a.notification_id = r.id AND a.attempt = r.attempt
-                     AND a.finished_at IS NULL)
-               UPDATE notifications n SET status = {PENDING}, attempts = n.attempts - 1,
-                   slot_at = r.slot_at, updated_at = now()
-               FROM r WHERE n.id = r.id AND n.status = {SENDING} AND n.attempts = r.attempt""",
-            ids,
-            attempts,
-            slots,
-        )
-        return int(result.split()[-1])
+        return await slots.release(self.pool, held)
 
     async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
-        """Pending rows whose send slot is less than `within` seconds away: hand them to beat
-        (slot cleared, so the next run does not hand them out again)."""
-        records = await self.pool.fetch(
-            f"""WITH due AS (
-                   SELECT id, slot_at FROM notifications
-                   WHERE status = {PENDING} AND slot_at IS NOT NULL
-                     AND slot_at <= now() + make_interval(secs => $1)
-                   ORDER BY slot_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-               UPDATE notifications n SET slot_at = NULL, updated_at = now()
-               FROM due WHERE n.id = due.id
-               RETURNING n.id, n.channel, due.slot_at""",
-            within,
-            limit,
-        )
-        return [(r["id"], Channel(r["channel"]), r["slot_at"]) for r in records]
+        return await slots.due(self.pool, within=within, limit=limit)
 
     async def finish_many(self, finished: Sequence[Finished]) -> None:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.
@@ -401,18 +365,7 @@ class OutcomeStore:
         return int(result.split()[-1])
 
     async def queued_sms(self, *, sample: int) -> tuple[int, list[str]]:
-        """SMS rows waiting to be sent (pending or sending), and the bodies of up to `sample`
-        of them: enough to estimate their segments without reading a whole storm."""
-        waiting = sql_list({Status.PENDING, Status.SENDING})
-        record = await self.pool.fetchrow(
-            f"""SELECT count(*) AS n, ARRAY(
-                   SELECT body FROM notifications
-                   WHERE channel = 'sms' AND status IN {waiting} LIMIT $1) AS bodies
-                FROM notifications WHERE channel = 'sms' AND status IN {waiting}""",
-            sample,
-        )
-        assert record is not None
-        return int(record["n"]), list(record["bodies"])
+        return await slots.queued_sms(self.pool, sample=sample)
 
     async def forget_expired_throttles(self, *, limit: int) -> int:
         return await throttles.forget_expired(self.pool, limit=limit)
