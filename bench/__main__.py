@@ -11,11 +11,22 @@ from typing import Any
 from bench import runs
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
+from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
 from schemas import Channel
 
-PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency", "rules_diff")
+PARTS = (
+    "consumer",
+    "memory",
+    "naive",
+    "workers",
+    "push",
+    "fcm",
+    "latency",
+    "rules_diff",
+    "limiter",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--diff-events", type=int, default=100_000)
+    parser.add_argument("--segments-per-second", type=float, default=100.0,
+                        help="the limiter part's configured rate")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -52,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             "fcm": lambda: fcm_calls(env, args.fcm_pushes, 50),
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
             "rules_diff": lambda: rules_diff(env, args.diff_events),
+            "limiter": lambda: limiter(env, args.segments_per_second, args.worker_processes),
         }
         for name in PARTS:
             if name in args.only:

@@ -90,8 +90,9 @@ class BenchEnv:
     def consumer(self, **extra: str) -> Process:
         return self.start(consumer(self.env(**extra), self.out))
 
-    def worker(self, name: str, concurrency: int = 8) -> Process:
-        return self.start(worker(self.env(), self.out, name, concurrency, loglevel="WARNING"))
+    def worker(self, name: str, concurrency: int = 8, **extra: str) -> Process:
+        env = self.env(**extra)
+        return self.start(worker(env, self.out, name, concurrency, loglevel="WARNING"))
 
     def stop(self, proc: Process) -> None:
         proc.stop()

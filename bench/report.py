@@ -3,65 +3,104 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+Row = tuple[str, str, str]
 
-def table(results: dict[str, Any]) -> str:
-    rows: list[tuple[str, str, str]] = []
+
+def _consumer(drain: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    return [("consumer throughput (100k backlog)", f"{drain['events_per_s']:,.0f} ev/s",
+             ">= 10,000"),
+            ("consumer max RSS (100k)", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
+
+
+def _memory(memory: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    first, last = memory["rss_samples_mb"][0], memory["rss_max_mb"]
+    return [(f"consumer throughput ({memory['events']:,} backlog)",
+             f"{memory['events_per_s']:,.0f} ev/s", ""),
+            (f"consumer RSS over {memory['events']:,} events",
+             f"{first:.0f} -> max {last:.0f} MB", "<= 150, flat")]  # fmt: skip
+
+
+def _naive(naive: dict[str, Any], results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = [("naive per-event baseline", f"{naive['events_per_s']:,.0f} ev/s", "")]
     drain = results.get("consumer")
     if drain:
-        rows.append(("consumer throughput (100k backlog)", f"{drain['events_per_s']:,.0f} ev/s",
-                     ">= 10,000"))  # fmt: skip
-        rows.append(("consumer max RSS (100k)", f"{drain['rss_max_mb']:.0f} MB", "<= 150"))
-    memory = results.get("memory")
-    if memory:
-        rows.append((f"consumer throughput ({memory['events']:,} backlog)",
-                     f"{memory['events_per_s']:,.0f} ev/s", ""))  # fmt: skip
-        first, last = memory["rss_samples_mb"][0], memory["rss_max_mb"]
-        rows.append((f"consumer RSS over {memory['events']:,} events",
-                     f"{first:.0f} -> max {last:.0f} MB", "<= 150, flat"))  # fmt: skip
-    naive = results.get("naive")
-    if naive:
-        rows.append(("naive per-event baseline", f"{naive['events_per_s']:,.0f} ev/s", ""))
-        if drain:
-            ratio = drain["events_per_s"] / naive["events_per_s"]
-            results["ratio"] = ratio
-            rows.append(("batched / naive", f"{ratio:.1f}x", ">= 10x"))
-    for part in ("workers", "push"):
-        worker = results.get(part)
-        if worker:
-            rows.append((f"worker {worker['channel']} sends ({worker['worker_processes']} proc, "
-                         f"{worker['latency_ms']} ms emulator)",
-                         f"{worker['sends_per_s']:,.0f} /s", ">= 1,000"))  # fmt: skip
-            calls = f"{worker['call_p50_ms']:.0f} / {worker['call_p99_ms']:.0f} ms"
-            rows.append((f"  {worker['channel']} provider call p50 / p99", calls, ""))
-    fcm = results.get("fcm")
-    if fcm:
-        for mode, figures in fcm.items():
-            if isinstance(figures, dict):
-                rows.append((f"fcm client: {mode}", f"{figures['cpu_ms_per_push']:.2f} ms CPU, "
-                             f"{figures['per_s']:,.0f}/s", ""))  # fmt: skip
-    lat = results.get("latency")
-    if lat:
-        rows.append((f"XADD -> emulator at {lat['rate']} ev/s, p50 / p99 (all)",
-                     f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", "p99 <= 100"))  # fmt: skip
-        steady = f"{lat['steady_p50_ms']:.0f} / {lat['steady_p99_ms']:.0f} ms"
-        rows.append((f"  same, after the first {lat['warmup_seconds']} s", steady, ""))
-    diff = results.get("rules_diff")
-    if diff:
-        # The target is for a typical rules change (one rule); all changed is the worst case.
-        for label, key, target in (("1 of 4 rules changed", "one_changed", ">= 20,000"),
-                                   ("all 4 rules changed", "all_changed", "")):  # fmt: skip
-            figures = diff[key]
-            rows.append((f"rules diff, {label} ({diff['events']:,} events, CPU)",
-                         f"{figures['compare_per_s']:,.0f} ev/s", target))  # fmt: skip
-            rows.append(("  with decoding", f"{figures['decode_and_compare_per_s']:,.0f} ev/s", ""))
-            rows.append(("  naive: all rules, both files",
-                         f"{figures['naive_per_s']:,.0f} ev/s", ""))  # fmt: skip
-        rows.append(("rules diff --since from Redis, 1 changed (wall)",
-                     f"{diff['stream_one_changed_per_s']:,.0f} ev/s", ""))  # fmt: skip
+        ratio = drain["events_per_s"] / naive["events_per_s"]
+        results["ratio"] = ratio
+        rows.append(("batched / naive", f"{ratio:.1f}x", ">= 10x"))
+    return rows
+
+
+def _worker(worker: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    calls = f"{worker['call_p50_ms']:.0f} / {worker['call_p99_ms']:.0f} ms"
+    return [(f"worker {worker['channel']} sends ({worker['worker_processes']} proc, "
+             f"{worker['latency_ms']} ms emulator)", f"{worker['sends_per_s']:,.0f} /s",
+             ">= 1,000"),
+            (f"  {worker['channel']} provider call p50 / p99", calls, "")]  # fmt: skip
+
+
+def _fcm(fcm: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    return [(f"fcm client: {mode}", f"{figures['cpu_ms_per_push']:.2f} ms CPU, "
+             f"{figures['per_s']:,.0f}/s", "")
+            for mode, figures in fcm.items() if isinstance(figures, dict)]  # fmt: skip
+
+
+def _latency(lat: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    steady = f"{lat['steady_p50_ms']:.0f} / {lat['steady_p99_ms']:.0f} ms"
+    return [(f"XADD -> emulator at {lat['rate']} ev/s, p50 / p99 (all)",
+             f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", "p99 <= 100"),
+            (f"  same, after the first {lat['warmup_seconds']} s", steady, "")]  # fmt: skip
+
+
+def _rules_diff(diff: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    # The target is for a typical rules change (one rule); all changed is the worst case.
+    for label, key, target in (("1 of 4 rules changed", "one_changed", ">= 20,000"),
+                               ("all 4 rules changed", "all_changed", "")):  # fmt: skip
+        figures = diff[key]
+        rows.append((f"rules diff, {label} ({diff['events']:,} events, CPU)",
+                     f"{figures['compare_per_s']:,.0f} ev/s", target))  # fmt: skip
+        rows.append(("  with decoding", f"{figures['decode_and_compare_per_s']:,.0f} ev/s", ""))
+        rows.append(("  naive: all rules, both files", f"{figures['naive_per_s']:,.0f} ev/s", ""))
+    rows.append(("rules diff --since from Redis, 1 changed (wall)",
+                 f"{diff['stream_one_changed_per_s']:,.0f} ev/s", ""))  # fmt: skip
+    return rows
+
+
+def _limiter(lim: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    return [(f"limiter: segments/s over {lim['window_s']:.0f} s, "
+             f"{lim['worker_processes']} proc (set {lim['rate']:g})",
+             f"{lim['segments_per_s']:.2f} ({lim['deviation_pct']:+.1f}%)", "within 5%"),
+            ("  limiter round trips per send (workers / Redis)",
+             f"{lim['limiter_calls_per_send']:.3f} / "
+             f"{lim['redis_script_calls_per_send']:.3f}", "<= 1")]  # fmt: skip
+
+
+# Each part's rows, in the order they are printed.
+PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
+    "consumer": _consumer,
+    "memory": _memory,
+    "naive": _naive,
+    "workers": _worker,
+    "push": _worker,
+    "fcm": _fcm,
+    "latency": _latency,
+    "rules_diff": _rules_diff,
+    "limiter": _limiter,
+}
+
+
+def table(results: dict[str, Any]) -> str:
+    rows = [
+        row
+        for part, rows_of in PART_ROWS.items()
+        if results.get(part)
+        for row in rows_of(results[part], results)
+    ]
     widths = [max(len(r[i]) for r in [("measure", "result", "target"), *rows]) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}" for a, b, c in
              [("measure", "result", "target"), *rows]]  # fmt: skip

@@ -116,6 +116,7 @@ class Consumer:
                     now=now,
                     default_region=self.settings.default_region,
                     stale_after=timedelta(seconds=self.settings.stale_after_seconds),
+                    default_timezone=self.settings.default_timezone,
                 )
             except Exception as exc:
                 self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from consumer import politeness
 from consumer.recipients import InvalidRecipient, normalise
 from consumer.ruleset import CompiledRule, RuleSet
 from schemas import Channel, Event, NewNotification, Status
@@ -44,6 +45,7 @@ def route(
     now: datetime,
     default_region: str = "US",
     stale_after: timedelta = timedelta(hours=1),
+    default_timezone: str = "UTC",
 ) -> Routed:
     routed = Routed()
     ctx = context(event)
@@ -54,7 +56,9 @@ def route(
         if not rule.matches(event.type):
             routed.skipped.append((rule.name, f"type {event.type!r} does not match {rule.rule.on}"))
             continue
-        decided = _decide(event, rule, ctx, rules.version, now, default_region, stale_after)
+        decided = _decide(
+            event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone
+        )
         if decided is None:
             routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
         else:
@@ -70,6 +74,7 @@ def _decide(
     now: datetime,
     region: str,
     stale_after: timedelta,
+    zone: str = "UTC",
 ) -> list[NewNotification] | None:
     channel = Channel(rule.rule.channel)
     base: dict[str, Any] = {
@@ -106,6 +111,7 @@ def _decide(
         title = str(rule.title(ctx)) if rule.title else None
         data = {k: str(r(ctx)) for k, r in rule.data.items()} or None
         send_at = _send_at(event, rule, ctx)
+        manners = politeness.render(rule, ctx)
     except Exception as exc:  # noqa: BLE001
         return [failed(str(r), "template_error", exc) for r in recipients] or None
     out: list[NewNotification] = []
@@ -134,7 +140,7 @@ def _decide(
                 **base,
             )
         )
-    return out
+    return [politeness.apply(n, rule, manners, now=now, default_timezone=zone) for n in out]
 
 
 def _send_at(event: Event, rule: CompiledRule, ctx: dict[str, Any]) -> datetime | None:

@@ -7,16 +7,18 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
-from consumer import rules_tools, segments
+from consumer import rules_tools
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
+from notify import segments
 from notify.settings import Settings
 from schemas import EventError, NewNotification, RulesError
-from schemas.rules import RulesFile
+from schemas.rules import QUIET_HOURS, RulesFile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +63,25 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
     return _preview(rules, args, settings)
 
 
+# Constraints msgspec.Meta would give, added by hand (see schemas/rules.py on why not Meta).
+_CONSTRAINTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("Rule", "quiet_hours"): {"pattern": QUIET_HOURS},
+    ("ChannelDefaults", "quiet_hours"): {"pattern": QUIET_HOURS},
+    ("Throttle", "limit"): {"minimum": 1},
+    ("Throttle", "window"): {"pattern": r"^\d+(\.\d+)?[smhd]$"},
+}
+
+
 def json_schema() -> dict[str, Any]:
     schema: dict[str, Any] = msgspec.json.schema(RulesFile)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "Notification routing rules"
+    for (definition, name), extra in _CONSTRAINTS.items():
+        prop = schema["$defs"][definition]["properties"][name]
+        branches = prop.get("anyOf", [prop])
+        for branch in branches:
+            if branch.get("type") in ("string", "integer"):
+                branch.update(extra)
     return schema
 
 
@@ -90,6 +107,14 @@ def _describe(n: NewNotification) -> dict[str, Any]:
         "send_at": n.send_at.isoformat() if n.send_at else None,
         "error_code": n.error_code, "error_message": n.error_message, "problems": [],
     }  # fmt: skip
+    if n.quiet_zone and n.send_at:
+        local = n.send_at.astimezone(ZoneInfo(n.quiet_zone))
+        item["quiet_hours"] = {"zone": n.quiet_zone, "until": local.isoformat(),
+                               "note": f"would be scheduled for {local:%H:%M} {n.quiet_zone} "
+                                       "(quiet hours)"}  # fmt: skip
+    if n.throttle:
+        item["throttle"] = {"key": n.throttle.key, "limit": n.throttle.limit,
+                            "window_seconds": n.throttle.window_seconds}  # fmt: skip
     if n.channel.value == "sms" and n.error_code is None:
         seg = segments.count(n.body)
         item["sms"] = {"encoding": seg.encoding, "characters": seg.characters,
@@ -103,6 +128,42 @@ def _describe(n: NewNotification) -> dict[str, Any]:
     return item
 
 
+def _seconds(value: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if value >= size and value % size == 0:
+            return f"{int(value // size)}{unit}"
+    return f"{value:g}s"
+
+
+def _print(item: dict[str, Any]) -> None:
+    print(f"\n[{item['rule']}] {item['channel']} -> {item['recipient'] or '(none)'}"
+          f"  status={item['status']}")  # fmt: skip
+    if item["send_at"]:
+        print(f"  send at: {item['send_at']}")
+    if "quiet_hours" in item:
+        print(f"  {item['quiet_hours']['note']}")
+    if "throttle" in item:
+        throttle = item["throttle"]
+        print(f"  throttle: at most {throttle['limit']} per "
+              f"{_seconds(throttle['window_seconds'])} for key {throttle['key']!r} and "
+              "this recipient (counted when the row is stored)")  # fmt: skip
+    if item["title"]:
+        print(f"  title: {item['title']}")
+    print(f"  body: {item['body']}")
+    if item["data"]:
+        print(f"  data: {json.dumps(item['data'])}")
+    if "sms" in item:
+        sms = item["sms"]
+        print(f"  sms: {sms['encoding']}, {sms['characters']} characters, "
+              f"{sms['segments']} segment{'s' if sms['segments'] != 1 else ''}")  # fmt: skip
+    for warning in item.get("warnings", []):
+        print(f"  WARNING: {warning}")
+    for problem in item["problems"]:
+        print(f"  ERROR: {problem}")
+    if item["error_code"]:
+        print(f"  ERROR {item['error_code']}: {item['error_message']}")
+
+
 def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int:
     try:
         millis = int(datetime.now(UTC).timestamp() * 1000)
@@ -112,7 +173,8 @@ def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> in
         return 2
     # "now" is the event time, so a delay shows as scheduled rather than already due.
     routed = route(event, rules, now=event.time - timedelta(seconds=1),
-                   default_region=settings.default_region)  # fmt: skip
+                   default_region=settings.default_region,
+                   default_timezone=settings.default_timezone)  # fmt: skip
     items = [_describe(n) for n in routed.notifications]
     skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
     failed = any(i["problems"] or i["error_code"] for i in items)
@@ -122,25 +184,7 @@ def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> in
         return 1 if failed else 0
     print(f"event {event.id} type {event.type} (rules version {rules.version})")
     for item in items:
-        print(f"\n[{item['rule']}] {item['channel']} -> {item['recipient'] or '(none)'}"
-              f"  status={item['status']}")  # fmt: skip
-        if item["send_at"]:
-            print(f"  send at: {item['send_at']}")
-        if item["title"]:
-            print(f"  title: {item['title']}")
-        print(f"  body: {item['body']}")
-        if item["data"]:
-            print(f"  data: {json.dumps(item['data'])}")
-        if "sms" in item:
-            sms = item["sms"]
-            print(f"  sms: {sms['encoding']}, {sms['characters']} characters, "
-                  f"{sms['segments']} segment{'s' if sms['segments'] != 1 else ''}")  # fmt: skip
-        for warning in item.get("warnings", []):
-            print(f"  WARNING: {warning}")
-        for problem in item["problems"]:
-            print(f"  ERROR: {problem}")
-        if item["error_code"]:
-            print(f"  ERROR {item['error_code']}: {item['error_message']}")
+        _print(item)
     for skip in skipped:
         print(f"\n[{skip['rule']}] not matched: {skip['reason']}")
     return 1 if failed else 0

@@ -8,16 +8,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 import msgspec
 import yaml
 
 from consumer import rendering
+from consumer.quiet_hours import QuietHours
 from consumer.rules_yaml import Document, Path, parse, syntax_error
 from notify.globs import compile_globs
 from schemas import Rule, RulesError
-from schemas.rules import DURATION, EVENT_PATTERN, RULE_NAME, Defaults
+from schemas.rules import DURATION, EVENT_PATTERN, QUIET_HOURS, RULE_NAME, Defaults
 
 _TEMPLATE_FIELDS = ("to", "body", "title", "at")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -45,6 +47,11 @@ class CompiledRule:
     delay: timedelta | None
     at: rendering.Renderer | None
     offset: timedelta
+    # Sending politely: quiet hours in the recipient's zone, and a per-key throttle.
+    quiet_hours: QuietHours | None = None
+    timezone: rendering.Renderer | None = None
+    throttle_key: rendering.Renderer | None = None
+    throttle_window: timedelta | None = None
 
     @property
     def name(self) -> str:
@@ -243,14 +250,45 @@ class _Checker:
             self.add(at("at"), "use either 'delay' or 'at', not both", key=True)
         if rule.offset is not None and rule.at is None:
             self.add(at("offset"), "'offset' needs 'at'", key=True)
-        if rule.cancel_on and rule.delay is None and rule.at is None:
-            self.add(at("cancel_on"), "'cancel_on' needs 'delay' or 'at'", key=True)
+        if rule.cancel_on and rule.delay is None and rule.at is None and not rule.quiet_hours:
+            self.add(at("cancel_on"), "'cancel_on' needs 'delay', 'at' or 'quiet_hours'", key=True)
+        self._manners(path, rule, at)
         for key, patterns in (("on", rule.patterns()), ("cancel_on", rule.cancel_patterns())):
             for pattern in patterns:
                 bad = not re.match(EVENT_PATTERN, pattern)
                 if bad or pattern.count("[") != pattern.count("]") or ".." in pattern:
                     self.add(at(key), f"bad event type pattern {pattern!r}")
         return len(self.problems) == before
+
+    def _manners(self, path: Path, rule: Rule, at: Callable[[str], Path]) -> None:
+        """quiet_hours, timezone, urgent and throttle (CONTRACT section 8)."""
+        if rule.quiet_hours is not None:
+            if not re.match(QUIET_HOURS, rule.quiet_hours):
+                self.add(at("quiet_hours"), f"quiet_hours: {rule.quiet_hours!r} is not a "
+                         "local-time window like 21:00-08:00")  # fmt: skip
+            elif rule.quiet_hours[:5] == rule.quiet_hours[6:]:
+                self.add(at("quiet_hours"), "quiet_hours: the window starts and ends at the "
+                         "same time")  # fmt: skip
+        else:
+            for key in ("timezone", "urgent"):
+                if getattr(rule, key) not in (None, False):
+                    self.add(at(key), f"{key!r} needs 'quiet_hours'", key=True)
+        if rule.timezone is not None and "{" not in rule.timezone:
+            try:
+                ZoneInfo(rule.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.add(at("timezone"), f"timezone: unknown time zone {rule.timezone!r} "
+                         "(use an IANA name like Europe/London)")  # fmt: skip
+        throttle = rule.throttle
+        if throttle is not None:
+            where: Path = (*path, "throttle")
+            if throttle.limit < 1:
+                self.add((*where, "limit"), f"throttle.limit: {throttle.limit} must be 1 or more")
+            if not re.match(DURATION, throttle.window) or parse_duration(throttle.window) <= (
+                timedelta(0)
+            ):
+                self.add((*where, "window"), f"throttle.window: {throttle.window!r} is not a "
+                         "positive duration like 30m, 2h, 1d")  # fmt: skip
 
     def _template(self, path: Path, source: str, *, expression: bool = False) -> bool:
         try:
@@ -277,6 +315,10 @@ class _Checker:
                 ok &= self._template((*path, key), value)
         for key, value in (rule.data or {}).items():
             ok &= self._template((*path, "data", key), value)
+        if rule.timezone is not None:
+            ok &= self._template((*path, "timezone"), rule.timezone)
+        if rule.throttle is not None:
+            ok &= self._template((*path, "throttle", "key"), rule.throttle.key)
         if not ok or rule.body is None:
             return None
         renderers = [rendering.compile_template(s) for s in to_sources]
@@ -291,6 +333,10 @@ class _Checker:
             delay=parse_duration(rule.delay) if rule.delay else None,
             at=rendering.compile_template(rule.at) if rule.at else None,
             offset=parse_duration(rule.offset) if rule.offset else timedelta(0),
+            quiet_hours=QuietHours.parse(rule.quiet_hours) if rule.quiet_hours else None,
+            timezone=rendering.compile_template(rule.timezone) if rule.timezone else None,
+            throttle_key=rendering.compile_template(rule.throttle.key) if rule.throttle else None,
+            throttle_window=parse_duration(rule.throttle.window) if rule.throttle else None,
         )
 
 

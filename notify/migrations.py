@@ -57,6 +57,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        4,
+        "sending politely: skipped status, throttles, send-rate slots",
+        """
+        -- 'skipped' (throttled, suppressed): dropped and re-added, so it composes with any
+        -- other migration that widens the same check.
+        ALTER TABLE notifications DROP CONSTRAINT IF EXISTS notifications_status_check;
+        ALTER TABLE notifications ADD CONSTRAINT notifications_status_check
+            CHECK (status IN ('scheduled', 'pending', 'sending', 'sent', 'delivered',
+                'undelivered', 'failed', 'cancelled', 'skipped'));
+        -- One row per (rule, rendered key, recipient): its current window and how many
+        -- notifications were counted in it. Counted with an upsert, so the row lock decides.
+        CREATE TABLE notification_throttles (
+            rule text NOT NULL,
+            key text NOT NULL,
+            recipient text NOT NULL,
+            window_start timestamptz NOT NULL,
+            window_end timestamptz NOT NULL,
+            count integer NOT NULL,
+            PRIMARY KEY (rule, key, recipient)
+        );
+        CREATE INDEX notification_throttles_end ON notification_throttles (window_end);
+        -- A pending SMS whose send-rate slot is further ahead than a task may wait: beat
+        -- enqueues it shortly before the slot (Postgres is the schedule, as for reminders).
+        ALTER TABLE notifications ADD COLUMN slot_at timestamptz;
+        CREATE INDEX notifications_slots ON notifications (slot_at)
+            WHERE status = 'pending' AND slot_at IS NOT NULL;
+        """,
+    ),
 ]
 
 # Any constant works; it only has to be the same in every process that migrates.

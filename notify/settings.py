@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -21,6 +22,24 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
+
+
+def _rate(env: Mapping[str, str], name: str) -> float | None:
+    """A positive rate, or None (unset, empty or 0: no limit)."""
+    value = _float(env, name, 0.0)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value or None
+
+
+def _zone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"{name} must be an IANA time zone like Europe/London, got {value!r}"
+        raise ValueError(message) from None
+    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,6 +57,14 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_phone_number: str | None = None
     twilio_api_url: str = "https://api.twilio.com"
+    # When set, SMS go through this Messaging Service (Twilio picks the number), not From.
+    twilio_messaging_service_sid: str | None = None
+    # Segments per second per sender (the number, or the Messaging Service); None: no limit.
+    sms_segments_per_second: float | None = None
+    # The backlog alert fires when a sender's queue would take longer than this to drain.
+    sms_backlog_alert_seconds: float = 3600.0
+    # Quiet hours: the zone of a recipient with no rule timezone and no zone from the number.
+    default_timezone: str = "UTC"
     google_credentials: str = "serviceAccountKey.json"
     fcm_api_url: str = "https://fcm.googleapis.com"
     metrics_port: int = 9464
@@ -86,6 +113,12 @@ class Settings:
             twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
             twilio_phone_number=e.get("TWILIO_PHONE_NUMBER") or None,
             twilio_api_url=(e.get("TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
+            twilio_messaging_service_sid=e.get("TWILIO_MESSAGING_SERVICE_SID") or None,
+            sms_segments_per_second=_rate(e, "NOTIFY_SMS_SEGMENTS_PER_SECOND"),
+            sms_backlog_alert_seconds=_float(
+                e, "NOTIFY_SMS_BACKLOG_ALERT_SECONDS", cls.sms_backlog_alert_seconds
+            ),
+            default_timezone=_zone(e, "NOTIFY_DEFAULT_TIMEZONE", cls.default_timezone),
             google_credentials=e.get("GOOGLE_APPLICATION_CREDENTIALS") or cls.google_credentials,
             fcm_api_url=(e.get("FCM_API_URL") or cls.fcm_api_url).rstrip("/"),
             metrics_port=_int(e, "NOTIFY_METRICS_PORT", cls.metrics_port),
@@ -123,6 +156,11 @@ class Settings:
             prometheus_multiproc_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
             stream_sample_seconds=_sample_seconds(e),
         )
+
+    @property
+    def sms_sender(self) -> str | None:
+        """Who sends our SMS, as Twilio rate-limits it: the Messaging Service, else the number."""
+        return self.twilio_messaging_service_sid or self.twilio_phone_number
 
 
 def _sample_seconds(env: Mapping[str, str]) -> float:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from notify import slots, throttles
 from notify.globs import translate
 from schemas import (
     IN_FLIGHT,
@@ -84,6 +85,35 @@ def _row(record: asyncpg.Record) -> Notification:
     return msgspec.convert(values, Notification)
 
 
+def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
+    """The batch as one array per column of _INSERT."""
+    cols: list[list[Any]] = [[] for _ in range(18)]
+    for n in rows:
+        values = (
+            n.idempotency_key,
+            n.event_id,
+            n.event_type,
+            n.event_subject,
+            n.rule,
+            n.channel.value,
+            n.recipient,
+            n.title,
+            n.body,
+            None if n.data is None else _json.encode(n.data).decode(),
+            n.status.value,
+            n.send_at,
+            _json.encode(n.cancel_on).decode(),
+            _json.encode([translate(p) for p in n.cancel_on]).decode(),
+            n.error_code,
+            n.error_message,
+            n.rules_version,
+            None,
+        )
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    return cols
+
+
 async def _keep_session(_: asyncpg.Connection) -> None:
     """Skip asyncpg's reset query on release: we never LISTEN, SET or hold session locks.
 
@@ -117,31 +147,10 @@ class OutcomeStore:
         """
         if not rows:
             return Inserted([], set(), 0)
-        cols: list[list[Any]] = [[] for _ in range(18)]
-        for n in rows:
-            values = (
-                n.idempotency_key,
-                n.event_id,
-                n.event_type,
-                n.event_subject,
-                n.rule,
-                n.channel.value,
-                n.recipient,
-                n.title,
-                n.body,
-                None if n.data is None else _json.encode(n.data).decode(),
-                n.status.value,
-                n.send_at,
-                _json.encode(n.cancel_on).decode(),
-                _json.encode([translate(p) for p in n.cancel_on]).decode(),
-                n.error_code,
-                n.error_message,
-                n.rules_version,
-                None,
-            )
-            for col, value in zip(cols, values, strict=True):
-                col.append(value)
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Throttles are decided in the transaction that inserts the rows they count.
+            rows = await throttles.apply(conn, rows)
+            cols = _columns(rows)
             returned = await conn.fetch(_INSERT, *cols)
             inserted = {r["idempotency_key"] for r in returned}
             publish = [
@@ -219,6 +228,12 @@ class OutcomeStore:
                 )
         return [_row(r) for r in records]
 
+    async def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
+        return await slots.release(self.pool, held)
+
+    async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
+        return await slots.due(self.pool, within=within, limit=limit)
+
     async def finish_many(self, finished: Sequence[Finished]) -> None:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.
 
@@ -273,11 +288,13 @@ class OutcomeStore:
         return [(r["id"], Channel(r["channel"]), Status(r["status"])) for r in records]
 
     async def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]:
-        """Pending rows nobody picked up (a lost task); touching them spaces out re-enqueues."""
+        """Pending rows nobody picked up (a lost task); touching them spaces out re-enqueues.
+        Rows waiting for a far send slot have no task by design: beat hands them out."""
         records = await self.pool.fetch(
             f"""WITH stuck AS (
                    SELECT id FROM notifications
                    WHERE status = {PENDING} AND updated_at < now() - make_interval(secs => $1)
+                     AND slot_at IS NULL
                    ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
                UPDATE notifications n SET updated_at = now() FROM stuck WHERE n.id = stuck.id
                RETURNING n.id, n.channel""",
@@ -346,6 +363,12 @@ class OutcomeStore:
             limit,
         )
         return int(result.split()[-1])
+
+    async def queued_sms(self, *, sample: int) -> tuple[int, list[str]]:
+        return await slots.queued_sms(self.pool, sample=sample)
+
+    async def forget_expired_throttles(self, *, limit: int) -> int:
+        return await throttles.forget_expired(self.pool, limit=limit)
 
     async def status_counts(self, *, since_seconds: float) -> dict[str, int]:
         records = await self.pool.fetch(

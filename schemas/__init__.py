@@ -24,6 +24,7 @@ from schemas.notification import (
     Notification,
     Status,
     TaskResult,
+    ThrottleKey,
     can_move,
     sql_list,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "RulesFile",
     "Status",
     "TaskResult",
+    "ThrottleKey",
     "TransientDeliveryError",
     "can_move",
     "sql_list",

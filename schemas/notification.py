@@ -74,6 +74,15 @@ class TaskResult(enum.StrEnum):
     FAILED = "failed"
     RETRIED = "retried"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"  # waiting for its sender's turn: back to pending, not an attempt
+
+
+class ThrottleKey(msgspec.Struct, frozen=True, kw_only=True):
+    """A rule's throttle, rendered for one notification: the store counts it when inserting."""
+
+    key: str
+    limit: int
+    window_seconds: float
 
 
 class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +104,10 @@ class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
     error_code: str | None = None
     error_message: str | None = None
     rules_version: str | None = None
+    # Counted against the rule's throttle as the row is inserted; over the limit: skipped.
+    throttle: ThrottleKey | None = None
+    # The zone whose quiet hours moved `send_at` (for `rules preview`; not stored).
+    quiet_zone: str | None = None
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):

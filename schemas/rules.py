@@ -14,7 +14,17 @@ Duration = str
 RULE_NAME = r"^[a-z0-9_.-]{1,100}$"
 EVENT_PATTERN = r"^[A-Za-z0-9_.*?\[\]!-]{1,200}$"
 DURATION = r"^-?\d+(\.\d+)?[smhd]$"
+# "21:00-08:00": local wall-clock times, the window may cross midnight.
+QUIET_HOURS = r"^(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d$"
 ChannelName = Literal["sms", "push"]
+
+
+class Throttle(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """At most `limit` notifications of a rule per rendered `key` and recipient per `window`."""
+
+    key: str
+    limit: int
+    window: Duration
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -34,6 +44,11 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     offset: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
     description: str | None = None
+    # Sending politely (CONTRACT section 8).
+    quiet_hours: str | None = None
+    timezone: str | None = None
+    urgent: bool = False
+    throttle: Throttle | None = None
 
     def patterns(self) -> list[str]:
         return [self.on] if isinstance(self.on, str) else list(self.on)
@@ -53,6 +68,8 @@ class ChannelDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     data: dict[str, str] | None = None
     delay: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
+    quiet_hours: str | None = None
+    timezone: str | None = None
 
 
 class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

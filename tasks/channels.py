@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from celery import Task
@@ -9,10 +10,10 @@ from celery import Task
 from notify import logs, task_names
 from notify.outage import TRANSIENT, OutageLog
 from notify.task_names import SEND_ONE
-from schemas import Channel
+from schemas import Channel, TaskResult
 from tasks.app import app
 from tasks.classification import backoff
-from tasks.delivery import deliver, deliver_many
+from tasks.delivery import Outcome, deliver, deliver_many
 from tasks.runtime import Runtime, runtime
 
 log = logs.get("tasks")
@@ -34,14 +35,29 @@ def _outage_retry(task: Task, rt: Runtime, exc: BaseException) -> Exception:
     return retry
 
 
-def _run(task: Task, notification_id: int, channel: Channel) -> str:
+def _come_back(nid: int, channel: Channel, outcome: Outcome) -> None:
+    """A row waiting for its sender's turn: a task at its slot, holding the slot (or, with
+    no countdown, nothing: beat hands the row out from `slot_at`)."""
+    if outcome.retry_in is None:
+        return
+    args: list[float]
+    if outcome.slot is None:  # no slot (the limiter was unreachable): ask again later
+        args, countdown = [nid], outcome.retry_in
+    else:  # counted from now: a batch publishes only after its ready rows were sent
+        args, countdown = [nid, outcome.slot], max(0.0, outcome.slot - time.time())
+    app.send_task(SEND_ONE[channel], args=args, countdown=countdown, ignore_result=True)
+
+
+def _run(task: Task, notification_id: int, channel: Channel, slot: float | None = None) -> str:
     rt = runtime(app.settings)
     try:
-        outcome = deliver(rt, int(notification_id), channel)
+        outcome = deliver(rt, int(notification_id), channel, slot)
     except TRANSIENT as exc:
         raise _outage_retry(task, rt, exc) from exc
     _OUTAGE.ended()
-    if outcome.retry_in is not None:
+    if outcome.status is TaskResult.DEFERRED:
+        _come_back(int(notification_id), channel, outcome)
+    elif outcome.retry_in is not None:
         # The row is back to `pending`; the retried task claims it again.
         raise task.retry(countdown=outcome.retry_in, max_retries=None)
     return outcome.status
@@ -58,15 +74,18 @@ def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[st
     _OUTAGE.ended()
     single = SEND_ONE[Channel(channel)]
     for nid, outcome in results:
-        if outcome.retry_in is not None:
+        if outcome.status is TaskResult.DEFERRED:
+            _come_back(nid, Channel(channel), outcome)
+        elif outcome.retry_in is not None:
             # Back to `pending`; each row retries on its own schedule as a single task.
             app.send_task(single, args=[nid], countdown=outcome.retry_in, ignore_result=True)
     return dict(Counter(outcome.status for _, outcome in results))
 
 
 @app.task(name=task_names.SEND_SMS, shared=False, bind=True)
-def send_sms(self: Task, notification_id: int) -> str:
-    return _run(self, notification_id, Channel.SMS)
+def send_sms(self: Task, notification_id: int, slot: float | None = None) -> str:
+    """`slot`: the send-rate slot (epoch seconds) a row brought back at its turn holds."""
+    return _run(self, notification_id, Channel.SMS, None if slot is None else float(slot))
 
 
 @app.task(name=task_names.SEND_PUSH, shared=False, bind=True)

@@ -33,6 +33,10 @@ class WorkerStore(Protocol):
 
     def record(self, item: Finished) -> None: ...
 
+    def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int: ...
+
+    def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
+
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]: ...
@@ -53,6 +57,8 @@ class WorkerStore(Protocol):
     ) -> bool: ...
 
     def delete_older_than(self, *, days: float, limit: int) -> int: ...
+
+    def forget_expired_throttles(self, *, limit: int) -> int: ...
 
     def close(self) -> None: ...
 
@@ -156,6 +162,12 @@ class StoreRunner:
     def claim_many(self, ids: Sequence[int]) -> list[Notification]:
         return self.run(lambda store: store.claim_many(ids))
 
+    def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
+        return self.run(lambda store: store.release(held))
+
+    def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
+        return self.run(lambda store: store.due_slots(within=within, limit=limit))
+
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]:
@@ -192,6 +204,9 @@ class StoreRunner:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_older_than(days=days, limit=limit))
+
+    def forget_expired_throttles(self, *, limit: int) -> int:
+        return self.run(lambda store: store.forget_expired_throttles(limit=limit))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

@@ -23,7 +23,7 @@ from schemas import (
     TaskResult,
     TransientDeliveryError,
 )
-from tasks import metrics
+from tasks import metrics, pacing
 from tasks.classification import backoff, kind_of
 from tasks.runtime import Runtime
 
@@ -35,6 +35,12 @@ class Outcome:
     status: TaskResult
     code: str | None = None
     retry_in: float | None = None
+    # DEFERRED: the send slot the row holds (epoch seconds; None: reserve one again).
+    slot: float | None = None
+
+
+def _deferred(held: pacing.Held) -> Outcome:
+    return Outcome(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
 
 
 # The last attempt may have reached the provider even though no answer came back.
@@ -83,7 +89,10 @@ def _record(rt: Runtime, finished: Finished) -> None:
             rt.db.record(finished)
 
 
-def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
+def deliver(
+    rt: Runtime, notification_id: int, channel: Channel, slot: float | None = None
+) -> Outcome:
+    """One row; `slot` is the send slot a row brought back by the limiter already holds."""
     row = rt.db.claim(notification_id)
     if row is None:
         log.info(
@@ -91,7 +100,12 @@ def deliver(rt: Runtime, notification_id: int, channel: Channel) -> Outcome:
             extra=logs.fields(notification_id=notification_id, channel=channel.value),
         )
         return Outcome(TaskResult.SKIPPED)
-    return attempt(rt, row)
+    paced = pacing.pace(rt.rate, rt.db, rt.settings, [row], slot)
+    if paced.held:
+        return _deferred(paced.held[0])
+    [(ready, at)] = paced.ready
+    pacing.nap_until(at)
+    return attempt(rt, ready)
 
 
 def deliver_many(
@@ -105,8 +119,15 @@ def deliver_many(
             "skipped: not pending (duplicate task or already final)",
             extra=logs.fields(notifications=len(skipped), channel=channel.value),
         )
-    futures = [(row.id, rt.senders.submit(attempt, rt, row)) for row in rows]
-    return [(nid, future.result()) for nid, future in futures]
+    paced = pacing.pace(rt.rate, rt.db, rt.settings, rows)
+    futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
+    waiting = [(held.row.id, _deferred(held)) for held in paced.held]
+    return [(nid, future.result()) for nid, future in futures] + waiting
+
+
+def _at_slot(rt: Runtime, row: Notification, at: float) -> Outcome:
+    pacing.nap_until(at)
+    return attempt(rt, row)
 
 
 def attempt(rt: Runtime, row: Notification) -> Outcome:

@@ -21,6 +21,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     multiprocess,
     start_http_server,
@@ -49,6 +50,36 @@ ATTEMPTS = Histogram(
     "Provider calls a notification needed to finish",
     ["channel"],
     buckets=(1, 2, 3, 4, 5, 7, 10),
+)
+
+# The send-rate limiter (tasks/limiter.py), per sender (a phone number or Messaging Service).
+SLOT_WAIT = Histogram(
+    "notify_sms_slot_wait_seconds",
+    "How long an SMS waits for its sender's next free slot, when the slot is reserved",
+    ["sender"],
+    buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 10800, 36000),
+)
+LIMITER_CALLS = Counter(
+    "notify_sms_limiter_calls_total", "Round trips to Redis to reserve send slots", ["sender"]
+)
+# Exported so the backlog alert needs no thresholds of its own (deploy/prometheus/alerts.yml).
+SEGMENT_RATE = Gauge(
+    "notify_sms_segments_per_second",
+    "Configured SMS segments per second for the sender",
+    ["sender"],
+    multiprocess_mode="max",
+)
+QUEUED_SEGMENTS = Gauge(
+    "notify_sms_queued_segments",
+    "SMS segments pending or sending (estimated from a sample of bodies when many)",
+    ["sender"],
+    multiprocess_mode="max",
+)
+BACKLOG_ALERT_SECONDS = Gauge(
+    "notify_sms_backlog_alert_seconds",
+    "Alert when the sender's queue would take longer than this to drain",
+    ["sender"],
+    multiprocess_mode="max",
 )
 
 

@@ -7,7 +7,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import redis
+
 from notify.settings import Settings
+from tasks import limiter
 from tasks.db import StoreRunner, WorkerStore
 from tasks.providers.fcm_push import FcmPush
 from tasks.providers.twilio_sms import TwilioSms
@@ -22,6 +25,8 @@ class Runtime:
     pid: int
     # Provider calls of batch tasks run here: many in flight, few Celery messages.
     senders: ThreadPoolExecutor
+    # The sender's shared send rate (NOTIFY_SMS_SEGMENTS_PER_SECOND); None: no limit.
+    rate: limiter.SendRate | None = None
 
 
 _lock = threading.Lock()
@@ -41,6 +46,11 @@ def runtime(settings: Settings) -> Runtime:
                 pid=os.getpid(),
                 senders=ThreadPoolExecutor(
                     max_workers=settings.send_concurrency, thread_name_prefix="notify-send"
+                ),
+                rate=limiter.from_settings(
+                    redis.Redis.from_url(settings.redis_url),
+                    settings.sms_sender,
+                    settings.sms_segments_per_second,
                 ),
             )
         return _current
@@ -63,4 +73,6 @@ def reset() -> None:
             _current.senders.shutdown(wait=True)
             _current.db.close()
             _current.push.close()
+            if _current.rate is not None:
+                _current.rate.client.close()
         _current = None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from notify import logs, task_names
 from notify.task_names import SEND_ONE
 from schemas import AttemptOutcome, Channel, Notification, Status
+from tasks import pacing
 from tasks.app import app
 from tasks.runtime import Runtime, runtime
 
@@ -24,10 +26,32 @@ def enqueue(rows: list[tuple[int, Channel]]) -> None:
             app.send_task(SEND_ONE[channel], args=[nid], producer=producer, ignore_result=True)
 
 
+def hand_out_slots(rt: Runtime) -> int:
+    """Pending SMS waiting for a send slot too far ahead for a broker countdown: a task each
+    shortly before its slot, holding the slot (tasks/pacing.py)."""
+    within = pacing.horizon(rt.settings)
+    total = 0
+    while True:
+        rows = rt.db.due_slots(within=within, limit=BATCH)
+        now = time.time()
+        with app.producer_or_acquire() as producer:
+            for nid, channel, slot_at in rows:
+                slot = slot_at.timestamp()
+                app.send_task(SEND_ONE[channel], args=[nid, slot], producer=producer,
+                              countdown=max(0.0, slot - now), ignore_result=True)  # fmt: skip
+        total += len(rows)
+        if rows:
+            log.info("handed out send slots", extra=logs.fields(rows=len(rows)))
+        if len(rows) < BATCH:
+            return total
+
+
 @app.task(name=task_names.DISPATCH_DUE, shared=False, ignore_result=True)
 def dispatch_due() -> int:
-    """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart."""
+    """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart.
+    Also hands out rows whose send-rate slot is near."""
     rt = runtime(app.settings)
+    hand_out_slots(rt)
     total = 0
     while True:
         rows = rt.db.dispatch_due(
@@ -98,8 +122,11 @@ def settle(rt: Runtime, row: Notification) -> str:
 
 @app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
-    """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches."""
+    """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches; and
+    throttle windows that have ended (the next notification starts a new one)."""
     rt = runtime(app.settings)
+    while rt.db.forget_expired_throttles(limit=5000) == 5000:
+        pass
     total = 0
     while True:
         deleted = rt.db.delete_older_than(days=rt.settings.retention_days, limit=5000)

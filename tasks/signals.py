@@ -8,7 +8,7 @@ from celery import signals
 from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from notify import logs
-from tasks import metrics, runtime
+from tasks import backlog, metrics, runtime
 from tasks.app import app
 
 log = logs.get("worker")
@@ -21,6 +21,7 @@ def _worker_init(**_: Any) -> None:
     metrics.reset_multiprocess_dir(settings)
     metrics.start_at_zero()
     metrics.serve(settings)
+    backlog.start(settings)
 
 
 @signals.beat_init.connect

@@ -28,6 +28,9 @@ class FakeStore:
         self.finished: list[dict[str, Any]] = []
         self.resolved: list[dict[str, Any]] = []
         self.record_failures: list[Exception] = []
+        # Rows a limiter sent back to pending: id -> (attempt undone, slot kept on the row).
+        self.released: dict[int, tuple[int, datetime | None]] = {}
+        self._claimed: dict[int, Notification] = {}
         self.pings = 0
         self.closed = False
 
@@ -35,7 +38,10 @@ class FakeStore:
         self.pings += 1
 
     def claim(self, notification_id: int) -> Notification | None:
-        return self.claimable.pop(notification_id, None)
+        row = self.claimable.pop(notification_id, None)
+        if row is not None:
+            self._claimed[notification_id] = row
+        return row
 
     def claim_many(self, ids: Sequence[int]) -> list[Notification]:
         return [row for row in map(self.claim, ids) if row is not None]
@@ -44,6 +50,16 @@ class FakeStore:
         if self.record_failures:
             raise self.record_failures.pop(0)
         self.finished.append({**asdict(item), "id": item.notification_id})
+
+    def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
+        """Back to pending: the same row is claimable again, with the same attempt number."""
+        for nid, attempt, slot_at in held:
+            self.released[nid] = (attempt, slot_at)
+            self.claimable[nid] = self._claimed.pop(nid)
+        return len(held)
+
+    def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
+        return []
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
@@ -91,6 +107,9 @@ class FakeStore:
         return True
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
+        return 0
+
+    def forget_expired_throttles(self, *, limit: int) -> int:
         return 0
 
     def close(self) -> None:

@@ -37,14 +37,24 @@ class TwilioSms:
                 self._built = (client, http)
             return self._built
 
+    def _sender(self) -> dict[str, str]:
+        """From our number, or through a Messaging Service (Twilio picks among its numbers,
+        and the request carries MessagingServiceSid and no From)."""
+        s = self.settings
+        if s.twilio_messaging_service_sid:
+            return {"messaging_service_sid": s.twilio_messaging_service_sid}
+        if s.twilio_phone_number:
+            return {"from_": s.twilio_phone_number}
+        raise ConfigurationError(
+            "config_error", "TWILIO_PHONE_NUMBER or TWILIO_MESSAGING_SERVICE_SID must be set"
+        )
+
     def send(self, to: str, body: str) -> str:
         """Return the message SID, or raise a DeliveryError subclass."""
-        sender = self.settings.twilio_phone_number
-        if not sender:
-            raise ConfigurationError("config_error", "TWILIO_PHONE_NUMBER must be set")
+        sender = self._sender()
         client, http = self._client()
         try:
-            message = client.messages.create(to=to, from_=sender, body=body)
+            message = client.messages.create(to=to, body=body, **sender)
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
         except ProviderTimeout as exc:

@@ -27,7 +27,7 @@ LONG_RUNNING = {
 ALERTS = {
     "NotifyStreamLagHigh", "NotifyStreamLagUnknown", "NotifyPendingStuck",
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
-    "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset",
+    "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset", "NotifySmsBacklogSlowToDrain",
 }  # fmt: skip
 
 

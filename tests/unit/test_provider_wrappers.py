@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from typing import Any
 from unittest import mock
 from urllib.parse import parse_qs
@@ -35,6 +36,15 @@ def test_sms_sends_from_the_configured_number(create: Any) -> None:
     create.return_value.sid = "SM123"
     assert TwilioSms(SETTINGS).send("+14155550100", "hello") == "SM123"
     create.assert_called_once_with(to="+14155550100", from_="+15005550006", body="hello")
+
+
+def test_a_messaging_service_replaces_the_from_number(create: Any) -> None:
+    create.return_value.sid = "SM124"
+    settings = replace(SETTINGS, twilio_messaging_service_sid="MG" + "2" * 32)
+    assert TwilioSms(settings).send("+14155550100", "hello") == "SM124"
+    create.assert_called_once_with(
+        to="+14155550100", body="hello", messaging_service_sid="MG" + "2" * 32
+    )
 
 
 def test_missing_configuration_fails_without_calling_twilio(create: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer.segments import count
+from notify.segments import count
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""SMS encoding and segment counting (GSM 03.38 vs UCS-2), as carriers bill them. Pure."""
+"""SMS encoding and segment counting (GSM 03.38 vs UCS-2), as carriers bill them. Pure.
+
+In the core because both sides count: `rules preview` shows it, the workers' send-rate
+limiter charges each message by it."""
 
 from __future__ import annotations
 
