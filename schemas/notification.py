@@ -95,6 +95,8 @@ class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
     error_code: str | None = None
     error_message: str | None = None
     rules_version: str | None = None
+    # The event's own time: the start of notify_delivery_seconds (event -> delivery receipt).
+    event_time: datetime | None = None
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):

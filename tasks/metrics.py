@@ -41,6 +41,14 @@ ATTEMPTS = Histogram(
     buckets=(1, 2, 3, 4, 5, 7, 10),
 )
 
+RECEIPT_LOOKUPS = Counter(
+    "notify_receipt_lookups_total",
+    "Receipt-timeout lookups at Twilio by result (settled, unsettled, not_found, stopped)",
+    ["result"],
+)
+for _result in ("settled", "unsettled", "not_found", "stopped"):
+    RECEIPT_LOOKUPS.labels(_result)
+
 
 def reset_multiprocess_dir(settings: Settings) -> None:
     """Stale files from a previous run would be summed into this one's counters."""
