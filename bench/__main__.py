@@ -12,9 +12,10 @@ from bench import runs
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.report import save, table
+from bench.webhooks import callbacks, relay
 from schemas import Channel
 
-PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency")
+PARTS = ("consumer", "memory", "naive", "workers", "push", "fcm", "latency", "webhooks", "relay")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-workers", type=int, default=2)
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--webhook-seconds", type=int, default=60)
+    parser.add_argument("--naive-webhook-seconds", type=int, default=20)
+    parser.add_argument("--webhook-connections", type=int, default=64)
+    parser.add_argument("--relay-backlog", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -45,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             "push": lambda: runs.workers(env, args.sends, 50, args.worker_processes, Channel.PUSH),
             "fcm": lambda: fcm_calls(env, args.fcm_pushes, 50),
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
+            "webhooks": lambda: callbacks(
+                env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
+            ),
+            "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
         }
         for name in PARTS:
             if name in args.only:

@@ -49,6 +49,7 @@ def table(results: dict[str, Any]) -> str:
                      f"{lat['p50_ms']:.0f} / {lat['p99_ms']:.0f} ms", "p99 <= 100"))  # fmt: skip
         steady = f"{lat['steady_p50_ms']:.0f} / {lat['steady_p99_ms']:.0f} ms"
         rows.append((f"  same, after the first {lat['warmup_seconds']} s", steady, ""))
+    rows.extend(_hearing_back(results))
     widths = [max(len(r[i]) for r in [("measure", "result", "target"), *rows]) for i in range(3)]
     lines = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c}" for a, b, c in
              [("measure", "result", "target"), *rows]]  # fmt: skip
@@ -85,3 +86,31 @@ def plot(series: list[tuple[float, int, int]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _hearing_back(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
+    hooks = results.get("webhooks")
+    if hooks and "skipped" in hooks:
+        rows.append(("webhooks", hooks["skipped"], ""))
+    elif hooks:
+        grouped, naive = hooks["grouped"], hooks["naive"]
+        rows.append((f"signed callbacks, one notify webhooks ({grouped['connections']} conns)",
+                     f"{grouped['per_s']:,.0f} /s", ">= 3,000"))  # fmt: skip
+        rows.append(("  request p50 / p99",
+                     f"{grouped['p50_ms']:.1f} / {grouped['p99_ms']:.1f} ms", ""))  # fmt: skip
+        rows.append((f"  RSS over {grouped['callbacks']:,} callbacks",
+                     f"{grouped['rss_start_mb']:.0f} -> max {grouped['rss_max_mb']:.0f} MB",
+                     "flat"))  # fmt: skip
+        rows.append(("naive per-request UPDATE+commit", f"{naive['per_s']:,.0f} /s",
+                     f"p50 {naive['p50_ms']:.0f} / p99 {naive['p99_ms']:.0f} ms"))  # fmt: skip
+        rows.append(("grouped / naive", f"{hooks['ratio']:.1f}x", ">= 5x"))
+    relay = results.get("relay")
+    if relay:
+        rows.append((f"outbox relay draining {relay['backlog']:,}",
+                     f"{relay['drain_per_s']:,.0f} /s", ""))  # fmt: skip
+        rows.append((f"  relay lag, {relay['worker_processes']} workers at "
+                     f"{relay['sends_per_s']:,.0f} SMS/s",
+                     f"max {relay['lag_rows_max']:,} rows, {relay['lag_age_max_s']:.1f} s",
+                     ""))  # fmt: skip
+    return rows

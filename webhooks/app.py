@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -30,14 +32,14 @@ from notify.store import OutcomeStore
 from notify.webhook_paths import INBOUND_PATH, STATUS_CALLBACK_PATH
 from webhooks import metrics
 from webhooks.callbacks import inbound_from, receipt_from
-from webhooks.forms import Rejected, parse_form, read_body
+from webhooks.forms import Disconnected, Rejected, body_chunks, parse_form, read_body
 from webhooks.recorder import ReceiptRecorder
 from webhooks.signature import Signatures
 
 log = logs.get("webhooks")
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-IDEMPOTENCY_HEADER = "i-twilio-idempotency-token"
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
 
 
 class WarningLimiter:
@@ -58,6 +60,68 @@ class WarningLimiter:
         return self._quiet.pop(key, 0)
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
+
+Headers = dict[bytes, bytes]
+Handler = Callable[[dict[str, str], Headers], Awaitable[Answer]]
+ASGIMessage = dict[str, Any]
+
+
+class TwilioRoute:
+    """One Twilio webhook as a bare ASGI app. Starlette routes to it (405 for other methods),
+    but the per-request Request and Response objects are skipped: on the status route they
+    cost about a third of the CPU of a callback.
+
+    The way every Twilio request goes: a bounded body, a strict form, the signature, then the
+    route's own `handle`.
+    """
+
+    def __init__(self, webhooks: Webhooks, route: str, path: str, handle: Handler) -> None:
+        self.webhooks = webhooks
+        self.route = route
+        self.path = path
+        self.handle = handle
+
+    async def __call__(
+        self,
+        scope: ASGIMessage,
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        headers: Headers = dict(scope["headers"])  # names are lower case in ASGI
+        try:
+            length = headers.get(b"content-length")
+            body = await read_body(
+                None if length is None else length.decode("latin-1"), body_chunks(receive)
+            )
+            form = parse_form(body, headers.get(b"content-type", b"").decode("latin-1"))
+            signature = headers.get(b"x-twilio-signature", b"").decode("latin-1")
+            problem = self.webhooks.signatures.problem(
+                self.path, scope["query_string"], form, signature
+            )
+            if problem is not None:
+                raise Rejected(403, problem, f"MessageSid {form.get('MessageSid', '')[:64]!r}")
+            answer = await self.handle(form, headers)
+        except Rejected as exc:
+            client = scope.get("client")
+            answer = self.webhooks.rejected(self.route, exc, client[0] if client else None)
+        except Disconnected:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [(b"content-length", str(len(answer.body)).encode()), *answer.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+
 class Webhooks:
     """The app and what its handlers share; the pool lives as long as the app runs."""
 
@@ -69,10 +133,12 @@ class Webhooks:
         self.store: OutcomeStore | None = None
         self.recorder: ReceiptRecorder | None = None
         self.inbound_store: InboundStore | None = None
+        status = TwilioRoute(self, "status", STATUS_CALLBACK_PATH, self.status)
+        inbound = TwilioRoute(self, "inbound", INBOUND_PATH, self.inbound)
         self.app = Starlette(
             routes=[
-                Route(STATUS_CALLBACK_PATH, self.status, methods=["POST"]),
-                Route(INBOUND_PATH, self.inbound, methods=["POST"]),
+                Route(STATUS_CALLBACK_PATH, status, methods=["POST"]),
+                Route(INBOUND_PATH, inbound, methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),
             ],
@@ -96,20 +162,10 @@ class Webhooks:
             await self.recorder.commits.idle()
             await self.store.close()
 
-    async def _signed_form(self, request: Request, route: str, path: str) -> dict[str, str]:
-        body = await read_body(request.headers.get("content-length"), request.stream())
-        form = parse_form(body, request.headers.get("content-type"))
-        signature = request.headers.get("x-twilio-signature")
-        problem = self.signatures.problem(path, request.scope["query_string"], form, signature)
-        if problem is not None:
-            raise Rejected(403, problem, f"MessageSid {form.get('MessageSid', '')[:64]!r}")
-        return form
-
-    def _rejected(self, request: Request, route: str, exc: Rejected) -> Response:
+    def rejected(self, route: str, exc: Rejected, client: str | None) -> Answer:
         metrics.REJECTED.labels(route, exc.reason).inc()
         suppressed = self.warnings.allow((route, exc.reason))
         if suppressed is not None:
-            client = request.client.host if request.client else None
             log.warning(
                 "request rejected",
                 extra=logs.fields(
@@ -122,10 +178,10 @@ class Webhooks:
                 ),
             )
         # A body we stopped reading cannot share the connection with the next request.
-        headers = {"connection": "close"} if exc.status == 413 else None
-        return Response(status_code=exc.status, headers=headers)
+        headers = ((b"connection", b"close"),) if exc.status == 413 else ()
+        return Answer(exc.status, headers=headers)
 
-    def _unavailable(self, route: str, exc: Exception) -> Response:
+    def _unavailable(self, route: str, exc: Exception) -> Answer:
         metrics.UNAVAILABLE.labels(route).inc()
         if isinstance(exc, TRANSIENT):
             self.outage.started(exc)
@@ -134,31 +190,24 @@ class Webhooks:
                 "could not record a request",
                 extra=logs.fields(route=route, error=f"{type(exc).__name__}: {exc}"[:300]),
             )
-        return Response(status_code=503, headers={"retry-after": "5"})
+        return Answer(503, headers=((b"retry-after", b"5"),))
 
-    async def status(self, request: Request) -> Response:
+    async def status(self, form: dict[str, str], headers: Headers) -> Answer:
         """A status callback: a receipt, committed before the answer."""
         assert self.recorder is not None
-        try:
-            form = await self._signed_form(request, "status", STATUS_CALLBACK_PATH)
-            receipt = receipt_from(form, request.headers.get(IDEMPOTENCY_HEADER), datetime.now(UTC))
-        except Rejected as exc:
-            return self._rejected(request, "status", exc)
+        token = headers.get(IDEMPOTENCY_HEADER, b"").decode("latin-1") or None
+        receipt = receipt_from(form, token, datetime.now(UTC))
         try:
             await self.recorder.record(receipt)
         except Exception as exc:  # noqa: BLE001 - never a 500: Twilio may retry a 503
             return self._unavailable("status", exc)
         self.outage.ended()
-        return Response(status_code=200)
+        return Answer(200)
 
-    async def inbound(self, request: Request) -> Response:
+    async def inbound(self, form: dict[str, str], _: Headers) -> Answer:
         """An incoming SMS: recorded once per MessageSid, answered with empty TwiML."""
         assert self.inbound_store is not None
-        try:
-            form = await self._signed_form(request, "inbound", INBOUND_PATH)
-            message = inbound_from(form)
-        except Rejected as exc:
-            return self._rejected(request, "inbound", exc)
+        message = inbound_from(form)
         try:
             new = await self.inbound_store.record(message)
         except Exception as exc:  # noqa: BLE001
@@ -174,7 +223,7 @@ class Webhooks:
                     opt_out_type=message.opt_out_type,
                 ),
             )
-        return Response(EMPTY_TWIML, media_type="text/xml")
+        return Answer(200, EMPTY_TWIML, ((b"content-type", b"text/xml; charset=utf-8"),))
 
     async def healthz(self, _: Request) -> Response:
         """200 when Postgres answers within two seconds, else 503."""

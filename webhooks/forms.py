@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 # Twilio's largest form (an inbound SMS with media) is a few KiB.
@@ -18,6 +19,21 @@ class Rejected(Exception):
         self.status = status
         self.reason = reason
         self.detail = detail
+
+
+class Disconnected(Exception):
+    """The client went away before its body arrived: nobody to answer."""
+
+
+async def body_chunks(receive: Callable[[], Awaitable[dict[str, Any]]]) -> AsyncIterator[bytes]:
+    """An ASGI request's body, as it arrives."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
 
 
 async def read_body(

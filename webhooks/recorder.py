@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Sequence
 
 from notify import logs
@@ -31,8 +32,8 @@ class ReceiptRecorder:
     async def _write(self, batch: Sequence[Receipt]) -> None:
         recorded = await self.receipts.record_callbacks(batch)
         settled = list(recorded.settled)
-        for receipt in batch:
-            metrics.RECEIPTS.labels("sms", status_label(receipt.provider_status)).inc()
+        for label, n in Counter(status_label(r.provider_status) for r in batch).items():
+            metrics.RECEIPTS.labels("sms", label).inc(n)
         if recorded.unmatched:
             waiting = set(recorded.unmatched)
             metrics.UNMATCHED.inc(sum(1 for r in batch if r.provider_message_id in waiting))

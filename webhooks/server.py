@@ -77,6 +77,8 @@ def serve(settings: Settings) -> int:
         log_config=None,  # our structured logs (notify/logs.py), not uvicorn's
         access_log=False,  # one line per callback would be the busiest log in the system
         server_header=False,
+        # Signatures are checked over NOTIFY_PUBLIC_URL, so X-Forwarded-* are not needed.
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SECONDS,
         # Beyond this many open connections uvicorn answers 503 instead of growing memory.
         limit_concurrency=4096,
