@@ -247,14 +247,15 @@ def twilio_lookups() -> Iterator[TwilioLookups]:
 
 
 def sent_long_ago(database_url: str, tag: str, count: int) -> list[dict[str, Any]]:
-    """`sent` SMS whose receipt is overdue: sent 10 s ago, nothing heard since."""
+    """`sent` SMS whose receipt is long overdue (so they come before any other test's rows
+    in this database, oldest first), nothing heard since."""
     return fetch(
         database_url,
         """INSERT INTO notifications (idempotency_key, event_id, event_type, rule, channel,
                recipient, body, status, provider_message_id, attempts, updated_at)
            SELECT 'lk-' || $1 || '-' || g, 'lk-' || $1 || '-' || g, 'shipment.delayed',
                'delay-sms', 'sms', '+14155550100', 'hi', 'sent', 'SM' || md5($1 || g), 1,
-               now() - interval '10 seconds'
+               now() - interval '30 days'
            FROM generate_series(1, $2) AS g RETURNING id, provider_message_id""",
         tag,
         count,
@@ -272,8 +273,7 @@ def test_receipts_that_never_come_are_looked_up_and_lookups_stop_on_429(
         **pipeline_env,
         "TWILIO_API_URL": twilio_lookups.url,
         "NOTIFY_RECEIPT_TIMEOUT_SECONDS": "1",
-        # Other tests' `sent` rows in this database are overdue too; ask about all at once.
-        "NOTIFY_RECEIPT_LOOKUPS_PER_RUN": "5000",
+        "NOTIFY_RECEIPT_LOOKUPS_PER_RUN": "10",
     }
     tag = env["NOTIFY_STREAM"]
     made = sent_long_ago(database_url, tag, 4)
