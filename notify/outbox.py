@@ -31,6 +31,7 @@ log = logs.get("outbox")
 
 _RELAY_LOCK = 7_242_003
 BATCH = 500
+PUBLISH_TIMEOUT = 30.0
 
 BACKLOG = Gauge("notify_outbox_backlog", "Outcomes written but not yet in the outcomes stream")
 OLDEST = Gauge(
@@ -98,7 +99,9 @@ class OutboxRelay:
             pipe = self.client.pipeline(transaction=False)
             for row in rows:
                 pipe.xadd(self.stream, entry(row), maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
-            await pipe.execute()
+            # Bounded: a Redis that stopped answering must not hold these rows' locks forever
+            # (a timeout rolls back; the batch is published again).
+            await asyncio.wait_for(pipe.execute(), timeout=PUBLISH_TIMEOUT)
             await conn.execute(
                 "DELETE FROM outcome_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
