@@ -58,7 +58,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def save(results: dict[str, Any], out: Path) -> None:
-    slim = {k: {kk: vv for kk, vv in v.items() if kk != "series"} if isinstance(v, dict) else v
+    slim = {k: {kk: vv for kk, vv in v.items() if not kk.endswith("series")}
+            if isinstance(v, dict) else v
             for k, v in results.items()}  # fmt: skip
     (out / "results.json").write_text(json.dumps(slim, indent=2))
     drain = results.get("consumer")
@@ -111,6 +112,7 @@ def _hearing_back(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                      f"{relay['drain_per_s']:,.0f} /s", ""))  # fmt: skip
         rows.append((f"  relay lag, {relay['worker_processes']} workers at "
                      f"{relay['sends_per_s']:,.0f} SMS/s",
-                     f"max {relay['lag_rows_max']:,} rows, {relay['lag_age_max_s']:.1f} s",
+                     f"p50 {relay['lag_rows_p50']:,} rows / {relay['lag_age_p50_s']:.2f} s, "
+                     f"max {relay['lag_rows_max']:,} / {relay['lag_age_max_s']:.1f} s",
                      ""))  # fmt: skip
     return rows
