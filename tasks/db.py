@@ -108,9 +108,8 @@ class StoreRunner:
                     raise
                 self._loop, self._store, self._pid = loop, store, os.getpid()
                 self._thread = thread
-                # Finished attempts from all sender threads, one statement per round trip
-                # (finish_many is looked up per write, so tests can swap it).
-                self._commits = GroupCommit(lambda batch: store.finish_many(batch))
+                # Finished attempts from all sender threads, one statement per round trip.
+                self._commits = GroupCommit(lambda batch: store.finish_many(batch))  # noqa: PLW0108 - looked up per write, so tests can swap it
             return self._loop, self._store, self._commits
 
     def run(self, call: Callable[[OutcomeStore], Awaitable[T]], timeout: float = 60) -> T:
