@@ -14,6 +14,7 @@ from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
+from bench.webhooks import callbacks, relay
 from schemas import Channel
 
 PARTS = (
@@ -26,6 +27,8 @@ PARTS = (
     "latency",
     "rules_diff",
     "limiter",
+    "webhooks",
+    "relay",
 )
 
 
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff-events", type=int, default=100_000)
     parser.add_argument("--segments-per-second", type=float, default=100.0,
                         help="the limiter part's configured rate")  # fmt: skip
+    parser.add_argument("--webhook-seconds", type=int, default=60)
+    parser.add_argument("--naive-webhook-seconds", type=int, default=20)
+    parser.add_argument("--webhook-connections", type=int, default=64)
+    parser.add_argument("--relay-backlog", type=int, default=200_000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -66,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             "latency": lambda: runs.latency(env, args.rate, args.seconds, args.latency_workers),
             "rules_diff": lambda: rules_diff(env, args.diff_events),
             "limiter": lambda: limiter(env, args.segments_per_second, args.worker_processes),
+            "webhooks": lambda: callbacks(
+                env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
+            ),
+            "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
         }
         for name in PARTS:
             if name in args.only:

@@ -80,6 +80,34 @@ def _limiter(lim: dict[str, Any], _: dict[str, Any]) -> list[Row]:
              f"{lim['redis_script_calls_per_send']:.3f}", "<= 1")]  # fmt: skip
 
 
+def _webhooks(hooks: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    if "skipped" in hooks:
+        rows.append(("webhooks", hooks["skipped"], ""))
+    else:
+        grouped, naive = hooks["grouped"], hooks["naive"]
+        rows.append((f"signed callbacks, one notify webhooks ({grouped['connections']} conns)",
+                     f"{grouped['per_s']:,.0f} /s", ">= 3,000"))  # fmt: skip
+        rows.append(("  request p50 / p99",
+                     f"{grouped['p50_ms']:.1f} / {grouped['p99_ms']:.1f} ms", ""))  # fmt: skip
+        rows.append((f"  RSS over {grouped['callbacks']:,} callbacks",
+                     f"{grouped['rss_start_mb']:.0f} -> max {grouped['rss_max_mb']:.0f} MB",
+                     "flat"))  # fmt: skip
+        rows.append(("naive per-request UPDATE+commit", f"{naive['per_s']:,.0f} /s",
+                     f"p50 {naive['p50_ms']:.0f} / p99 {naive['p99_ms']:.0f} ms"))  # fmt: skip
+        rows.append(("grouped / naive", f"{hooks['ratio']:.1f}x", ">= 5x"))
+    return rows
+
+
+def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    return [(f"outbox relay draining {relay['backlog']:,}",
+             f"{relay['drain_per_s']:,.0f} /s", ""),
+            (f"  relay lag, {relay['worker_processes']} workers at "
+             f"{relay['sends_per_s']:,.0f} SMS/s",
+             f"p50 {relay['lag_rows_p50']:,} rows / {relay['lag_age_p50_s']:.2f} s, "
+             f"max {relay['lag_rows_max']:,} / {relay['lag_age_max_s']:.1f} s", "")]  # fmt: skip
+
+
 # Each part's rows, in the order they are printed.
 PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "consumer": _consumer,
@@ -91,6 +119,8 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "latency": _latency,
     "rules_diff": _rules_diff,
     "limiter": _limiter,
+    "webhooks": _webhooks,
+    "relay": _relay,
 }
 
 
@@ -109,7 +139,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def save(results: dict[str, Any], out: Path) -> None:
-    slim = {k: {kk: vv for kk, vv in v.items() if kk != "series"} if isinstance(v, dict) else v
+    slim = {k: {kk: vv for kk, vv in v.items() if not kk.endswith("series")}
+            if isinstance(v, dict) else v
             for k, v in results.items()}  # fmt: skip
     (out / "results.json").write_text(json.dumps(slim, indent=2))
     drain = results.get("consumer")

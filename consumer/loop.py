@@ -25,6 +25,7 @@ from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs
 from notify.outage import OutageGuard
+from notify.outbox import OutboxRelay
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.stream_gauges import StreamGauges, sample
@@ -290,7 +291,13 @@ class Consumer:
 
 
 async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
-    """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0."""
+    """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0.
+
+    The consumer also runs the outcomes relay (notify/outbox.py): every deployment runs a
+    consumer, it already holds Redis and Postgres clients on an asyncio loop, and it has CPU
+    to spare (one consumer routes ten times what a worker host sends), where a worker's
+    sender threads do not.
+    """
     rules = RulesWatcher(settings.rules_path, settings.rules_poll_seconds)
     client = aioredis.from_url(settings.redis_url, health_check_interval=30)
     broker = (
@@ -299,7 +306,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         else aioredis.from_url(settings.broker_url, health_check_interval=30)
     )
     store = await OutageGuard("postgres").call(
-        lambda: OutcomeStore.connect(settings.database_url, min_size=1, max_size=4)
+        lambda: OutcomeStore.connect(settings.database_url, min_size=1, max_size=5)
     )
     stream = EventStream(
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
@@ -314,11 +321,14 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     if serve_metrics and settings.metrics_port:
         start_http_server(settings.metrics_port)
     sampler = asyncio.create_task(sample(client, gauges, consumer.stopping, stream.info))
+    relay = OutboxRelay(store.pool, client, settings.outcomes_stream, settings.outcomes_maxlen)
+    relaying = asyncio.create_task(relay.run(consumer.stopping))
     try:
         await consumer.run()
     finally:
         consumer.stopping.set()
         await sampler
+        await relaying
         REGISTRY.unregister(gauges)
         await store.close()
         await client.aclose()

@@ -85,6 +85,7 @@ def _decide(
         "channel": channel,
         "rules_version": version,
         "cancel_on": rule.rule.cancel_patterns(),
+        "event_time": event.time,
     }
 
     def failed(recipient: str, code: str, exc: BaseException, body: str = "") -> NewNotification:

@@ -1,6 +1,6 @@
 """`notify`: the operator's command line (CONTRACT section 4).
 
-The one place that dispatches to a side (`consumer`, `tasks`): always through an import
+The one place that dispatches to a side (`consumer`, `webhooks`): always through an import
 inside the subcommand's function, so `notify publish` never loads the consumer's rules engine.
 """
 
@@ -33,6 +33,12 @@ def _consume(settings: Settings, _: argparse.Namespace) -> int:
     except RulesError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1
+
+
+def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
+    from webhooks.server import serve
+
+    return serve(settings)
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
@@ -104,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         run=_migrate
     )
     sub.add_parser("consume", help="run the stream consumer").set_defaults(run=_consume)
+    sub.add_parser(
+        "webhooks", help="serve Twilio status callbacks and inbound SMS (NOTIFY_WEBHOOK_PORT)"
+    ).set_defaults(run=_webhooks)
 
     pub = sub.add_parser("publish", help="add one event to the stream")
     pub.add_argument("type")

@@ -58,6 +58,110 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        2,
+        "receipts, inbound messages, the outcomes outbox, status skipped",
+        """
+        ALTER TABLE notifications DROP CONSTRAINT notifications_status_check;
+        ALTER TABLE notifications ADD CONSTRAINT notifications_status_check
+            CHECK (status IN ('scheduled', 'pending', 'sending', 'sent', 'delivered',
+                'undelivered', 'failed', 'cancelled', 'skipped'));
+        -- Receipt lookups made for a `sent` SMS: they stop after a bound (tasks/receipts.py).
+        ALTER TABLE notifications ADD COLUMN receipt_lookups integer NOT NULL DEFAULT 0;
+        CREATE INDEX notifications_provider_message_id ON notifications (provider_message_id)
+            WHERE provider_message_id IS NOT NULL;
+        CREATE INDEX notifications_awaiting_receipt ON notifications (updated_at)
+            WHERE status = 'sent' AND channel = 'sms';
+
+        CREATE TABLE notification_receipts (
+            id bigserial PRIMARY KEY,
+            -- Null while no row has recorded this SID yet (the worker's commit in flight).
+            notification_id bigint REFERENCES notifications (id) ON DELETE CASCADE,
+            provider_message_id text NOT NULL,
+            provider_status text NOT NULL,
+            error_code text,
+            source text NOT NULL CHECK (source IN ('callback', 'lookup')),
+            idempotency_token text,
+            received_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX notification_receipts_unmatched ON notification_receipts
+            (provider_message_id) WHERE notification_id IS NULL;
+        CREATE INDEX notification_receipts_notification ON notification_receipts
+            (notification_id);
+
+        -- Every signed inbound SMS, once per MessageSid (Twilio retries). Opt-out handling
+        -- (CONTRACT section 6) builds on this table.
+        CREATE TABLE inbound_messages (
+            id bigserial PRIMARY KEY,
+            message_sid text NOT NULL UNIQUE,
+            account_sid text,
+            from_number text NOT NULL,
+            to_number text,
+            body text NOT NULL DEFAULT '',
+            opt_out_type text,
+            params jsonb NOT NULL,
+            received_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX inbound_messages_from ON inbound_messages (from_number, received_at);
+
+        -- The transactional outbox of the outcomes stream (CONTRACT section 7): one row per
+        -- entry to publish, deleted by the relay once it is in the stream. A queue table:
+        -- vacuum it by count of dead rows, not by a fraction of a table that is mostly empty.
+        CREATE TABLE outcome_outbox (
+            id bigserial PRIMARY KEY,
+            outcome_id text NOT NULL,
+            type text NOT NULL,
+            subject text,
+            time timestamptz NOT NULL DEFAULT now(),
+            data text NOT NULL
+        ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+
+        -- Statement triggers write the outbox row of every change of a notification to a
+        -- published status (schemas.TERMINAL), in the statement that makes the change, so no
+        -- status change commits without its outcome, whichever statement made it.
+        -- The entry id `<notification id>-<status>` is stable: a row reaches each of these
+        -- statuses at most once.
+        CREATE FUNCTION outbox_inserted_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text
+            FROM new_rows n
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+
+        CREATE FUNCTION outbox_updated_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text
+            FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+              AND n.status <> o.status
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+
+        CREATE TRIGGER notifications_outbox_insert AFTER INSERT ON notifications
+            REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_inserted_notifications();
+        CREATE TRIGGER notifications_outbox_update AFTER UPDATE ON notifications
+            REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION outbox_updated_notifications();
+        """,
+    ),
+    (
         4,
         "sending politely: skipped status, throttles, send-rate slots",
         """

@@ -92,6 +92,14 @@ class Settings:
     consumer_name: str = ""
     # How often lag and pending are read for /metrics, on the consumer and the workers.
     stream_sample_seconds: float = 5.0
+    # Hearing back (CONTRACT sections 6 and 7).
+    public_url: str | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = 8080
+    outcomes_stream: str = "notifications.outcomes"
+    outcomes_maxlen: int = 1_000_000
+    receipt_timeout_seconds: float = 3600.0
+    receipt_lookups_per_run: int = 100
     # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
     prometheus_multiproc_dir: str | None = None
 
@@ -155,6 +163,18 @@ class Settings:
             or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}",
             prometheus_multiproc_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
             stream_sample_seconds=_sample_seconds(e),
+            # The URL Twilio calls (behind any proxy); signatures are computed over it.
+            public_url=(e.get("NOTIFY_PUBLIC_URL") or "").rstrip("/") or None,
+            webhook_host=e.get("NOTIFY_WEBHOOK_HOST") or cls.webhook_host,
+            webhook_port=_int(e, "NOTIFY_WEBHOOK_PORT", cls.webhook_port),
+            outcomes_stream=e.get("NOTIFY_OUTCOMES_STREAM") or cls.outcomes_stream,
+            outcomes_maxlen=_int(e, "NOTIFY_OUTCOMES_MAXLEN", cls.outcomes_maxlen),
+            receipt_timeout_seconds=_float(
+                e, "NOTIFY_RECEIPT_TIMEOUT_SECONDS", cls.receipt_timeout_seconds
+            ),
+            receipt_lookups_per_run=_int(
+                e, "NOTIFY_RECEIPT_LOOKUPS_PER_RUN", cls.receipt_lookups_per_run
+            ),
         )
 
     @property

@@ -13,12 +13,15 @@ import msgspec
 
 from notify import slots, throttles
 from notify.globs import translate
+from notify.inbound import InboundStore
+from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
 from schemas import (
     IN_FLIGHT,
     AttemptOutcome,
     Channel,
     NewNotification,
     Notification,
+    Settled,
     Status,
     sql_list,
 )
@@ -69,6 +72,31 @@ class Finished:
 _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
 
 
+# The SIDs' advisory locks are taken before any row changes (an InitPlan the UPDATE needs
+# first), so a callback that found no row for a SID waits for this commit (notify/receipts.py).
+_FINISH = f"""
+WITH f AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[],
+        $6::text[], $7::text[], $8::text[])
+    AS f(id, attempt, status, outcome, started_at, provider_message_id, error_code,
+         error_message)),
+locked AS (
+    SELECT count(pg_advisory_xact_lock({SID_LOCK_SPACE}, hashtext(sid))) AS n
+    FROM (SELECT DISTINCT provider_message_id AS sid FROM f
+          WHERE provider_message_id IS NOT NULL ORDER BY 1) AS sids),
+attempt AS (
+    UPDATE notification_attempts a SET finished_at = now(), outcome = f.outcome,
+        error_code = f.error_code, error_message = f.error_message,
+        provider_message_id = f.provider_message_id,
+        started_at = COALESCE(f.started_at, a.started_at)
+    FROM f WHERE a.notification_id = f.id AND a.attempt = f.attempt)
+UPDATE notifications n SET status = f.status, updated_at = now(),
+    provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
+    error_code = f.error_code, error_message = f.error_message
+FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 0
+"""
+
+
 @dataclass(frozen=True)
 class Inserted:
     """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery)."""
@@ -107,7 +135,7 @@ def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
             n.error_code,
             n.error_message,
             n.rules_version,
-            None,
+            n.event_time,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -126,6 +154,7 @@ class OutcomeStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.receipts = ReceiptStore(pool)
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> OutcomeStore:
@@ -234,33 +263,24 @@ class OutcomeStore:
     async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return await slots.due(self.pool, within=within, limit=limit)
 
-    async def finish_many(self, finished: Sequence[Finished]) -> None:
+    async def finish_many(self, finished: Sequence[Finished]) -> list[Settled]:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.
 
         `started_at` is when the provider call began (batch claims insert attempts earlier).
-        Only rows still `sending` change: a sweeper that settled a row first wins.
+        Only rows still `sending` change: a sweeper that settled a row first wins. Receipts
+        that arrived before their SID was recorded are applied in the same transaction
+        (notify/receipts.py); the rows they settled are returned.
         """
         if not finished:
-            return
+            return []
         columns = list(zip(*map(_FINISHED_FIELDS, finished), strict=True))
-        await self.pool.execute(
-            f"""WITH f AS (
-                   SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],
-                       $5::timestamptz[], $6::text[], $7::text[], $8::text[])
-                   AS f(id, attempt, status, outcome, started_at, provider_message_id,
-                        error_code, error_message)),
-               attempt AS (
-                   UPDATE notification_attempts a SET finished_at = now(), outcome = f.outcome,
-                       error_code = f.error_code, error_message = f.error_message,
-                       provider_message_id = f.provider_message_id,
-                       started_at = COALESCE(f.started_at, a.started_at)
-                   FROM f WHERE a.notification_id = f.id AND a.attempt = f.attempt)
-               UPDATE notifications n SET status = f.status, updated_at = now(),
-                   provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
-                   error_code = f.error_code, error_message = f.error_message
-               FROM f WHERE n.id = f.id AND n.status = {SENDING}""",
-            *columns,
-        )
+        sids = [f.provider_message_id for f in finished if f.provider_message_id]
+        if not sids:  # only failures and retries: nothing a receipt could be waiting for
+            await self.pool.execute(_FINISH, *columns)
+            return []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_FINISH, *columns)
+            return await apply_pending(conn, sids)
 
     async def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
@@ -325,7 +345,10 @@ class OutcomeStore:
         error_message: str | None = None,
     ) -> bool:
         """Settle a stuck row, unless someone touched it since we looked (then leave it)."""
+        sids = [provider_message_id] if provider_message_id else []
         async with self.pool.acquire() as conn, conn.transaction():
+            if sids:
+                await conn.fetchval(LOCK_SIDS, sids)
             done = await conn.fetchval(
                 f"""UPDATE notifications SET status = $3, updated_at = now(),
                        provider_message_id = COALESCE($4, provider_message_id),
@@ -350,6 +373,7 @@ class OutcomeStore:
                 error_code,
                 provider_message_id,
             )
+            await apply_pending(conn, sids)
         return True
 
     async def delete_older_than(self, *, days: float, limit: int) -> int:
@@ -369,6 +393,13 @@ class OutcomeStore:
 
     async def forget_expired_throttles(self, *, limit: int) -> int:
         return await throttles.forget_expired(self.pool, limit=limit)
+
+    async def delete_heard_older_than(self, *, days: float, limit: int) -> int:
+        """Retention for what providers sent back that no row owns: callbacks for SIDs never
+        recorded, and inbound messages. (A row's own receipts go with the row.)"""
+        receipts = await self.receipts.delete_unmatched_older_than(days=days, limit=limit)
+        inbound = await InboundStore(self.pool).delete_older_than(days=days, limit=limit)
+        return receipts + inbound
 
     async def status_counts(self, *, since_seconds: float) -> dict[str, int]:
         records = await self.pool.fetch(

@@ -28,6 +28,7 @@ from schemas.notification import (
     can_move,
     sql_list,
 )
+from schemas.receipts import Receipt, ReceiptSource, Settled
 from schemas.rules import Rule, RulesFile
 
 __all__ = [
@@ -46,9 +47,12 @@ __all__ = [
     "Notification",
     "NotifyError",
     "PermanentDeliveryError",
+    "Receipt",
+    "ReceiptSource",
     "Rule",
     "RulesError",
     "RulesFile",
+    "Settled",
     "Status",
     "TaskResult",
     "ThrottleKey",

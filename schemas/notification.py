@@ -108,6 +108,8 @@ class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
     throttle: ThrottleKey | None = None
     # The zone whose quiet hours moved `send_at` (for `rules preview`; not stored).
     quiet_zone: str | None = None
+    # The event's own time: the start of notify_delivery_seconds (event -> delivery receipt).
+    event_time: datetime | None = None
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):

@@ -15,8 +15,10 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from notify.group_commit import GroupCommit
+from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
-from schemas import AttemptOutcome, Channel, Notification, Status
+from schemas import AttemptOutcome, Channel, Notification, Receipt, Settled, Status
 
 T = TypeVar("T")
 
@@ -60,46 +62,17 @@ class WorkerStore(Protocol):
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
 
+    def delete_heard_older_than(self, *, days: float, limit: int) -> int: ...
+
+    def awaiting_receipt(
+        self, *, older_than: float, limit: int, max_lookups: int
+    ) -> list[AwaitingReceipt]: ...
+
+    def record_lookups(
+        self, receipts: Sequence[Receipt], looked_up: Sequence[int]
+    ) -> list[Settled]: ...
+
     def close(self) -> None: ...
-
-
-class GroupCommit:
-    """Finished attempts from many sender threads, written in one statement per round trip.
-
-    Nothing waits to fill a batch: whatever queued while the previous write ran goes next, so
-    a lone row is written at once and a busy process writes dozens per statement. Each caller
-    still returns only after its own row is committed, so no outcome is left unrecorded for
-    longer than with one statement per row. Lives on the runner's loop thread.
-    """
-
-    def __init__(self, store: OutcomeStore, max_rows: int = 500) -> None:
-        self.store = store
-        self.max_rows = max_rows
-        self._queue: list[tuple[Finished, Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
-
-    def add(self, item: Finished, done: Future[None]) -> None:
-        self._queue.append((item, done))
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch = self._queue[: self.max_rows]
-                del self._queue[: self.max_rows]
-                try:
-                    await self.store.finish_many([item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - each caller decides whether to retry
-                    for _, done in batch:
-                        if not done.cancelled():
-                            done.set_exception(exc)
-                else:
-                    for _, done in batch:
-                        if not done.cancelled():
-                            done.set_result(None)
-        finally:
-            self._writer = None
 
 
 class StoreRunner:
@@ -112,10 +85,12 @@ class StoreRunner:
         self._pid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._store: OutcomeStore | None = None
-        self._commits: GroupCommit | None = None
+        self._commits: GroupCommit[Finished] | None = None
         self._thread: threading.Thread | None = None
 
-    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, OutcomeStore, GroupCommit]:
+    def _ensure(
+        self,
+    ) -> tuple[asyncio.AbstractEventLoop, OutcomeStore, GroupCommit[Finished]]:
         with self._lock:
             if (
                 self._pid != os.getpid()
@@ -139,7 +114,8 @@ class StoreRunner:
                     raise
                 self._loop, self._store, self._pid = loop, store, os.getpid()
                 self._thread = thread
-                self._commits = GroupCommit(store)
+                # Finished attempts from all sender threads, one statement per round trip.
+                self._commits = GroupCommit(lambda batch: store.finish_many(batch))  # noqa: PLW0108 - looked up per write, so tests can swap it
             return self._loop, self._store, self._commits
 
     def run(self, call: Callable[[OutcomeStore], Awaitable[T]], timeout: float = 60) -> T:
@@ -207,6 +183,23 @@ class StoreRunner:
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))
+
+    def delete_heard_older_than(self, *, days: float, limit: int) -> int:
+        return self.run(lambda store: store.delete_heard_older_than(days=days, limit=limit))
+
+    def awaiting_receipt(
+        self, *, older_than: float, limit: int, max_lookups: int
+    ) -> list[AwaitingReceipt]:
+        return self.run(
+            lambda store: store.receipts.awaiting(
+                older_than=older_than, limit=limit, max_lookups=max_lookups
+            )
+        )
+
+    def record_lookups(
+        self, receipts: Sequence[Receipt], looked_up: Sequence[int]
+    ) -> list[Settled]:
+        return self.run(lambda store: store.receipts.record_lookups(receipts, looked_up))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

@@ -52,6 +52,13 @@ ATTEMPTS = Histogram(
     buckets=(1, 2, 3, 4, 5, 7, 10),
 )
 
+RECEIPT_LOOKUPS = Counter(
+    "notify_receipt_lookups_total",
+    "Receipt-timeout lookups at Twilio by result (settled, unsettled, not_found, stopped)",
+    ["result"],
+)
+
+
 # The send-rate limiter (tasks/limiter.py), per sender (a phone number or Messaging Service).
 SLOT_WAIT = Histogram(
     "notify_sms_slot_wait_seconds",
@@ -89,6 +96,8 @@ def start_at_zero() -> None:
     for channel in Channel:
         for status in (TaskResult.SENT, TaskResult.FAILED, TaskResult.RETRIED):
             NOTIFICATIONS.labels(channel, status)
+    for result in ("settled", "unsettled", "not_found", "stopped"):
+        RECEIPT_LOOKUPS.labels(result)
 
 
 def reset_multiprocess_dir(settings: Settings) -> None:

@@ -128,8 +128,10 @@ def purge() -> int:
     while rt.db.forget_expired_throttles(limit=5000) == 5000:
         pass
     total = 0
-    while True:
-        deleted = rt.db.delete_older_than(days=rt.settings.retention_days, limit=5000)
-        total += deleted
-        if deleted < 5000:
-            return total
+    for delete in (rt.db.delete_older_than, rt.db.delete_heard_older_than):
+        while True:
+            deleted = delete(days=rt.settings.retention_days, limit=5000)
+            total += deleted
+            if deleted < 5000:
+                break
+    return total

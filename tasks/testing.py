@@ -9,8 +9,10 @@ from typing import Any
 
 import msgspec
 
+from notify.receipts import AwaitingReceipt
 from notify.store import Finished
-from schemas import IN_FLIGHT, AttemptOutcome, Channel, Notification, Status
+from schemas import IN_FLIGHT, AttemptOutcome, Channel, Notification, Receipt, Settled, Status
+from schemas.receipts import SETTLES
 
 
 class FakeStore:
@@ -19,6 +21,7 @@ class FakeStore:
 
     `finished` and `resolved` record what tasks wrote, as dicts with an `id` key;
     `record_failures` are raised by the next `record` calls, one each (a Postgres blip).
+    `awaiting` holds `sent` SMS whose receipt is overdue; `lookups` what lookups recorded.
     """
 
     def __init__(self, claimable: dict[int, Notification] | None = None) -> None:
@@ -31,6 +34,9 @@ class FakeStore:
         # Rows a limiter sent back to pending: id -> (attempt undone, slot kept on the row).
         self.released: dict[int, tuple[int, datetime | None]] = {}
         self._claimed: dict[int, Notification] = {}
+        self.awaiting: list[AwaitingReceipt] = []
+        self.lookups: list[Receipt] = []
+        self.looked_up: list[int] = []
         self.pings = 0
         self.closed = False
 
@@ -111,6 +117,33 @@ class FakeStore:
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return 0
+
+    def delete_heard_older_than(self, *, days: float, limit: int) -> int:
+        return 0
+
+    def awaiting_receipt(
+        self, *, older_than: float, limit: int, max_lookups: int
+    ) -> list[AwaitingReceipt]:
+        return self.awaiting[:limit]
+
+    def record_lookups(
+        self, receipts: Sequence[Receipt], looked_up: Sequence[int]
+    ) -> list[Settled]:
+        self.lookups.extend(receipts)
+        self.looked_up.extend(looked_up)
+        settled = []
+        for r in receipts:
+            status = SETTLES.get(r.provider_status)
+            if status is not None and r.notification_id is not None:
+                settled.append(
+                    Settled(
+                        notification_id=r.notification_id, channel="sms", status=status,
+                        error_code=r.error_code, provider_message_id=r.provider_message_id,
+                        event_time=None, received_at=r.received_at,
+                    )
+                )  # fmt: skip
+        self.awaiting = [a for a in self.awaiting if a.notification_id not in set(looked_up)]
+        return settled
 
     def close(self) -> None:
         self.closed = True

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from notify.settings import Settings
-from schemas import ConfigurationError, TransientDeliveryError
+from notify.webhook_paths import STATUS_CALLBACK_PATH
+from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from tasks.classification import classify_twilio, error_for, retry_after_seconds
 from tasks.providers.twilio_http import ProviderTimeout, ProviderUnreachable, Urllib3HttpClient
 
@@ -54,7 +56,9 @@ class TwilioSms:
         sender = self._sender()
         client, http = self._client()
         try:
-            message = client.messages.create(to=to, body=body, **sender)
+            message = client.messages.create(
+                to=to, body=body, status_callback=self.status_callback, **sender
+            )
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
         except ProviderTimeout as exc:
@@ -62,6 +66,28 @@ class TwilioSms:
         except ProviderUnreachable as exc:
             raise TransientDeliveryError("connection_error", str(exc)) from None
         return str(message.sid)
+
+    @property
+    def status_callback(self) -> str | object:
+        """Where Twilio reports delivery (CONTRACT section 6); unset: the SDK sends none."""
+        base = self.settings.public_url
+        return f"{base}{STATUS_CALLBACK_PATH}" if base else values.unset
+
+    def fetch_status(self, sid: str) -> tuple[str, str | None]:
+        """Twilio's status and error code for one message (a receipt that never came)."""
+        client, http = self._client()
+        try:
+            message = client.messages(sid).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:  # not a configuration error here: this message is unknown
+                raise PermanentDeliveryError("20404", "no such message") from None
+            raise _rest_error(exc, http) from None
+        except ProviderTimeout as exc:
+            raise TransientDeliveryError("timeout", str(exc)) from None
+        except ProviderUnreachable as exc:
+            raise TransientDeliveryError("connection_error", str(exc)) from None
+        code = message.error_code
+        return str(message.status), None if code in (None, "", 0) else str(code)
 
     def find_sent(self, to: str, body: str, since: Any) -> str | None:
         """The SID of a message with this body already sent to `to` since `since`, if any."""

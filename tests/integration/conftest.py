@@ -13,9 +13,10 @@ import redis
 
 from sandbox import Sandbox
 from sandbox.credentials import write_service_account
-from sandbox.launcher import ThrowawayDatabase, emulator_env
+from sandbox.launcher import ThrowawayDatabase, emulator_env, free_port
 from tests.conftest import DATABASE_URL, REDIS_URL, require_services
 from tests.integration import processes
+from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def pipeline_env(
     """Environment for one test's processes: unique stream, group, queue; cleaned up after."""
     sandbox.reset()
     tag = uuid.uuid4().hex[:8]
-    stream, queue = f"test-events-{tag}", f"test-q-{tag}"
+    stream, queue, outcomes = f"test-events-{tag}", f"test-q-{tag}", f"test-outcomes-{tag}"
     env = {
         **os.environ,
         "REDIS_URL": REDIS_URL,
@@ -80,6 +81,7 @@ def pipeline_env(
         "NOTIFY_STREAM": stream,
         "NOTIFY_GROUP": "notifications",
         "NOTIFY_TASK_QUEUE": queue,
+        "NOTIFY_OUTCOMES_STREAM": outcomes,
         "NOTIFY_RULES": str(tmp_path / "rules.yaml"),
         "NOTIFY_METRICS_PORT": "0",
         "NOTIFY_WORKER_METRICS_PORT": "0",
@@ -92,7 +94,7 @@ def pipeline_env(
         "PYTHONUNBUFFERED": "1",
     }
     yield env
-    keys = [stream, f"{stream}.dlq", queue, f"_kombu.binding.{queue}"]
+    keys = [stream, f"{stream}.dlq", queue, f"_kombu.binding.{queue}", outcomes]
     redis_client.delete(*keys)
 
 
@@ -143,3 +145,26 @@ def start_pipeline(
 def running(start_pipeline: processes.StartPipeline) -> dict[str, str]:
     """A worker and a consumer on the shared test rules, default settings."""
     return start_pipeline().env
+
+
+@pytest.fixture
+def start_webhooks(
+    pipeline_env: dict[str, str], procs: processes.Start, tmp_path: Path
+) -> Callable[..., TwilioCallbacks]:
+    """`start_webhooks(NOTIFY_X="1")`: a `notify webhooks` process, ready, and a client that
+    signs like Twilio over NOTIFY_PUBLIC_URL (not the address it listens on)."""
+
+    def start(name: str = "webhooks", **settings: str) -> TwilioCallbacks:
+        port = free_port()
+        env = {
+            **pipeline_env,
+            "NOTIFY_PUBLIC_URL": PUBLIC_URL,
+            "NOTIFY_WEBHOOK_HOST": "127.0.0.1",
+            "NOTIFY_WEBHOOK_PORT": str(port),
+            **settings,
+        }
+        proc = procs(processes.webhooks(env, tmp_path, name))
+        proc.wait_for_log("webhooks listening")
+        return TwilioCallbacks(f"http://127.0.0.1:{port}", process=proc)
+
+    return start

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from typing import Any
 
 import asyncpg
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 RULES = """
 rules:
@@ -54,7 +56,7 @@ def publish(
     client.xadd(stream, fields)  # type: ignore[arg-type]
 
 
-def _fetch(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
+def fetch(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
     async def fetch() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(database_url)
         try:
@@ -66,14 +68,32 @@ def _fetch(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 
 def rows(database_url: str, where: str = "true", *args: Any) -> list[dict[str, Any]]:
-    return _fetch(database_url, f"SELECT * FROM notifications WHERE {where} ORDER BY id", *args)
+    return fetch(database_url, f"SELECT * FROM notifications WHERE {where} ORDER BY id", *args)
 
 
 def attempts(database_url: str, notification_id: int) -> list[dict[str, Any]]:
     sql = "SELECT * FROM notification_attempts WHERE notification_id = $1 ORDER BY attempt"
-    return _fetch(database_url, sql, notification_id)
+    return fetch(database_url, sql, notification_id)
 
 
 def count(database_url: str, where: str = "true", *args: Any) -> int:
     sql = f"SELECT count(*) AS n FROM notifications WHERE {where}"
-    return int(_fetch(database_url, sql, *args)[0]["n"])
+    return int(fetch(database_url, sql, *args)[0]["n"])
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(where: int | str) -> Samples:
+    """A /metrics page (a port on this host, or a URL) as {(name, labels): value}."""
+    url = f"http://127.0.0.1:{where}/metrics" if isinstance(where, int) else where
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)

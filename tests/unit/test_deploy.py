@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from sandbox.launcher import beat_args, consumer_args, worker_args
+from tests.integration.processes import WEBHOOKS_ARGS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LONG_RUNNING = {
@@ -20,6 +21,7 @@ LONG_RUNNING = {
     "consumer",
     "worker",
     "beat",
+    "webhooks",
     "flower",
     "prometheus",
     "grafana",
@@ -28,6 +30,8 @@ ALERTS = {
     "NotifyStreamLagHigh", "NotifyStreamLagUnknown", "NotifyPendingStuck",
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
     "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset", "NotifySmsBacklogSlowToDrain",
+    "NotifyDeliveredRatioFalling", "NotifyReceiptsStopped", "NotifyOutboxBacklogGrowing",
+    "NotifyWebhooksDown",
 }  # fmt: skip
 
 
@@ -37,6 +41,7 @@ def test_compose_runs_the_launchers_command_lines(services: dict[str, Any]) -> N
     assert services["consumer"]["command"] == consumer_args()
     assert services["worker"]["command"] == worker_args(concurrency=32)
     assert services["beat"]["command"] == beat_args("/tmp/celerybeat-schedule")
+    assert services["webhooks"]["command"] == WEBHOOKS_ARGS
 
 
 def load(name: str) -> Any:
@@ -67,7 +72,7 @@ def test_processes_run_the_documented_commands(services: dict[str, Any]) -> None
     assert command(services["worker"]).startswith("celery -A tasks worker")
     assert command(services["beat"]).startswith("celery -A tasks beat")
     assert command(services["flower"]).startswith("celery -A tasks flower")
-    for name in ("migrate", "consumer", "worker", "beat", "flower"):
+    for name in ("migrate", "consumer", "worker", "beat", "webhooks", "flower"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert services["redis"]["image"].startswith("redis:7")
     assert services["postgres"]["image"].startswith("postgres:")
@@ -83,8 +88,21 @@ def test_redis_keeps_the_stream_across_restarts(services: dict[str, Any]) -> Non
     assert any(v.split(":")[1] == "/data" for v in services["redis"]["volumes"])
 
 
+def test_the_image_holds_every_package_the_project_installs() -> None:
+    """A package missing from the image installs fine and fails at the first import."""
+    pyproject = (DEPLOY.parent / "pyproject.toml").read_text()
+    include = pyproject.split("[tool.setuptools.packages.find]", 1)[1].split("]", 1)[0]
+    packages = {name.rstrip("*") for name in include.split('"')[1::2]}
+    copied = {
+        line.split()[1]
+        for line in (DEPLOY / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+    }
+    assert packages <= copied, packages - copied
+
+
 def test_app_processes_wait_for_the_migration(services: dict[str, Any]) -> None:
-    for name in ("consumer", "worker", "beat"):
+    for name in ("consumer", "worker", "beat", "webhooks"):
         depends = services[name]["depends_on"]
         assert depends["migrate"] == {"condition": "service_completed_successfully"}, name
     assert services["beat"]["deploy"]["replicas"] == 1
@@ -103,6 +121,10 @@ def test_configuration_follows_the_contract(services: dict[str, Any]) -> None:
     ):
         assert name in env, name
     assert services["worker"]["environment"]["NOTIFY_WORKER_METRICS_PORT"] == "9465"
+    # Workers name the callback URL and the receiver checks signatures over the same one.
+    for name in ("worker", "webhooks"):
+        assert services[name]["environment"]["NOTIFY_PUBLIC_URL"], name
+    assert services["webhooks"]["environment"]["NOTIFY_WEBHOOK_PORT"] == "8080"
 
 
 def test_every_mounted_file_exists(services: dict[str, Any]) -> None:
@@ -120,7 +142,11 @@ def test_prometheus_scrapes_both_jobs_and_loads_the_rules() -> None:
     jobs = {
         job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]
     }
-    assert jobs == {"notify-consumer": ["consumer:9464"], "notify-worker": ["worker:9465"]}
+    assert jobs == {
+        "notify-consumer": ["consumer:9464"],
+        "notify-worker": ["worker:9465"],
+        "notify-webhooks": ["webhooks:8080"],
+    }
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
 
 
@@ -142,7 +168,7 @@ def test_every_alert_exists_has_a_runbook_and_is_unit_tested() -> None:
 
 def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
     dashboard = json.loads((DEPLOY / "grafana/dashboards/notifications.json").read_text())
-    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
     for metric in (
         "notify_stream_lag",
         "notify_events_total",
@@ -150,6 +176,9 @@ def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
         "notify_send_seconds_bucket",
         "notify_dead_letters_total",
         "notify_notifications_inserted_total",  # consumer-side failures in the ratio
+        "notify_receipts_total",
+        "notify_delivery_seconds_bucket",
+        "notify_outbox_backlog",
     ):
         assert metric in exprs, metric
     provisioning = load("grafana/provisioning/datasources/prometheus.yml")

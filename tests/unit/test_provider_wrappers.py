@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import urllib3
 from firebase_admin import exceptions, messaging
 from pytest_mock import MockerFixture
+from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 
 from notify.settings import Settings
@@ -35,7 +37,9 @@ def create(mocker: MockerFixture) -> Any:
 def test_sms_sends_from_the_configured_number(create: Any) -> None:
     create.return_value.sid = "SM123"
     assert TwilioSms(SETTINGS).send("+14155550100", "hello") == "SM123"
-    create.assert_called_once_with(to="+14155550100", from_="+15005550006", body="hello")
+    create.assert_called_once_with(
+        to="+14155550100", from_="+15005550006", body="hello", status_callback=values.unset
+    )
 
 
 def test_a_messaging_service_replaces_the_from_number(create: Any) -> None:
@@ -43,7 +47,10 @@ def test_a_messaging_service_replaces_the_from_number(create: Any) -> None:
     settings = replace(SETTINGS, twilio_messaging_service_sid="MG" + "2" * 32)
     assert TwilioSms(settings).send("+14155550100", "hello") == "SM124"
     create.assert_called_once_with(
-        to="+14155550100", body="hello", messaging_service_sid="MG" + "2" * 32
+        to="+14155550100",
+        body="hello",
+        messaging_service_sid="MG" + "2" * 32,
+        status_callback=values.unset,
     )
 
 
@@ -103,6 +110,44 @@ def test_the_sdk_request_goes_out_as_twilio_expects(wire: tuple[TwilioSms, Any])
     assert auth == f"{SETTINGS.twilio_account_sid}:secret"
     assert kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
     assert kwargs["timeout"].total == SETTINGS.provider_timeout_seconds
+
+
+def test_with_a_public_url_every_sms_asks_for_status_callbacks(mocker: MockerFixture) -> None:
+    sms = TwilioSms(dataclasses.replace(SETTINGS, public_url="https://notify.example.com"))
+    _, http = sms._client()
+    request = mocker.patch.object(http.pool, "request")
+    request.return_value = reply(201, {"sid": "SM1", "status": "queued"})
+    sms.send("+14155550100", "hi")
+    sent = parse_qs(request.call_args.kwargs["body"])
+    assert sent["StatusCallback"] == ["https://notify.example.com/webhooks/twilio/status"]
+
+
+def test_a_receipt_lookup_fetches_the_message_by_sid(wire: tuple[TwilioSms, Any]) -> None:
+    sms, request = wire
+    request.return_value = reply(200, {"sid": "SM1", "status": "undelivered", "error_code": 30003})
+    assert sms.fetch_status("SM1") == ("undelivered", "30003")
+    method, url = request.call_args.args
+    assert method == "GET" and url.endswith(
+        f"/Accounts/{SETTINGS.twilio_account_sid}/Messages/SM1.json"
+    )
+    request.return_value = reply(200, {"sid": "SM1", "status": "delivered", "error_code": None})
+    assert sms.fetch_status("SM1") == ("delivered", None)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "error"),
+    [(404, 20404, PermanentDeliveryError), (429, 20429, TransientDeliveryError),
+     (401, 20003, ConfigurationError)],
+)  # fmt: skip
+def test_receipt_lookup_errors_map_to_the_error_tree(
+    wire: tuple[TwilioSms, Any], status: int, code: int, error: type[Exception]
+) -> None:
+    sms, request = wire
+    request.return_value = reply(status, {"code": code, "message": "no", "status": status})
+    with pytest.raises(error) as info:
+        sms.fetch_status("SM1")
+    # An unknown SID is not a configuration error here, as it would be for a send.
+    assert type(info.value) is error
 
 
 def test_query_parameters_and_the_real_host_are_kept() -> None:

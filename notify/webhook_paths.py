@@ -1,0 +1,7 @@
+"""The webhook routes (CONTRACT section 6): workers name them in StatusCallback, and
+`notify webhooks` serves them; signatures are computed over NOTIFY_PUBLIC_URL plus these."""
+
+from __future__ import annotations
+
+STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
+INBOUND_PATH = "/webhooks/twilio/inbound"
