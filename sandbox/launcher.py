@@ -48,6 +48,10 @@ def worker_args(
     return args
 
 
+def webhooks_args() -> list[str]:
+    return ["notify", "webhooks"]
+
+
 def beat_args(schedule: str, *, loglevel: str = "INFO") -> list[str]:
     return ["celery", "-A", "tasks", "beat", "--loglevel", loglevel, "--schedule", schedule]
 
@@ -170,6 +174,11 @@ def worker(
         hostname=f"{name}-{uuid.uuid4().hex[:6]}@%h",
     )
     return Process(name, args, env, log_dir)
+
+
+def webhooks(env: Mapping[str, str], log_dir: Path, name: str = "webhooks") -> Process:
+    """`notify webhooks` on NOTIFY_WEBHOOK_HOST:NOTIFY_WEBHOOK_PORT from `env`."""
+    return Process(name, webhooks_args(), env, log_dir)
 
 
 def beat(env: Mapping[str, str], log_dir: Path, name: str = "beat") -> Process:

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.launcher import beat_args, consumer_args, worker_args
-from tests.integration.processes import WEBHOOKS_ARGS
+from sandbox.launcher import beat_args, consumer_args, webhooks_args, worker_args
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LONG_RUNNING = {
@@ -41,7 +40,7 @@ def test_compose_runs_the_launchers_command_lines(services: dict[str, Any]) -> N
     assert services["consumer"]["command"] == consumer_args()
     assert services["worker"]["command"] == worker_args(concurrency=32)
     assert services["beat"]["command"] == beat_args("/tmp/celerybeat-schedule")
-    assert services["webhooks"]["command"] == WEBHOOKS_ARGS
+    assert services["webhooks"]["command"] == webhooks_args()
 
 
 def load(name: str) -> Any:
