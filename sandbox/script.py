@@ -119,6 +119,13 @@ class Script:
                 return self._sticky.get(recipient)
         return None
 
+    def sticky_fault(self, recipient: str | None) -> Fault | None:
+        """The error set for this recipient, without touching the queue."""
+        if recipient is None:
+            return None
+        with self._lock:
+            return self._sticky.get(recipient)
+
     def reset(self) -> None:
         """Back to the constructor's latency, with no faults."""
         with self._lock:
