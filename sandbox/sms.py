@@ -10,8 +10,8 @@ import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
+from sandbox import listing
 from sandbox.faults import Fault
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
@@ -175,40 +175,20 @@ def _resource(
 
 
 def _list(state: State, req: Request, account: str) -> Reply:
-    params = req.params()
     try:
-        size = min(max(int(params.get("PageSize", "50")), 1), 1000)
-        page = max(int(params.get("Page", "0")), 0)
-    except ValueError:
-        return _error(Fault(status=400, code=20001, message="Invalid paging parameter"))
-    filters = {k: params[k] for k in ("To", "From") if params.get(k)}
-    matches = [
+        query = listing.parse_query(req.params())
+    except listing.ListError as exc:
+        return _error(Fault(status=400, code=20001, message=str(exc)))
+    matching = [
         m.response
-        for m in reversed(state.recorder.messages("sms"))
-        if m.response["account_sid"] == account
-        and all(m.response[k.lower()] == v for k, v in filters.items())
+        for m in reversed(state.recorder.messages("sms"))  # newest first
+        if m.response["account_sid"] == account and listing.matches(m.response, query)
     ]
-    start = page * size
-    chunk = matches[start : start + size]
-    base = f"{PREFIX}{account}/Messages.json"
-
-    def page_uri(number: int) -> str:
-        return f"{base}?{urlencode({**filters, 'PageSize': size, 'Page': number})}"
-
-    return json_reply(
-        200,
-        {
-            "end": start + max(len(chunk) - 1, 0),
-            "first_page_uri": page_uri(0),
-            "messages": chunk,
-            "next_page_uri": page_uri(page + 1) if start + size < len(matches) else None,
-            "page": page,
-            "page_size": size,
-            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-            "start": start,
-            "uri": page_uri(page),
-        },
-    )
+    try:
+        page = listing.build_page(matching, query, req.path)
+    except listing.ListError as exc:
+        return _error(Fault(status=400, code=20001, message=str(exc)))
+    return json_reply(200, page)
 
 
 def segments(body: str) -> int:
