@@ -64,6 +64,33 @@ class SandboxClient:
         fault = None if error is None else as_fault(error).to_json()
         self.script({"fail_recipients": {recipient: fault}})
 
+    # --- the SMS lifecycle ---
+
+    def sms_config(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "sms")
+        return result
+
+    def set_sms_rate(self, rate: float | None, sender: str | None = None) -> None:
+        spec = {"rate": rate} if sender is None else {"sender_rates": {sender: rate}}
+        self._call("POST", "sms", body=spec)
+
+    def release(self, sender: str | None = None, count: int | None = None) -> int:
+        result = self._call("POST", "sms/release", body={"sender": sender, "count": count})
+        return int(result["released"])
+
+    def set_delivery_delay(self, seconds: float) -> None:
+        self._call("POST", "sms", body={"delivery_delay_s": seconds})
+
+    def set_sms_outcome(
+        self, recipient: str, status: str | None, error_code: int | None = None
+    ) -> None:
+        outcome = None if status is None else {"status": status, "error_code": error_code}
+        self._call("POST", "sms", body={"outcomes": {recipient: outcome}})
+
+    def wait_for_status(self, sid: str, status: str, timeout: float = 5.0) -> RecordedMessage:
+        query = _query(sid=sid, status=status, timeout=timeout)
+        return RecordedMessage.from_json(self._call("GET", "sms/status", query, wait=timeout))
+
     def _call(
         self,
         method: str,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from sandbox import control_sms
+from sandbox.control_args import MAX_WAIT_S
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
 
 PREFIX = "/_sandbox/"
-# Cap long-polls so a forgotten client can't pin a server thread forever.
-MAX_WAIT_S = 300.0
 
 
 def route(state: State, req: Request) -> Reply:
@@ -17,7 +17,11 @@ def route(state: State, req: Request) -> Reply:
     endpoint = _ENDPOINTS.get((req.method, name))
     if endpoint is None:
         return json_reply(404, {"error": f"no control endpoint {req.method} {req.path}"})
-    return endpoint(state, req)
+    try:
+        return endpoint(state, req)
+    except (TypeError, ValueError) as exc:
+        # Bad arguments of any endpoint (and the setters' own checks) are the caller's fault.
+        return json_reply(400, {"error": str(exc)})
 
 
 def _health(state: State, req: Request) -> Reply:
@@ -84,4 +88,5 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
     ("GET", "script"): _get_script,
     ("POST", "script"): _set_script,
     ("POST", "reset"): _reset,
+    **control_sms.ENDPOINTS,
 }

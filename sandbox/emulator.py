@@ -9,6 +9,7 @@ from typing import Any, Self
 
 from sandbox.faults import Channel, FaultSpec
 from sandbox.handler import Server
+from sandbox.lifecycle import reached
 from sandbox.records import Listener, RecordedMessage, RequestRecord
 from sandbox.script import Script
 from sandbox.state import State
@@ -28,9 +29,18 @@ class Sandbox:
         latency_ms: float = 0.0,
         twilio_auth: tuple[str, str] | None = None,
         on_message: Listener | None = None,
+        sms_rate: float | None = None,
+        delivery_delay_s: float = 0.0,
     ) -> None:
+        """`sms_rate`: messages per second each sender drains (None: no limit, 0: hold all
+        until released); `delivery_delay_s`: from `sent` to the final status."""
         self._address = (host, port)
-        self.state = State(script=Script(latency_ms), twilio_auth=twilio_auth)
+        self.state = State(
+            Script(latency_ms),
+            twilio_auth,
+            sms_rate=sms_rate,
+            delivery_delay_s=delivery_delay_s,
+        )
         if on_message is not None:
             self.state.recorder.add_listener(on_message)
         self._server: Server | None = None
@@ -58,6 +68,7 @@ class Sandbox:
         server.close_connections()
         if thread is not None:
             thread.join()
+        self.state.stop()
         self._server = self._thread = None
 
     def __enter__(self) -> Self:
@@ -121,3 +132,29 @@ class Sandbox:
     def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
         """Always fail this phone number/token with `error`; None clears it."""
         self.state.script.fail_recipient(recipient, error)
+
+    # --- the SMS lifecycle (sandbox.outbox) ---
+
+    def set_sms_rate(self, rate: float | None, sender: str | None = None) -> None:
+        """Messages per second per sender (one sender when given); None: no limit; 0: hold."""
+        self.state.outbox.set_rate(rate, sender)
+
+    def release(self, sender: str | None = None, count: int | None = None) -> int:
+        """Send held (rate 0) messages now, oldest first; returns how many."""
+        return self.state.outbox.release(sender, count)
+
+    def set_delivery_delay(self, seconds: float) -> None:
+        """Time from `sent` to the final status (and its status callback)."""
+        self.state.outbox.set_delivery_delay(seconds)
+
+    def set_sms_outcome(
+        self, recipient: str, status: str | None, error_code: int | None = None
+    ) -> None:
+        """Final status for this number: delivered, undelivered or failed; None clears it."""
+        self.state.outbox.set_outcome(recipient, status, error_code)
+
+    def wait_for_status(self, sid: str, status: str, timeout: float = 5.0) -> RecordedMessage:
+        """Block until SMS `sid` has reached `status` or gone past it; TimeoutError otherwise."""
+        return self.state.recorder.wait_for_message(
+            sid, lambda m: reached(m.status or "", status), timeout
+        )

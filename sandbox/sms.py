@@ -7,27 +7,20 @@ import binascii
 import re
 import secrets
 import time
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 
 from sandbox import listing
 from sandbox.faults import Fault
+from sandbox.lifecycle import initial_status, rfc2822
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.segments import segments
 from sandbox.state import State
 
 PREFIX = "/2010-04-01/Accounts/"
 _ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MAX_BODY = 1600
-
-# GSM 03.38 basic set; anything else forces UCS-2 (70/67 chars per segment).
-_GSM = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXT = frozenset("^{}\\[~]|€\f")
 
 
 def route(state: State, req: Request) -> Reply:
@@ -72,18 +65,19 @@ def _create(state: State, req: Request, account: str) -> Reply:
     sid = "SM" + secrets.token_hex(16)
     resource = _resource(account, sid, to, from_, service, body, now)
     state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to))
-    state.recorder.record(
-        RecordedMessage(
-            channel="sms",
-            id=sid,
-            to=to,
-            sender=from_ or service,
-            body=body,
-            payload=dict(form),
-            response=resource,
-            received_at=now,
-        )
+    message = RecordedMessage(
+        channel="sms",
+        id=sid,
+        to=to,
+        sender=from_ or service,
+        body=body,
+        payload=dict(form),
+        response=resource,
+        received_at=now,
+        status=resource["status"],
     )
+    state.recorder.record(message)
+    state.outbox.submit(message)
     return json_reply(201, resource)
 
 
@@ -144,7 +138,7 @@ def _error(
 def _resource(
     account: str, sid: str, to: str, from_: str, service: str, body: str, now: float
 ) -> dict[str, Any]:
-    date = format_datetime(datetime.fromtimestamp(now, UTC))
+    date = rfc2822(now)
     uri = f"{PREFIX}{account}/Messages/{sid}"
     return {
         "account_sid": account,
@@ -163,8 +157,7 @@ def _resource(
         "price": None,
         "price_unit": "USD",
         "sid": sid,
-        # Twilio answers "accepted" when it still has to pick a sender.
-        "status": "queued" if from_ else "accepted",
+        "status": initial_status(from_),
         "subresource_uris": {
             "media": f"{uri}/Media.json",
             "feedback": f"{uri}/Feedback.json",
@@ -189,19 +182,6 @@ def _list(state: State, req: Request, account: str) -> Reply:
     except listing.ListError as exc:
         return _error(Fault(status=400, code=20001, message=str(exc)))
     return json_reply(200, page)
-
-
-def segments(body: str) -> int:
-    """SMS segment count the way carriers split GSM-7 vs UCS-2 bodies."""
-    if all(c in _GSM or c in _GSM_EXT for c in body):
-        units = len(body) + sum(c in _GSM_EXT for c in body)
-        single, multi = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, multi = 70, 67
-    if units <= single:
-        return 1
-    return -(-units // multi)
 
 
 def _not_found(path: str) -> str:

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from sandbox.outbox import Outbox
 from sandbox.records import Recorder
 from sandbox.script import Script
 from sandbox.tokens import TokenStore
 
 
-@dataclass
 class State:
-    script: Script = field(default_factory=Script)
-    recorder: Recorder = field(default_factory=Recorder)
-    # Kept across reset() so SDK clients' cached tokens stay valid.
-    tokens: TokenStore = field(default_factory=TokenStore)
-    # (account sid, auth token) to enforce; None accepts any Basic auth.
-    twilio_auth: tuple[str, str] | None = None
+    def __init__(
+        self,
+        script: Script | None = None,
+        twilio_auth: tuple[str, str] | None = None,
+        *,
+        sms_rate: float | None = None,
+        delivery_delay_s: float = 0.0,
+    ) -> None:
+        self.script = script or Script()
+        self.recorder = Recorder()
+        # Kept across reset() so SDK clients' cached tokens stay valid.
+        self.tokens = TokenStore()
+        # (account sid, auth token) to enforce; None accepts any Basic auth.
+        self.twilio_auth = twilio_auth
+        self.outbox = Outbox(self.recorder, rate=sms_rate, delivery_delay_s=delivery_delay_s)
 
     def reset(self) -> None:
+        self.outbox.reset()
         self.script.reset()
         self.recorder.reset()
+
+    def stop(self) -> None:
+        """Stop background work (the message lifecycle); a later request restarts it."""
+        self.outbox.stop()
