@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from sandbox import control_sms
-from sandbox.control_args import MAX_WAIT_S
+from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_number
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
 
@@ -56,6 +57,20 @@ def _set_script(state: State, req: Request) -> Reply:
     return json_reply(200, state.script.to_json())
 
 
+def _refuse(state: State, req: Request) -> Reply:
+    seconds = opt_number(body(req), "seconds")
+    if seconds is None or seconds < 0:
+        raise BadRequest("'seconds' must be a number >= 0")
+    listener = state.listener
+    if listener is None:
+        return json_reply(409, {"error": "sandbox not listening"})
+    # In effect before the answer, which still goes out on this (kept) connection.
+    return replace(
+        json_reply(200, {"refusing_for": seconds}),
+        before_write=lambda conn: listener.refuse_for(seconds, keep=conn),
+    )
+
+
 def _reset(state: State, req: Request) -> Reply:
     state.reset()
     return json_reply(200, {"status": "ok"})
@@ -88,5 +103,6 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
     ("GET", "script"): _get_script,
     ("POST", "script"): _set_script,
     ("POST", "reset"): _reset,
+    ("POST", "refuse"): _refuse,
     **control_sms.ENDPOINTS,
 }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -44,32 +43,23 @@ class Sandbox:
         if on_message is not None:
             self.state.recorder.add_listener(on_message)
         self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("sandbox already started")
         self._server = Server(self._address, self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
-            name=f"sandbox-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self.state.listener = self._server
+        self._server.serve_in_background()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
+        server = self._server
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if thread is not None:
-            thread.join()
+        server.stop()
         self.state.stop()
-        self._server = self._thread = None
+        self.state.listener = None
+        self._server = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -132,6 +122,12 @@ class Sandbox:
     def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
         """Always fail this phone number/token with `error`; None clears it."""
         self.state.script.fail_recipient(recipient, error)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for `seconds` (connects refused, open connections closed)."""
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        self._server.refuse_for(seconds)
 
     # --- the SMS lifecycle (sandbox.outbox) ---
 

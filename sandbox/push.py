@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from sandbox.faults import Fault
+from sandbox.faults import Fault, split
 from sandbox.identifiers import INVALID_TOKEN_MESSAGE, is_installation_id, is_registration_token
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
@@ -42,25 +42,31 @@ def route(state: State, req: Request) -> Reply:
         # Any 401 makes google-auth refresh its token and resend (twice at most).
         return _error(Fault(status=401, error_code="", message=_UNAUTHENTICATED), _CHALLENGE)
     # Server-side trouble first, then what FCM checks in the request, then the device.
-    fault = (
-        state.script.next_fault("push", None)
-        or problem
-        or _validate(message, token)
-        or state.script.sticky_fault(token)
+    connection, fault = split(
+        state.script.next_fault("push", None),
+        problem or _validate(message, token),
+        state.script.sticky_fault(token),
     )
+    if connection is not None and connection.action == "reset":
+        _log(state, req, 0, token, "reset")
+        return Reply(0, action="reset")
     if fault is not None:
-        _log(
-            state,
-            req,
-            fault.status,
-            token,
-            fault.fcm_error_code() or fault.google_status(),
-        )
-        return _error(fault)
-    _log(state, req, 200, token, None)
+        _log(state, req, fault.status, token, fault.fcm_error_code() or fault.google_status())
+        reply = _error(fault)
+    else:
+        _log(state, req, 200, token, None if connection is None else connection.action)
+        reply = json_reply(200, {"name": _accept(state, project, body, message, token)})
+    if connection is None:
+        return reply
+    return reply.with_connection_fault(connection.action, connection.delay_s)
+
+
+def _accept(
+    state: State, project: str, body: dict[str, Any], message: dict[str, Any], token: str | None
+) -> str:
+    """Record the push and return its name; dry runs are checked but, as at FCM, not sent."""
     if body.get("validate_only") is True:
-        # Dry runs are checked but, like FCM, never delivered.
-        return json_reply(200, {"name": f"projects/{project}/messages/fake_message_id"})
+        return f"projects/{project}/messages/fake_message_id"
     name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
     notification = message.get("notification") or {}
     state.recorder.record(
@@ -76,7 +82,7 @@ def route(state: State, req: Request) -> Reply:
             response={"name": name},
         )
     )
-    return json_reply(200, {"name": name})
+    return name
 
 
 def _body(req: Request) -> tuple[dict[str, Any], Fault | None]:

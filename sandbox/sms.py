@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from sandbox import listing
-from sandbox.faults import Fault
+from sandbox.faults import Fault, split
 from sandbox.lifecycle import initial_status, rfc2822
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
@@ -56,15 +56,35 @@ def _create(state: State, req: Request, account: str) -> Reply:
     if denied is not None:
         state.recorder.log(RequestRecord("sms", "POST", req.path, 401, to, "20003"))
         return denied
-    fault = state.script.next_fault("sms", to) or _validate(to, from_, service, body, form)
+    # Server-side trouble first, then what Twilio checks in the request, then the number.
+    connection, fault = split(
+        state.script.next_fault("sms", None),
+        _validate(to, from_, service, body, form),
+        state.script.sticky_fault(to),
+    )
+    if connection is not None and connection.action == "reset":
+        state.recorder.log(RequestRecord("sms", "POST", req.path, 0, to, "reset"))
+        return Reply(0, action="reset")
     if fault is not None:
         code = str(fault.twilio_code())
         state.recorder.log(RequestRecord("sms", "POST", req.path, fault.status, to, code))
-        return _error(fault, to, from_)
+        reply = _error(fault, to, from_)
+    else:
+        action = None if connection is None else connection.action
+        state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to, action))
+        reply = json_reply(201, _accept(state, account, form).response)
+    if connection is None:
+        return reply
+    return reply.with_connection_fault(connection.action, connection.delay_s)
+
+
+def _accept(state: State, account: str, form: dict[str, str]) -> RecordedMessage:
+    """Create the message and put it in its sender's queue."""
+    to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
+    service, body = form.get("MessagingServiceSid", "").strip(), form.get("Body", "")
     now = time.time()
     sid = "SM" + secrets.token_hex(16)
     resource = _resource(account, sid, to, from_, service, body, now)
-    state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to))
     message = RecordedMessage(
         channel="sms",
         id=sid,
@@ -78,7 +98,7 @@ def _create(state: State, req: Request, account: str) -> Reply:
     )
     state.recorder.record(message)
     state.outbox.submit(message)
-    return json_reply(201, resource)
+    return message
 
 
 def _validate(to: str, from_: str, service: str, body: str, form: dict[str, str]) -> Fault | None:

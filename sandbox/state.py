@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+from typing import Protocol
+
 from sandbox.outbox import Outbox
 from sandbox.records import Recorder
 from sandbox.script import Script
 from sandbox.tokens import TokenStore
+
+
+class Listener(Protocol):
+    """The running server, as far as control calls may steer it."""
+
+    def refuse_for(self, seconds: float, keep: socket.socket | None = None) -> None: ...
 
 
 class State:
@@ -24,6 +33,7 @@ class State:
         # (account sid, auth token) to enforce; None accepts any Basic auth.
         self.twilio_auth = twilio_auth
         self.outbox = Outbox(self.recorder, rate=sms_rate, delivery_delay_s=delivery_delay_s)
+        self.listener: Listener | None = None  # set while the server runs
 
     def reset(self) -> None:
         self.outbox.reset()
