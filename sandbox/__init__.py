@@ -11,6 +11,7 @@ from sandbox.client import SandboxClient
 from sandbox.emulator import Sandbox
 from sandbox.faults import Channel, Fault
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.webhooks import WebhookDelivery
 
 __all__ = [
     "Channel",
@@ -19,4 +20,5 @@ __all__ = [
     "RequestRecord",
     "Sandbox",
     "SandboxClient",
+    "WebhookDelivery",
 ]

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from sandbox.faults import Channel, FaultSpec, as_fault
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.webhooks import WebhookDelivery
 
 
 class SandboxClient:
@@ -94,6 +95,45 @@ class SandboxClient:
     def wait_for_status(self, sid: str, status: str, timeout: float = 5.0) -> RecordedMessage:
         query = _query(sid=sid, status=status, timeout=timeout)
         return RecordedMessage.from_json(self._call("GET", "sms/status", query, wait=timeout))
+
+    # --- webhooks ---
+
+    def set_webhook_auth_token(self, token: str | None) -> None:
+        self._call("POST", "webhooks", body={"auth_token": token})
+
+    def send_status_callback(
+        self,
+        sid: str,
+        status: str | None = None,
+        *,
+        url: str | None = None,
+        error_code: int | None = None,
+        signature: str = "valid",
+        repeat: int = 1,
+        idempotency_token: str | None = None,
+    ) -> list[WebhookDelivery]:
+        spec = {
+            "sid": sid,
+            "status": status,
+            "url": url,
+            "error_code": error_code,
+            "signature": signature,
+            "repeat": repeat,
+            "idempotency_token": idempotency_token,
+        }
+        raw = self._call("POST", "sms/callback", body=spec, wait=repeat * 10.0)
+        return [WebhookDelivery.from_json(d) for d in raw]
+
+    def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
+        raw = self._call("GET", "webhooks", _query(kind=kind))
+        return [WebhookDelivery.from_json(d) for d in raw]
+
+    def wait_for_webhooks(
+        self, count: int, timeout: float = 5.0, kind: str | None = None
+    ) -> list[WebhookDelivery]:
+        query = _query(kind=kind, wait_for=count, timeout=timeout)
+        raw = self._call("GET", "webhooks", query, wait=timeout)
+        return [WebhookDelivery.from_json(d) for d in raw]
 
     def _call(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from sandbox import control_sms
+from sandbox import control_sms, control_webhooks
 from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_number
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
@@ -105,4 +105,5 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
     ("POST", "reset"): _reset,
     ("POST", "refuse"): _refuse,
     **control_sms.ENDPOINTS,
+    **control_webhooks.ENDPOINTS,
 }

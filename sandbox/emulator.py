@@ -12,6 +12,7 @@ from sandbox.lifecycle import reached
 from sandbox.records import Listener, RecordedMessage, RequestRecord
 from sandbox.script import Script
 from sandbox.state import State
+from sandbox.webhooks import WebhookDelivery
 
 
 class Sandbox:
@@ -30,15 +31,19 @@ class Sandbox:
         on_message: Listener | None = None,
         sms_rate: float | None = None,
         delivery_delay_s: float = 0.0,
+        webhook_auth_token: str | None = None,
     ) -> None:
         """`sms_rate`: messages per second each sender drains (None: no limit, 0: hold all
-        until released); `delivery_delay_s`: from `sent` to the final status."""
+        until released); `delivery_delay_s`: from `sent` to the final status;
+        `webhook_auth_token`: sign callbacks and inbound messages with this (else see
+        sandbox.callbacks)."""
         self._address = (host, port)
         self.state = State(
             Script(latency_ms),
             twilio_auth,
             sms_rate=sms_rate,
             delivery_delay_s=delivery_delay_s,
+            webhook_auth_token=webhook_auth_token,
         )
         if on_message is not None:
             self.state.recorder.add_listener(on_message)
@@ -154,3 +159,40 @@ class Sandbox:
         return self.state.recorder.wait_for_message(
             sid, lambda m: reached(m.status or "", status), timeout
         )
+
+    # --- webhooks: status callbacks (sandbox.callbacks) ---
+
+    def set_webhook_auth_token(self, token: str | None) -> None:
+        """Sign webhooks with this auth token from now on; None: the default choice."""
+        self.state.callbacks.auth_token = token
+
+    def send_status_callback(
+        self,
+        sid: str,
+        status: str | None = None,
+        *,
+        url: str | None = None,
+        error_code: int | None = None,
+        signature: str = "valid",
+        repeat: int = 1,
+        idempotency_token: str | None = None,
+    ) -> list[WebhookDelivery]:
+        """POST a status callback for `sid` now (duplicates, out of order, forged...)."""
+        return self.state.callbacks.send(
+            sid,
+            status,
+            url=url,
+            error_code=error_code,
+            signature=signature,
+            repeat=repeat,
+            idempotency_token=idempotency_token,
+        )
+
+    def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
+        """Every webhook POSTed ("status" or "inbound"), with the application's answer."""
+        return self.state.webhooks.deliveries(kind)
+
+    def wait_for_webhooks(
+        self, count: int, timeout: float = 5.0, kind: str | None = None
+    ) -> list[WebhookDelivery]:
+        return self.state.webhooks.wait_for(count, timeout, kind)

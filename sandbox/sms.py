@@ -72,13 +72,16 @@ def _create(state: State, req: Request, account: str) -> Reply:
     else:
         action = None if connection is None else connection.action
         state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to, action))
-        reply = json_reply(201, _accept(state, account, form).response)
+        credentials = _basic_auth(req.headers.get("authorization", ""))
+        reply = json_reply(201, _accept(state, account, form, credentials).response)
     if connection is None:
         return reply
     return reply.with_connection_fault(connection.action, connection.delay_s)
 
 
-def _accept(state: State, account: str, form: dict[str, str]) -> RecordedMessage:
+def _accept(
+    state: State, account: str, form: dict[str, str], credentials: tuple[str, str] | None
+) -> RecordedMessage:
     """Create the message and put it in its sender's queue."""
     to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
     service, body = form.get("MessagingServiceSid", "").strip(), form.get("Body", "")
@@ -97,6 +100,8 @@ def _accept(state: State, account: str, form: dict[str, str]) -> RecordedMessage
         status=resource["status"],
     )
     state.recorder.record(message)
+    # Before it is queued: its first callback may go out at once.
+    state.callbacks.created(sid, credentials)
     state.outbox.submit(message)
     return message
 

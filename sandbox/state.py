@@ -5,10 +5,12 @@ from __future__ import annotations
 import socket
 from typing import Protocol
 
+from sandbox.callbacks import StatusCallbacks
 from sandbox.outbox import Outbox
 from sandbox.records import Recorder
 from sandbox.script import Script
 from sandbox.tokens import TokenStore
+from sandbox.webhooks import Webhooks
 
 
 class Listener(Protocol):
@@ -25,6 +27,7 @@ class State:
         *,
         sms_rate: float | None = None,
         delivery_delay_s: float = 0.0,
+        webhook_auth_token: str | None = None,
     ) -> None:
         self.script = script or Script()
         self.recorder = Recorder()
@@ -34,12 +37,20 @@ class State:
         self.twilio_auth = twilio_auth
         self.outbox = Outbox(self.recorder, rate=sms_rate, delivery_delay_s=delivery_delay_s)
         self.listener: Listener | None = None  # set while the server runs
+        self.webhooks = Webhooks()
+        self.callbacks = StatusCallbacks(
+            self.recorder, self.webhooks, twilio_auth, webhook_auth_token
+        )
+        self.outbox.add_listener(self.callbacks.on_status)
 
     def reset(self) -> None:
         self.outbox.reset()
         self.script.reset()
         self.recorder.reset()
+        self.callbacks.reset()
+        self.webhooks.reset()
 
     def stop(self) -> None:
-        """Stop background work (the message lifecycle); a later request restarts it."""
+        """Stop background work (lifecycles, webhooks); a later request restarts it."""
         self.outbox.stop()
+        self.webhooks.stop()
