@@ -55,6 +55,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="SECONDS",
         help="time from sent to delivered (default: 0)",
     )
+    parser.add_argument(
+        "--webhook-auth-token",
+        metavar="TOKEN",
+        help="sign status callbacks and incoming messages with this auth token",
+    )
+    parser.add_argument(
+        "--opted-out",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a number that has texted STOP (Twilio answers 21610); repeatable",
+    )
     args = parser.parse_args(argv)
     if bool(args.twilio_account_sid) != bool(args.twilio_auth_token):
         parser.error("--twilio-account-sid and --twilio-auth-token go together")
@@ -88,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         on_message=_log_line,
         sms_rate=args.sms_rate,
         delivery_delay_s=args.delivery_delay,
+        webhook_auth_token=args.webhook_auth_token,
+        opted_out=args.opted_out,
     ).start()
     try:
         if args.write_service_account:

@@ -135,6 +135,46 @@ class SandboxClient:
         raw = self._call("GET", "webhooks", query, wait=timeout)
         return [WebhookDelivery.from_json(d) for d in raw]
 
+    # --- opt-outs and incoming SMS ---
+
+    def opt_out(self, number: str) -> None:
+        self._call("POST", "optouts", body={"add": [number]})
+
+    def opt_in(self, number: str) -> None:
+        self._call("POST", "optouts", body={"remove": [number]})
+
+    def opted_out(self) -> list[str]:
+        return [str(n) for n in self._call("GET", "optouts")]
+
+    def send_inbound(
+        self,
+        url: str,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        opt_out_type: str | None = None,
+        advanced_opt_out: bool = False,
+        signature: str = "valid",
+        auth_token: str | None = None,
+        account_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> WebhookDelivery:
+        spec = {
+            "url": url,
+            "from": from_,
+            "to": to,
+            "body": body,
+            "opt_out_type": opt_out_type,
+            "advanced_opt_out": advanced_opt_out,
+            "signature": signature,
+            "auth_token": auth_token,
+            "account_sid": account_sid,
+            "messaging_service_sid": messaging_service_sid,
+        }
+        raw = self._call("POST", "sms/inbound", body=spec, wait=10.0)
+        return WebhookDelivery.from_json(raw)
+
     def _call(
         self,
         method: str,

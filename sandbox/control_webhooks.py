@@ -9,9 +9,11 @@ POST /_sandbox/sms/callback {"sid": "SM...", "status": "delivered", "url": null,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_int, opt_str
+from sandbox.inbound import send_inbound
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
 
@@ -62,8 +64,70 @@ def _callback(state: State, req: Request) -> Reply:
     return json_reply(200, [d.to_json() for d in sent])
 
 
+def _inbound(state: State, req: Request) -> Reply:
+    spec = body(req)
+    unknown = set(spec) - {
+        "url",
+        "from",
+        "to",
+        "body",
+        "opt_out_type",
+        "advanced_opt_out",
+        "signature",
+        "auth_token",
+        "account_sid",
+        "messaging_service_sid",
+    }
+    if unknown:
+        raise BadRequest(f"unknown keys: {sorted(unknown)}")
+    url, from_, to = opt_str(spec, "url"), opt_str(spec, "from"), opt_str(spec, "to")
+    if not (url and from_ and to):
+        raise BadRequest("'url', 'from' and 'to' are required")
+    advanced = spec.get("advanced_opt_out", False)
+    if not isinstance(advanced, bool):
+        raise BadRequest("'advanced_opt_out' must be true or false")
+    delivery = send_inbound(
+        state,
+        url,
+        from_,
+        to,
+        opt_str(spec, "body") or "",
+        opt_out_type=opt_str(spec, "opt_out_type"),
+        advanced_opt_out=advanced,
+        signature=opt_str(spec, "signature") or "valid",
+        auth_token=opt_str(spec, "auth_token"),
+        account_sid=opt_str(spec, "account_sid"),
+        messaging_service_sid=opt_str(spec, "messaging_service_sid"),
+    )
+    return json_reply(200, delivery.to_json())
+
+
+def _optouts(state: State, req: Request) -> Reply:
+    return json_reply(200, state.optouts.numbers())
+
+
+def _change_optouts(state: State, req: Request) -> Reply:
+    spec = body(req)
+    changes = {key: _numbers(spec, key) for key in ("add", "remove")}
+    for number in changes["add"]:
+        state.optouts.add(number)
+    for number in changes["remove"]:
+        state.optouts.remove(number)
+    return json_reply(200, state.optouts.numbers())
+
+
+def _numbers(spec: Mapping[str, Any], key: str) -> list[str]:
+    value = spec.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{key!r} must be a list of numbers")
+    return value
+
+
 ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
     ("GET", "webhooks"): _log,
     ("POST", "webhooks"): _configure,
     ("POST", "sms/callback"): _callback,
+    ("POST", "sms/inbound"): _inbound,
+    ("GET", "optouts"): _optouts,
+    ("POST", "optouts"): _change_optouts,
 }

@@ -8,6 +8,7 @@ from typing import Any, Self
 
 from sandbox.faults import Channel, FaultSpec
 from sandbox.handler import Server
+from sandbox.inbound import send_inbound
 from sandbox.lifecycle import reached
 from sandbox.records import Listener, RecordedMessage, RequestRecord
 from sandbox.script import Script
@@ -32,11 +33,12 @@ class Sandbox:
         sms_rate: float | None = None,
         delivery_delay_s: float = 0.0,
         webhook_auth_token: str | None = None,
+        opted_out: Iterable[str] = (),
     ) -> None:
         """`sms_rate`: messages per second each sender drains (None: no limit, 0: hold all
         until released); `delivery_delay_s`: from `sent` to the final status;
         `webhook_auth_token`: sign callbacks and inbound messages with this (else see
-        sandbox.callbacks)."""
+        sandbox.callbacks); `opted_out`: numbers that get 21610 (reset() restores them)."""
         self._address = (host, port)
         self.state = State(
             Script(latency_ms),
@@ -44,6 +46,7 @@ class Sandbox:
             sms_rate=sms_rate,
             delivery_delay_s=delivery_delay_s,
             webhook_auth_token=webhook_auth_token,
+            opted_out=opted_out,
         )
         if on_message is not None:
             self.state.recorder.add_listener(on_message)
@@ -196,3 +199,44 @@ class Sandbox:
         self, count: int, timeout: float = 5.0, kind: str | None = None
     ) -> list[WebhookDelivery]:
         return self.state.webhooks.wait_for(count, timeout, kind)
+
+    # --- opt-outs and incoming SMS (sandbox.optouts, sandbox.inbound) ---
+
+    def opt_out(self, number: str) -> None:
+        """Twilio now answers 21610 to SMS for `number`."""
+        self.state.optouts.add(number)
+
+    def opt_in(self, number: str) -> None:
+        self.state.optouts.remove(number)
+
+    def opted_out(self) -> list[str]:
+        return self.state.optouts.numbers()
+
+    def send_inbound(
+        self,
+        url: str,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        opt_out_type: str | None = None,
+        advanced_opt_out: bool = False,
+        signature: str = "valid",
+        auth_token: str | None = None,
+        account_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> WebhookDelivery:
+        """POST a signed incoming SMS to `url`; STOP/START bodies update opt-outs first."""
+        return send_inbound(
+            self.state,
+            url,
+            from_,
+            to,
+            body,
+            opt_out_type=opt_out_type,
+            advanced_opt_out=advanced_opt_out,
+            signature=signature,
+            auth_token=auth_token,
+            account_sid=account_sid,
+            messaging_service_sid=messaging_service_sid,
+        )

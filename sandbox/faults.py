@@ -31,6 +31,11 @@ TWILIO_CODES: dict[int, tuple[int, str]] = {
     20500: (500, "Internal Server Error"),
     20503: (503, "Service Unavailable"),
     21211: (400, "The 'To' number {to} is not a valid phone number."),
+    21212: (
+        400,
+        "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric "
+        "sender ID.",
+    ),
     21408: (
         400,
         (

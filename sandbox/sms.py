@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from sandbox import listing
+from sandbox.addresses import is_valid_number, is_valid_sender
 from sandbox.faults import Fault, split
 from sandbox.lifecycle import initial_status, rfc2822
 from sandbox.protocol import Reply, Request, json_reply, retry_after
@@ -19,7 +20,6 @@ from sandbox.state import State
 
 PREFIX = "/2010-04-01/Accounts/"
 _ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MAX_BODY = 1600
 
 
@@ -60,6 +60,7 @@ def _create(state: State, req: Request, account: str) -> Reply:
     connection, fault = split(
         state.script.next_fault("sms", None),
         _validate(to, from_, service, body, form),
+        Fault(status=400, code=21610) if to in state.optouts else None,
         state.script.sticky_fault(to),
     )
     if connection is not None and connection.action == "reset":
@@ -107,17 +108,17 @@ def _accept(
 
 
 def _validate(to: str, from_: str, service: str, body: str, form: dict[str, str]) -> Fault | None:
-    if not to:
-        return Fault(status=400, code=21604)
-    if not _E164.match(to):
-        return Fault(status=400, code=21211)
-    if not from_ and not service:
-        return Fault(status=400, code=21603)
-    if not body and "MediaUrl" not in form and "ContentSid" not in form:
-        return Fault(status=400, code=21602)
-    if len(body) > MAX_BODY:
-        return Fault(status=400, code=21617)
-    return None
+    # In the order Twilio checks them: the first that applies is the answer.
+    problems = (
+        (21604, not to),
+        (21211, not is_valid_number(to)),
+        (21603, not from_ and not service),
+        (21212, bool(from_) and not is_valid_sender(from_)),
+        (21602, not body and "MediaUrl" not in form and "ContentSid" not in form),
+        (21617, len(body) > MAX_BODY),
+    )
+    code = next((code for code, applies in problems if applies), None)
+    return None if code is None else Fault(status=400, code=code)
 
 
 def _check_auth(state: State, req: Request, account: str) -> Reply | None:

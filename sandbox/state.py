@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import Protocol
 
 from sandbox.callbacks import StatusCallbacks
+from sandbox.optouts import OptOuts
 from sandbox.outbox import Outbox
 from sandbox.records import Recorder
 from sandbox.script import Script
@@ -28,6 +30,7 @@ class State:
         sms_rate: float | None = None,
         delivery_delay_s: float = 0.0,
         webhook_auth_token: str | None = None,
+        opted_out: Iterable[str] = (),
     ) -> None:
         self.script = script or Script()
         self.recorder = Recorder()
@@ -42,6 +45,8 @@ class State:
             self.recorder, self.webhooks, twilio_auth, webhook_auth_token
         )
         self.outbox.add_listener(self.callbacks.on_status)
+        # Numbers Twilio refuses to text (21610): STOP adds, START removes.
+        self.optouts = OptOuts(opted_out)
 
     def reset(self) -> None:
         self.outbox.reset()
@@ -49,6 +54,7 @@ class State:
         self.recorder.reset()
         self.callbacks.reset()
         self.webhooks.reset()
+        self.optouts.reset()
 
     def stop(self) -> None:
         """Stop background work (lifecycles, webhooks); a later request restarts it."""

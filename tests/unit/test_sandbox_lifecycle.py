@@ -183,9 +183,10 @@ def test_status_machine_only_moves_forward() -> None:
     assert not reached("delivered", "undelivered")
 
 
-def test_cli_takes_rate_and_delay() -> None:
+def test_cli_takes_the_new_options() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     args = ["--port", "0", "--sms-rate", "0", "--delivery-delay", "2.5"]
+    args += ["--opted-out", TO, "--opted-out", OTHER_FROM, "--webhook-auth-token", "t"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "sandbox", *args],
         stdout=subprocess.PIPE,
@@ -196,8 +197,10 @@ def test_cli_takes_rate_and_delay() -> None:
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
-        config = SandboxClient(url).sms_config()
+        control = SandboxClient(url)
+        config = control.sms_config()
         assert (config["rate"], config["delivery_delay_s"]) == (0, 2.5)
+        assert control.opted_out() == sorted([TO, OTHER_FROM])
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
