@@ -8,6 +8,7 @@ letters, digits and spaces, at least one letter); anything else is 21212.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -17,7 +18,9 @@ _SHORT_CODE = re.compile(r"^\d{5,6}$")
 _ALPHANUMERIC = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 
 
+@functools.lru_cache(maxsize=65536)
 def is_valid_number(number: str) -> bool:
+    # Cached: libphonenumber costs tens of microseconds a call and numbers recur.
     if not _E164.match(number):
         return False
     try:

@@ -66,16 +66,22 @@ class Outbox:
         self._listeners.append(listener)
 
     def submit(self, message: RecordedMessage) -> None:
-        """Queue a just-recorded SMS behind its sender's earlier ones."""
+        """Queue a just-recorded SMS behind its sender's earlier ones.
+
+        A message whose slot is now is sent on the caller's thread: at the default (no
+        limit) every message is, which spares a thread hand-off per message.
+        """
         now = time.monotonic()
-        sender = message.sender or ""
+        with self._lock:
+            due = self._slot(message.sender or "", now)
+            if due is None:
+                self._held.setdefault(message.sender or "", deque()).append(message.id)
+        if due is not None and due <= now:
+            self._send(message.id)
+            return
         if message.status == "accepted":
             # A Messaging Service picks its sender at once; the message then waits queued.
-            self._timeline.at(now, lambda: self._move(message.id, "queued"))
-        with self._lock:
-            due = self._slot(sender, now)
-            if due is None:
-                self._held.setdefault(sender, deque()).append(message.id)
+            self._move(message.id, ["queued"])
         self._schedule_send(message.id, due)
 
     def set_rate(self, rate: float | None, sender: str | None = None) -> None:
@@ -184,36 +190,37 @@ class Outbox:
         with self._lock:
             outcome = self._outcomes.get(message.to, DELIVERED)
             delay = self._delivery_delay_s
-        if message.status == "accepted":
-            self._move(sid, "queued")
-        self._move(sid, "sending")
+        steps = ["queued", "sending"] if message.status == "accepted" else ["sending"]
         if outcome.status == "failed":
-            self._move(sid, "failed", outcome.error_code)
-            return
-        self._move(sid, "sent")
-
-        def settle() -> None:
-            self._move(sid, outcome.status, outcome.error_code)
-
-        if delay > 0:
-            self._timeline.at(time.monotonic() + delay, settle)
+            self._move(sid, [*steps, "failed"], outcome.error_code)
+        elif delay > 0:
+            self._move(sid, [*steps, "sent"])
+            self._timeline.at(
+                time.monotonic() + delay,
+                lambda: self._move(sid, [outcome.status], outcome.error_code),
+            )
         else:
-            settle()
+            self._move(sid, [*steps, "sent", outcome.status], outcome.error_code)
 
-    def _move(self, sid: str, status: str, error_code: int | None = None) -> None:
+    def _move(self, sid: str, statuses: list[str], error_code: int | None = None) -> None:
+        """Take `sid` through `statuses` in one update; listeners see every step."""
         now = time.time()
+        steps: list[RecordedMessage] = []
 
         def change(message: RecordedMessage) -> RecordedMessage:
-            resource = advance(message.response, status, now, error_code)
-            return replace(message, status=status, response=resource)
+            for status in statuses:
+                try:
+                    resource = advance(message.response, status, now, error_code)
+                except TransitionError:
+                    break  # already moved on (e.g. queued by another path); stop here
+                message = replace(message, status=status, response=resource)
+                steps.append(message)
+            return message
 
-        try:
-            updated = self._recorder.update(sid, change)
-        except TransitionError:
-            return  # already moved on (e.g. queued twice after a release); nothing to do
-        if updated is not None:
+        self._recorder.update(sid, change)
+        for step in steps:
             for listener in self._listeners:
-                listener(updated)
+                listener(step)
 
 
 def _check_rate(rate: float | None) -> None:

@@ -88,7 +88,7 @@ def test_rate_zero_holds_messages_queued_until_released(sandbox: Sandbox, twilio
 
 
 def test_each_sender_drains_at_its_own_rate(sandbox: Sandbox, twilio: Client) -> None:
-    sandbox.set_sms_rate(0.5, FROM)  # one message every 2 s from FROM
+    sandbox.set_sms_rate(1, FROM)  # one message a second from FROM
     first, second = (twilio.messages.create(to=TO, from_=FROM, body=b).sid for b in "ab")
     other = twilio.messages.create(to=TO, from_=OTHER_FROM, body="c").sid
 
