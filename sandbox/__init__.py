@@ -4,7 +4,8 @@
     with Sandbox() as sb:
         ...  # point SDKs at sb.url, then assert on sb.messages()
 
-Run standalone with ``python -m sandbox --port 8099``.
+Run standalone with ``python -m sandbox --port 8099``. What each emulator checks, the
+message lifecycle, faults, webhooks and the whole API: sandbox/README.md.
 """
 
 from sandbox.client import SandboxClient

@@ -33,6 +33,9 @@ def _health(state: State, req: Request) -> Reply:
             "messages": len(state.recorder.messages()),
             "requests": len(state.recorder.requests()),
             "tokens": state.tokens.count(),
+            "held": state.outbox.held(),
+            "webhooks": len(state.webhooks.deliveries()),
+            "opted_out": len(state.optouts.numbers()),
         },
     )
 

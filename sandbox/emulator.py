@@ -111,7 +111,8 @@ class Sandbox:
         return self.state.recorder.wait_for(count, timeout, channel)
 
     def reset(self) -> None:
-        """Forget messages, requests and scripting; issued tokens stay valid."""
+        """Forget messages, requests, webhooks and scripting (faults, rates, delay,
+        outcomes, opt-outs back to the constructor's); issued tokens stay valid."""
         self.state.reset()
 
     def script(self, spec: Mapping[str, Any]) -> None:
