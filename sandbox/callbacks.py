@@ -39,6 +39,7 @@ class StatusCallbacks:
         self._recorder = recorder
         self._webhooks = webhooks
         self._twilio_auth = twilio_auth
+        self._default_auth_token = auth_token
         self.auth_token = auth_token  # settable: the token to sign with, over all others
         self._lock = threading.Lock()
         # sid -> auth token of the create request; kept until reset, for on-demand sends.
@@ -101,6 +102,7 @@ class StatusCallbacks:
         ]
 
     def reset(self) -> None:
+        self.auth_token = self._default_auth_token
         with self._lock:
             self._tokens.clear()
 

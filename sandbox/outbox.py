@@ -62,7 +62,7 @@ class Outbox:
         self._listeners: list[StatusListener] = []
 
     def add_listener(self, listener: StatusListener) -> None:
-        """Called (on the timeline thread) after each status change of an SMS."""
+        """Called after each status change of an SMS, on whichever thread made it."""
         self._listeners.append(listener)
 
     def submit(self, message: RecordedMessage) -> None:

@@ -276,3 +276,4 @@ def test_control_api_for_callbacks(sandbox: Sandbox, twilio: Client, receiver: R
         control.wait_for_webhooks(99, timeout=0.05)
     control.reset()
     assert control.webhooks() == []
+    assert sandbox.state.callbacks.signing_token() == DEFAULT_AUTH_TOKEN  # the set one is gone
