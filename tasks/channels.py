@@ -30,7 +30,7 @@ def _outage_retry(task: Task, rt: Runtime, exc: BaseException) -> Exception:
     _OUTAGE.started(exc)
     s = rt.settings
     delay = backoff(task.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
-    retry: Exception = task.retry(countdown=delay, max_retries=None)
+    retry: Exception = task.retry(countdown=delay)
     return retry
 
 
@@ -43,11 +43,14 @@ def _run(task: Task, notification_id: int, channel: Channel) -> str:
     _OUTAGE.ended()
     if outcome.retry_in is not None:
         # The row is back to `pending`; the retried task claims it again.
-        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+        raise task.retry(countdown=outcome.retry_in)
     return outcome.status
 
 
-@app.task(name=task_names.SEND_BATCH, shared=False, bind=True)
+# How often a row is retried is the row's business (NOTIFY_MAX_SEND_ATTEMPTS, the
+# reconciliation budget, the outage backoff), never Celery's. The task's own max_retries
+# must say so: `retry(max_retries=None)` means "the task's default", which is 3.
+@app.task(name=task_names.SEND_BATCH, shared=False, bind=True, max_retries=None)
 def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[str, int]:
     """Many rows of one channel per message: the broker's per-message cost is the bottleneck."""
     rt = runtime(app.settings)
@@ -64,11 +67,11 @@ def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[st
     return dict(Counter(outcome.status for _, outcome in results))
 
 
-@app.task(name=task_names.SEND_SMS, shared=False, bind=True)
+@app.task(name=task_names.SEND_SMS, shared=False, bind=True, max_retries=None)
 def send_sms(self: Task, notification_id: int) -> str:
     return _run(self, notification_id, Channel.SMS)
 
 
-@app.task(name=task_names.SEND_PUSH, shared=False, bind=True)
+@app.task(name=task_names.SEND_PUSH, shared=False, bind=True, max_retries=None)
 def send_push(self: Task, notification_id: int) -> str:
     return _run(self, notification_id, Channel.PUSH)
