@@ -35,20 +35,21 @@ _json = msgspec.json.Encoder()
 _INSERT = """
 INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time)
+    error_message, rules_version, event_time, push_id)
 SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb, st, sa,
     ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
-    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et
+    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et, pi
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
-    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et)
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, channel, status, idempotency_key
 """
 
 _COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
-    data, status, attempts, provider_message_id, error_code, send_at, updated_at"""
+    data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
+    unsure_since, lookup_failures"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,11 @@ class Finished:
     provider_message_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # The send may have reached the provider (its answer was lost): the row remembers the
+    # earliest such send, and later attempts look for it before sending again.
+    unsure: bool = False
+    # Only a lookup ran, and it failed: the attempt sent nothing.
+    lookup_failed: bool = False
 
 
 _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
@@ -117,7 +123,7 @@ class OutcomeStore:
         """
         if not rows:
             return Inserted([], set(), 0)
-        cols: list[list[Any]] = [[] for _ in range(18)]
+        cols: list[list[Any]] = [[] for _ in range(19)]
         for n in rows:
             values = (
                 n.idempotency_key,
@@ -138,6 +144,7 @@ class OutcomeStore:
                 n.error_message,
                 n.rules_version,
                 None,
+                None if n.push_id is None else n.push_id.value,
             )
             for col, value in zip(cols, values, strict=True):
                 col.append(value)
@@ -231,9 +238,10 @@ class OutcomeStore:
         await self.pool.execute(
             f"""WITH f AS (
                    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[],
-                       $5::timestamptz[], $6::text[], $7::text[], $8::text[])
+                       $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::bool[],
+                       $10::bool[])
                    AS f(id, attempt, status, outcome, started_at, provider_message_id,
-                        error_code, error_message)),
+                        error_code, error_message, unsure, lookup_failed)),
                attempt AS (
                    UPDATE notification_attempts a SET finished_at = now(), outcome = f.outcome,
                        error_code = f.error_code, error_message = f.error_message,
@@ -242,10 +250,26 @@ class OutcomeStore:
                    FROM f WHERE a.notification_id = f.id AND a.attempt = f.attempt)
                UPDATE notifications n SET status = f.status, updated_at = now(),
                    provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
-                   error_code = f.error_code, error_message = f.error_message
+                   error_code = f.error_code, error_message = f.error_message,
+                   unsure_since = CASE WHEN f.unsure
+                       THEN COALESCE(n.unsure_since, f.started_at, now())
+                       ELSE n.unsure_since END,
+                   lookup_failures = n.lookup_failures + f.lookup_failed::int
                FROM f WHERE n.id = f.id AND n.status = {SENDING}""",
             *columns,
         )
+
+    async def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
+        """Which of these provider ids other rows than `besides` already hold."""
+        if not provider_message_ids:
+            return set()
+        records = await self.pool.fetch(
+            """SELECT provider_message_id FROM notifications
+               WHERE provider_message_id = ANY($1::text[]) AND id <> $2""",
+            list(provider_message_ids),
+            besides,
+        )
+        return {r["provider_message_id"] for r in records}
 
     async def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int

@@ -18,7 +18,8 @@ class FakeStore:
     returns it (already `sending`, its attempt counted); a claim takes it out.
 
     `finished` and `resolved` record what tasks wrote, as dicts with an `id` key;
-    `record_failures` are raised by the next `record` calls, one each (a Postgres blip).
+    `record_failures` are raised by the next `record` calls, one each (a Postgres blip);
+    `holders` maps provider message ids to the rows that hold them.
     """
 
     def __init__(self, claimable: dict[int, Notification] | None = None) -> None:
@@ -28,6 +29,7 @@ class FakeStore:
         self.finished: list[dict[str, Any]] = []
         self.resolved: list[dict[str, Any]] = []
         self.record_failures: list[Exception] = []
+        self.holders: dict[str, int] = {}
         self.pings = 0
         self.closed = False
 
@@ -44,6 +46,9 @@ class FakeStore:
         if self.record_failures:
             raise self.record_failures.pop(0)
         self.finished.append({**asdict(item), "id": item.notification_id})
+
+    def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
+        return {sid for sid in provider_message_ids if self.holders.get(sid, besides) != besides}
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from datetime import datetime
 
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from notify.settings import Settings
-from schemas import ConfigurationError, TransientDeliveryError
+from schemas import AmbiguousDeliveryError, ConfigurationError, TransientDeliveryError
+from tasks import reconcile
 from tasks.classification import classify_twilio, error_for, retry_after_seconds
-from tasks.providers.twilio_http import ProviderTimeout, ProviderUnreachable, Urllib3HttpClient
+from tasks.providers.twilio_http import (
+    ProviderDisconnected,
+    ProviderTimeout,
+    ProviderUnreachable,
+    Urllib3HttpClient,
+)
 
 
 class TwilioSms:
@@ -37,29 +43,55 @@ class TwilioSms:
                 self._built = (client, http)
             return self._built
 
-    def send(self, to: str, body: str) -> str:
-        """Return the message SID, or raise a DeliveryError subclass."""
+    def _sender(self) -> str:
         sender = self.settings.twilio_phone_number
         if not sender:
             raise ConfigurationError("config_error", "TWILIO_PHONE_NUMBER must be set")
+        return sender
+
+    def send(self, to: str, body: str) -> str:
+        """Return the message SID, or raise a DeliveryError subclass.
+
+        AmbiguousDeliveryError when the request went out and its answer was lost; a plain
+        TransientDeliveryError (`unreachable`) when no connection was made at all.
+        """
+        sender = self._sender()
         client, http = self._client()
         try:
             message = client.messages.create(to=to, from_=sender, body=body)
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
-        except ProviderTimeout as exc:
-            raise TransientDeliveryError("timeout", str(exc)) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("connection_error", str(exc)) from None
+            raise TransientDeliveryError("unreachable", str(exc)) from None
+        except ProviderTimeout as exc:
+            raise AmbiguousDeliveryError("timeout", str(exc)) from None
+        except ProviderDisconnected as exc:
+            raise AmbiguousDeliveryError("connection_error", str(exc)) from None
         return str(message.sid)
 
-    def find_sent(self, to: str, body: str, since: Any) -> str | None:
-        """The SID of a message with this body already sent to `to` since `since`, if any."""
+    def candidates(
+        self, to: str, body: str, since: datetime
+    ) -> tuple[list[reconcile.Listed], bool]:
+        """Messages from our sender to `to` that could be a send made since `since`.
+
+        Any failure (Twilio's or the network's) is raised as is: the caller must not send.
+        """
+        sender = self._sender()
         client, _ = self._client()
-        for message in client.messages.list(to=to, date_sent_after=since, limit=50):
-            if message.body == body:
-                return str(message.sid)
-        return None
+        # No DateSent filter (see tasks.reconcile); `stream` fetches pages only as the walk
+        # goes on, following Twilio's next_page_uri.
+        listed = (
+            reconcile.Listed(
+                sid=str(m.sid),
+                body=m.body,
+                date_created=m.date_created,
+                date_sent=m.date_sent,
+                from_=m.from_,
+                messaging_service_sid=m.messaging_service_sid,
+            )
+            for m in client.messages.stream(to=to, from_=sender, page_size=reconcile.PAGE_SIZE)
+        )
+        return reconcile.candidates(listed, body=body, sender=sender, since=since)
 
 
 def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:
