@@ -11,7 +11,7 @@ import msgspec
 
 from consumer.recipients import InvalidRecipient, normalise
 from consumer.ruleset import CompiledRule, RuleSet
-from schemas import Channel, Event, NewNotification, Status
+from schemas import Channel, Event, NewNotification, PushId, Status
 
 _MAX_ERROR = 500
 
@@ -80,6 +80,7 @@ def _decide(
         "channel": channel,
         "rules_version": version,
         "cancel_on": rule.rule.cancel_patterns(),
+        "push_id": PushId(rule.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None,
     }
 
     def failed(recipient: str, code: str, exc: BaseException, body: str = "") -> NewNotification:

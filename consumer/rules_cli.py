@@ -87,6 +87,7 @@ def _describe(n: NewNotification) -> dict[str, Any]:
     item: dict[str, Any] = {
         "rule": n.rule, "channel": n.channel.value, "recipient": n.recipient,
         "status": n.status.value, "title": n.title, "body": n.body, "data": n.data,
+        "push_id": None if n.push_id is None else n.push_id.value,
         "send_at": n.send_at.isoformat() if n.send_at else None,
         "error_code": n.error_code, "error_message": n.error_message, "problems": [],
     }  # fmt: skip
@@ -126,6 +127,8 @@ def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> in
               f"  status={item['status']}")  # fmt: skip
         if item["send_at"]:
             print(f"  send at: {item['send_at']}")
+        if item["push_id"]:
+            print(f"  push_id: {item['push_id']} (sent as FCM's message.{item['push_id']})")
         if item["title"]:
             print(f"  title: {item['title']}")
         print(f"  body: {item['body']}")

@@ -15,6 +15,10 @@ RULE_NAME = r"^[a-z0-9_.-]{1,100}$"
 EVENT_PATTERN = r"^[A-Za-z0-9_.*?\[\]!-]{1,200}$"
 DURATION = r"^-?\d+(\.\d+)?[smhd]$"
 ChannelName = Literal["sms", "push"]
+# Which FCM identifier a push rule's `to` renders: a registration token (from getToken(),
+# what almost every app stores) or a Firebase Installation ID. schemas.PushId has the values.
+PushIdName = Literal["token", "fid"]
+PUSH_ID_NAMES: tuple[str, ...] = ("token", "fid")
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,6 +32,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     when: str | None = None
     title: str | None = None
     data: dict[str, str] | None = None
+    push_id: PushIdName | None = None  # push only; unset: token
     enabled: bool = True
     delay: Duration | None = None
     at: str | None = None
@@ -51,6 +56,7 @@ class ChannelDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     body: str | None = None
     title: str | None = None
     data: dict[str, str] | None = None
+    push_id: PushIdName | None = None
     delay: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
 

@@ -9,6 +9,8 @@ from typing import Any
 import asyncpg
 import redis
 
+from sandbox.identifiers import registration_token
+
 RULES = """
 rules:
   - name: delay-sms
@@ -28,6 +30,11 @@ rules:
 """
 
 
+def push_token(n: int, i: int = 0) -> str:
+    """Customer n's i-th device: a well-formed registration token, as getToken() returns."""
+    return registration_token(f"customer-{n}-{i}")
+
+
 def shipment(n: int, delay: int = 45, tokens: int = 1) -> dict[str, Any]:
     return {
         "shipment_id": f"SHP-{n}",
@@ -35,7 +42,7 @@ def shipment(n: int, delay: int = 45, tokens: int = 1) -> dict[str, Any]:
         "customer": {
             "name": f"Customer {n}",
             "phone": f"+1415555{n:04d}",
-            "push_tokens": [f"tok-{n}-{i}" for i in range(tokens)],
+            "push_tokens": [push_token(n, i) for i in range(tokens)],
         },
     }
 

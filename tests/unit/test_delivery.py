@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notify.settings import Settings
+from sandbox.identifiers import registration_token
 from schemas import (
     AmbiguousDeliveryError,
     Channel,
@@ -28,6 +29,7 @@ from tasks.schedule import settle
 from tasks.testing import FakeStore
 
 NOW = datetime.now(UTC)
+TOKEN = registration_token("ann-phone")
 
 
 def row(
@@ -39,7 +41,7 @@ def row(
 ) -> Notification:
     return Notification(
         id=nid, idempotency_key=f"k{nid}", event_id="e", event_type="t", rule="r",
-        channel=channel, recipient="+14155550100" if channel is Channel.SMS else "tok",
+        channel=channel, recipient="+14155550100" if channel is Channel.SMS else TOKEN,
         body="hi", title=None, data=None, status=Status.SENDING, attempts=attempts,
         provider_message_id=None, error_code=error_code, send_at=None,
         updated_at=NOW - timedelta(seconds=30), **extra,
