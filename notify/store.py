@@ -113,6 +113,11 @@ class OutcomeStore:
     async def close(self) -> None:
         await self.pool.close()
 
+    async def expire_connections(self) -> None:
+        """After a connection-level failure the other pooled connections are suspect too (a
+        restart, a failover, terminated backends): replace each at its next use."""
+        await self.pool.expire_connections()
+
     async def insert(
         self, rows: Sequence[NewNotification], redelivered: frozenset[str] = frozenset()
     ) -> Inserted:
