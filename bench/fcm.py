@@ -12,21 +12,27 @@ from firebase_admin import messaging
 
 from bench.env import BenchEnv
 from notify.settings import Settings
+from sandbox.identifiers import registration_token
 from tasks.providers.fcm_push import FcmPush
 
 CHUNK = 50  # one send_batch task's rows
 
 
-def _threads(push: FcmPush, count: int) -> None:
+def _tokens(count: int) -> list[str]:
+    """Registration tokens as apps store them (FCM rejects other shapes), made untimed."""
+    return [registration_token(f"bench-{n}") for n in range(count)]
+
+
+def _threads(push: FcmPush, tokens: list[str]) -> None:
     """What workers do: `send` per message on a shared pool of sender threads."""
     with ThreadPoolExecutor(64) as pool:
-        list(pool.map(lambda n: push.send(f"tok-{n}", "Bench", "body", {"n": str(n)}),
-                      range(count)))  # fmt: skip
+        list(pool.map(lambda n: push.send(tokens[n], "Bench", "body", {"n": str(n)}),
+                      range(len(tokens))))  # fmt: skip
 
 
-def _chunks(push: FcmPush, count: int) -> list[list[messaging.Message]]:
-    messages = [push.message(f"tok-{n}", "Bench", "body", {"n": str(n)}) for n in range(count)]
-    return [messages[i : i + CHUNK] for i in range(0, count, CHUNK)]
+def _chunks(push: FcmPush, tokens: list[str]) -> list[list[messaging.Message]]:
+    messages = [push.message(t, "Bench", "body", {"n": str(n)}) for n, t in enumerate(tokens)]
+    return [messages[i : i + CHUNK] for i in range(0, len(messages), CHUNK)]
 
 
 def _check(response: messaging.BatchResponse) -> None:
@@ -34,15 +40,15 @@ def _check(response: messaging.BatchResponse) -> None:
         raise RuntimeError(f"{response.failure_count} pushes failed in the fcm bench")
 
 
-def _send_each(push: FcmPush, count: int) -> None:
+def _send_each(push: FcmPush, tokens: list[str]) -> None:
     """`send_each` per chunk (it starts a thread per message); two chunks at a time."""
     with ThreadPoolExecutor(2) as pool:
         for response in pool.map(lambda c: messaging.send_each(c, app=push.app()),
-                                 _chunks(push, count)):  # fmt: skip
+                                 _chunks(push, tokens)):  # fmt: skip
             _check(response)
 
 
-def _send_each_async(push: FcmPush, count: int, loop: asyncio.AbstractEventLoop) -> None:
+def _send_each_async(push: FcmPush, tokens: list[str], loop: asyncio.AbstractEventLoop) -> None:
     """`send_each_async` (httpx) per chunk on one event loop; two chunks at a time."""
 
     async def run() -> None:
@@ -52,16 +58,18 @@ def _send_each_async(push: FcmPush, count: int, loop: asyncio.AbstractEventLoop)
             async with gate:
                 _check(await messaging.send_each_async(chunk, app=push.app()))
 
-        await asyncio.gather(*(one(c) for c in _chunks(push, count)))
+        await asyncio.gather(*(one(c) for c in _chunks(push, tokens)))
 
     loop.run_until_complete(run())
 
 
-def _modes(loop: asyncio.AbstractEventLoop) -> dict[str, Callable[[FcmPush, int], None]]:
+def _modes(
+    loop: asyncio.AbstractEventLoop,
+) -> dict[str, Callable[[FcmPush, list[str]], None]]:
     return {
         "send per message, 64 threads": _threads,
         "send_each, 50 per call": _send_each,
-        "send_each_async, 50 per call": lambda push, n: _send_each_async(push, n, loop),
+        "send_each_async, 50 per call": lambda push, t: _send_each_async(push, t, loop),
     }
 
 
@@ -76,10 +84,11 @@ def fcm_calls(env: BenchEnv, count: int, latency_ms: int) -> dict[str, Any]:
     # which needs the connections' own loop still open.
     loop = asyncio.new_event_loop()
     try:
-        push.send("tok-warm", "Bench", "warm-up", None)  # token fetch and imports
+        push.send(registration_token("warm"), "Bench", "warm-up", None)  # imports, OAuth
+        tokens = _tokens(count)
         for name, run in _modes(loop).items():
             cpu, wall = time.process_time(), time.perf_counter()
-            run(push, count)
+            run(push, tokens)
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             results[name] = {"per_s": count / wall, "cpu_ms_per_push": cpu / count * 1000}
     finally:

@@ -18,7 +18,8 @@ from consumer.routing import idempotency_key
 from consumer.task_publisher import TaskPublisher
 from notify.settings import Settings
 from notify.store import OutcomeStore
-from schemas import Channel, NewNotification
+from sandbox.identifiers import registration_token
+from schemas import Channel, NewNotification, PushId
 
 # The first seconds include each process's first provider connections; reported separately.
 WARMUP_SECONDS = 2
@@ -77,7 +78,8 @@ async def _pending_rows(env: BenchEnv, count: int, batch: int, channel: Channel,
                 idempotency_key=idempotency_key(f"w-{tag}-{n}", "bench", channel.value),
                 event_id=f"w-{tag}-{n}", event_type="bench", event_subject=None,
                 rule="bench", channel=channel,
-                recipient=f"+1415555{n % 10000:04d}" if sms else f"bench-token-{n}",
+                recipient=f"+1415555{n % 10000:04d}" if sms else registration_token(f"b{n}"),
+                push_id=None if sms else PushId.TOKEN,
                 body=f"worker bench {n}", title=None if sms else "Bench",
             )
             for n in range(count)

@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -66,16 +66,29 @@ class Consumer:
         store: OutcomeStore,
         publisher: Publisher,
         rules: RulesWatcher,
+        redis_clients: Sequence[aioredis.Redis] = (),
     ) -> None:
         self.settings = settings
         self.stream = stream
         self.store = store
         self.publisher = publisher
         self.rules = rules
-        self.redis_guard = OutageGuard("redis")
-        self.db_guard = OutageGuard("postgres")
+        # Every Redis client the consumer uses (the broker may be a second one).
+        self.redis_clients = {id(c): c for c in (stream.client, *redis_clients)}.values()
+        self.redis_guard = OutageGuard("redis", on_failure=self._drop_idle_redis)
+        self.db_guard = OutageGuard("postgres", on_failure=self._expire_db)
         self.stopping = asyncio.Event()
         self._last_errors: dict[str, str] = {}
+
+    async def _drop_idle_redis(self) -> None:
+        """Close the pooled Redis connections not in use: after one failed, they are suspect.
+
+        The ones in use fail (or not) by themselves, inside the same outage."""
+        for client in self.redis_clients:
+            await client.connection_pool.disconnect(inuse_connections=False)
+
+    async def _expire_db(self) -> None:
+        await self.store.expire_connections()
 
     async def handle(self, entries: list[Entry]) -> BatchResult:
         """Ack an entry only after its rows are committed and its tasks published."""
@@ -311,7 +324,9 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     stream = EventStream(
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
     )
-    consumer = Consumer(settings, stream, store, make_publisher(settings, broker), rules)
+    consumer = Consumer(
+        settings, stream, store, make_publisher(settings, broker), rules, redis_clients=[broker]
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, consumer.stopping.set)

@@ -12,7 +12,7 @@ import msgspec
 from consumer import politeness
 from consumer.recipients import InvalidRecipient, normalise
 from consumer.ruleset import CompiledRule, RuleSet
-from schemas import Channel, Event, NewNotification, Status
+from schemas import Channel, Event, NewNotification, PushId, Status
 
 _MAX_ERROR = 500
 
@@ -86,6 +86,7 @@ def _decide(
         "rules_version": version,
         "cancel_on": rule.rule.cancel_patterns(),
         "event_time": event.time,
+        "push_id": PushId(rule.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None,
     }
 
     def failed(recipient: str, code: str, exc: BaseException, body: str = "") -> NewNotification:

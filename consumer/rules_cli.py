@@ -104,6 +104,7 @@ def _describe(n: NewNotification) -> dict[str, Any]:
     item: dict[str, Any] = {
         "rule": n.rule, "channel": n.channel.value, "recipient": n.recipient,
         "status": n.status.value, "title": n.title, "body": n.body, "data": n.data,
+        "push_id": None if n.push_id is None else n.push_id.value,
         "send_at": n.send_at.isoformat() if n.send_at else None,
         "error_code": n.error_code, "error_message": n.error_message, "problems": [],
     }  # fmt: skip
@@ -147,6 +148,8 @@ def _print(item: dict[str, Any]) -> None:
         print(f"  throttle: at most {throttle['limit']} per "
               f"{_seconds(throttle['window_seconds'])} for key {throttle['key']!r} and "
               "this recipient (counted when the row is stored)")  # fmt: skip
+    if item["push_id"]:
+        print(f"  push_id: {item['push_id']} (sent as FCM's message.{item['push_id']})")
     if item["title"]:
         print(f"  title: {item['title']}")
     print(f"  body: {item['body']}")

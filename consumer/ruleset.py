@@ -19,7 +19,14 @@ from consumer.quiet_hours import QuietHours
 from consumer.rules_yaml import Document, Path, parse, syntax_error
 from notify.globs import compile_globs
 from schemas import Rule, RulesError
-from schemas.rules import DURATION, EVENT_PATTERN, QUIET_HOURS, RULE_NAME, Defaults
+from schemas.rules import (
+    DURATION,
+    EVENT_PATTERN,
+    PUSH_ID_NAMES,
+    QUIET_HOURS,
+    RULE_NAME,
+    Defaults,
+)
 
 _TEMPLATE_FIELDS = ("to", "body", "title", "at")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -173,11 +180,20 @@ class _Checker:
     def _defaults(self, raw: Any) -> Defaults:
         if raw is None:
             return Defaults()
+        if isinstance(raw, dict):
+            raw = {k: self._known_push_id(("defaults", k), v) for k, v in raw.items()}
         try:
             return msgspec.convert(raw, Defaults)
         except msgspec.ValidationError as exc:
             self._convert_error(("defaults",), exc)
             return Defaults()
+
+    def _known_push_id(self, path: Path, raw: Any) -> Any:
+        """`raw` without a `push_id` that names no kind (reported here, in our words)."""
+        if not isinstance(raw, dict) or "push_id" not in raw or raw["push_id"] in PUSH_ID_NAMES:
+            return raw
+        self.add((*path, "push_id"), f"unknown push_id {raw['push_id']!r}: use token or fid")
+        return {k: v for k, v in raw.items() if k != "push_id"}  # check the rest of it
 
     def _rule(  # noqa: PLR0912 - each branch is one documented check
         self, index: int, raw: Any, defaults: Defaults
@@ -204,6 +220,10 @@ class _Checker:
                 if value is not None and key not in merged:
                     merged[key] = value
                     inherited[key] = ("defaults", str(merged["channel"]), key)
+        # (an inherited push_id was checked with the defaults)
+        checked = self._known_push_id(path, merged)
+        ok &= checked is merged
+        merged = checked
         for required in ("name", "on", "channel", "to"):
             if required not in merged:
                 self.add(path, f"rule is missing required key {required!r}")
@@ -243,7 +263,7 @@ class _Checker:
         if rule.body is None:
             self.add(path, "rule is missing required key 'body'")
         if rule.channel != "push":
-            for key in ("title", "data"):
+            for key in ("title", "data", "push_id"):
                 if getattr(rule, key) is not None:
                     self.add(at(key), f"{key!r} is only allowed on push rules", key=True)
         if rule.delay is not None and rule.at is not None:

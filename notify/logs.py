@@ -17,7 +17,9 @@ def mask(value: Any) -> str:
     text = str(value)
     if len(text) <= 7:
         return "*" * len(text)
-    return text[:5] + "*" * (len(text) - 7) + text[-2:]
+    # At most 8 stars: a registration token is 150-200 characters, which would otherwise
+    # fill a log line or a table column with stars (and show its length for nothing).
+    return text[:5] + "*" * min(len(text) - 7, 8) + text[-2:]
 
 
 def scrub(text: str) -> str:

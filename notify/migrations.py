@@ -190,6 +190,29 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE status = 'pending' AND slot_at IS NOT NULL;
         """,
     ),
+    # Versions apply in this list's order and each only once.
+    (
+        5,
+        "lost answers and push identifier kinds",
+        """
+        ALTER TABLE notifications
+            ADD COLUMN unsure_since timestamptz,
+            ADD COLUMN lookup_failures integer NOT NULL DEFAULT 0,
+            -- Push rows: which identifier `recipient` is. Null on SMS rows, and on push
+            -- rows from before this version, which were all registration tokens.
+            ADD COLUMN push_id text CHECK (push_id IN ('token', 'fid'));
+        -- Rows waiting to retry after a lost answer keep looking before they send: the
+        -- code before this version knew them by their error code alone. 5 minutes is the
+        -- margin its lookup used.
+        UPDATE notifications SET unsure_since = updated_at - interval '5 minutes'
+            WHERE channel = 'sms' AND status IN ('pending', 'sending')
+              AND error_code IN ('timeout', 'connection_error', 'reconcile_failed');
+        -- Reconciliation skips messages already recorded on another row (version 2 made
+        -- this index for receipts already).
+        CREATE INDEX IF NOT EXISTS notifications_provider_message_id
+            ON notifications (provider_message_id) WHERE provider_message_id IS NOT NULL;
+        """,
+    ),
 ]
 
 # Any constant works; it only has to be the same in every process that migrates.

@@ -83,6 +83,9 @@ class Settings:
     retry_max_seconds: float = 60.0
     provider_timeout_seconds: float = 10.0
     stale_after_seconds: float = 3600.0
+    # How long attempts keep asking Twilio whether a send whose answer was lost arrived,
+    # while the lookups fail, before the row fails as `outcome_unknown` (never sent blind).
+    reconcile_budget_seconds: float = 3600.0
     retention_days: float = 90.0
     rules_poll_seconds: float = 1.0
     task_batch_size: int = 50
@@ -151,6 +154,9 @@ class Settings:
                 e, "NOTIFY_PROVIDER_TIMEOUT_SECONDS", cls.provider_timeout_seconds
             ),
             stale_after_seconds=_float(e, "NOTIFY_STALE_AFTER_SECONDS", cls.stale_after_seconds),
+            reconcile_budget_seconds=_float(
+                e, "NOTIFY_RECONCILE_BUDGET_SECONDS", cls.reconcile_budget_seconds
+            ),
             retention_days=_float(e, "NOTIFY_RETENTION_DAYS", cls.retention_days),
             rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
             task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),

@@ -39,20 +39,21 @@ _json = msgspec.json.Encoder()
 _INSERT = """
 INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time)
+    error_message, rules_version, event_time, push_id)
 SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb, st, sa,
     ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
-    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et
+    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et, pi
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
     $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
-    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et)
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, channel, status, idempotency_key
 """
 
 _COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
-    data, status, attempts, provider_message_id, error_code, send_at, updated_at"""
+    data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
+    unsure_since, lookup_failures"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,11 @@ class Finished:
     provider_message_id: str | None = None
     error_code: str | None = None
     error_message: str | None = None
+    # The send may have reached the provider (its answer was lost): the row remembers the
+    # earliest such send, and later attempts look for it before sending again.
+    unsure: bool = False
+    # Only a lookup ran, and it failed: the attempt sent nothing.
+    lookup_failed: bool = False
 
 
 _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
@@ -77,9 +83,9 @@ _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
 _FINISH = f"""
 WITH f AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[],
-        $6::text[], $7::text[], $8::text[])
+        $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[])
     AS f(id, attempt, status, outcome, started_at, provider_message_id, error_code,
-         error_message)),
+         error_message, unsure, lookup_failed)),
 locked AS (
     SELECT count(pg_advisory_xact_lock({SID_LOCK_SPACE}, hashtext(sid))) AS n
     FROM (SELECT DISTINCT provider_message_id AS sid FROM f
@@ -92,7 +98,10 @@ attempt AS (
     FROM f WHERE a.notification_id = f.id AND a.attempt = f.attempt)
 UPDATE notifications n SET status = f.status, updated_at = now(),
     provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
-    error_code = f.error_code, error_message = f.error_message
+    error_code = f.error_code, error_message = f.error_message,
+    unsure_since = CASE WHEN f.unsure
+        THEN COALESCE(n.unsure_since, f.started_at, now()) ELSE n.unsure_since END,
+    lookup_failures = n.lookup_failures + f.lookup_failed::int
 FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 0
 """
 
@@ -115,7 +124,7 @@ def _row(record: asyncpg.Record) -> Notification:
 
 def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
     """The batch as one array per column of _INSERT."""
-    cols: list[list[Any]] = [[] for _ in range(18)]
+    cols: list[list[Any]] = [[] for _ in range(19)]
     for n in rows:
         values = (
             n.idempotency_key,
@@ -136,6 +145,7 @@ def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
             n.error_message,
             n.rules_version,
             n.event_time,
+            None if n.push_id is None else n.push_id.value,
         )
         for col, value in zip(cols, values, strict=True):
             col.append(value)
@@ -165,6 +175,11 @@ class OutcomeStore:
 
     async def close(self) -> None:
         await self.pool.close()
+
+    async def expire_connections(self) -> None:
+        """After a connection-level failure the other pooled connections are suspect too (a
+        restart, a failover, terminated backends): replace each at its next use."""
+        await self.pool.expire_connections()
 
     async def insert(
         self, rows: Sequence[NewNotification], redelivered: frozenset[str] = frozenset()
@@ -281,6 +296,18 @@ class OutcomeStore:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_FINISH, *columns)
             return await apply_pending(conn, sids)
+
+    async def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
+        """Which of these provider ids other rows than `besides` already hold."""
+        if not provider_message_ids:
+            return set()
+        records = await self.pool.fetch(
+            """SELECT provider_message_id FROM notifications
+               WHERE provider_message_id = ANY($1::text[]) AND id <> $2""",
+            list(provider_message_ids),
+            besides,
+        )
+        return {r["provider_message_id"] for r in records}
 
     async def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int

@@ -4,13 +4,15 @@
     with Sandbox() as sb:
         ...  # point SDKs at sb.url, then assert on sb.messages()
 
-Run standalone with ``python -m sandbox --port 8099``.
+Run standalone with ``python -m sandbox --port 8099``. What each emulator checks, the
+message lifecycle, faults, webhooks and the whole API: sandbox/README.md.
 """
 
 from sandbox.client import SandboxClient
 from sandbox.emulator import Sandbox
 from sandbox.faults import Channel, Fault
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.webhooks import WebhookDelivery
 
 __all__ = [
     "Channel",
@@ -19,4 +21,5 @@ __all__ = [
     "RequestRecord",
     "Sandbox",
     "SandboxClient",
+    "WebhookDelivery",
 ]

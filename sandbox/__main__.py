@@ -41,10 +41,45 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--project-id", default="demo-project")
     parser.add_argument("--twilio-account-sid", help="enforce these Twilio credentials")
     parser.add_argument("--twilio-auth-token")
+    parser.add_argument(
+        "--sms-rate",
+        type=_rate,
+        default=None,
+        metavar="PER_SECOND",
+        help="messages per second each sender drains; 0 holds them queued (default: no limit)",
+    )
+    parser.add_argument(
+        "--delivery-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="time from sent to delivered (default: 0)",
+    )
+    parser.add_argument(
+        "--webhook-auth-token",
+        metavar="TOKEN",
+        help="sign status callbacks and incoming messages with this auth token",
+    )
+    parser.add_argument(
+        "--opted-out",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="a number that has texted STOP (Twilio answers 21610); repeatable",
+    )
     args = parser.parse_args(argv)
     if bool(args.twilio_account_sid) != bool(args.twilio_auth_token):
         parser.error("--twilio-account-sid and --twilio-auth-token go together")
     return args
+
+
+def _rate(text: str) -> float | None:
+    if text.lower() in ("none", "unlimited"):
+        return None
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency_ms=args.latency_ms,
         twilio_auth=auth,
         on_message=_log_line,
+        sms_rate=args.sms_rate,
+        delivery_delay_s=args.delivery_delay,
+        webhook_auth_token=args.webhook_auth_token,
+        opted_out=args.opted_out,
     ).start()
     try:
         if args.write_service_account:

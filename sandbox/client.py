@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from sandbox.faults import Channel, FaultSpec, as_fault
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.webhooks import WebhookDelivery
 
 
 class SandboxClient:
@@ -63,6 +64,116 @@ class SandboxClient:
     def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
         fault = None if error is None else as_fault(error).to_json()
         self.script({"fail_recipients": {recipient: fault}})
+
+    def refuse_connections(self, seconds: float) -> None:
+        """The sandbox stops listening for `seconds`; control calls are refused meanwhile."""
+        self._call("POST", "refuse", body={"seconds": seconds})
+
+    # --- the SMS lifecycle ---
+
+    def sms_config(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "sms")
+        return result
+
+    def set_sms_rate(self, rate: float | None, sender: str | None = None) -> None:
+        spec = {"rate": rate} if sender is None else {"sender_rates": {sender: rate}}
+        self._call("POST", "sms", body=spec)
+
+    def release(self, sender: str | None = None, count: int | None = None) -> int:
+        result = self._call("POST", "sms/release", body={"sender": sender, "count": count})
+        return int(result["released"])
+
+    def set_delivery_delay(self, seconds: float) -> None:
+        self._call("POST", "sms", body={"delivery_delay_s": seconds})
+
+    def set_sms_outcome(
+        self, recipient: str, status: str | None, error_code: int | None = None
+    ) -> None:
+        outcome = None if status is None else {"status": status, "error_code": error_code}
+        self._call("POST", "sms", body={"outcomes": {recipient: outcome}})
+
+    def wait_for_status(self, sid: str, status: str, timeout: float = 5.0) -> RecordedMessage:
+        query = _query(sid=sid, status=status, timeout=timeout)
+        return RecordedMessage.from_json(self._call("GET", "sms/status", query, wait=timeout))
+
+    # --- webhooks ---
+
+    def set_webhook_auth_token(self, token: str | None) -> None:
+        self._call("POST", "webhooks", body={"auth_token": token})
+
+    def send_status_callback(
+        self,
+        sid: str,
+        status: str | None = None,
+        *,
+        url: str | None = None,
+        error_code: int | None = None,
+        signature: str = "valid",
+        repeat: int = 1,
+        idempotency_token: str | None = None,
+    ) -> list[WebhookDelivery]:
+        spec = {
+            "sid": sid,
+            "status": status,
+            "url": url,
+            "error_code": error_code,
+            "signature": signature,
+            "repeat": repeat,
+            "idempotency_token": idempotency_token,
+        }
+        raw = self._call("POST", "sms/callback", body=spec, wait=repeat * 10.0)
+        return [WebhookDelivery.from_json(d) for d in raw]
+
+    def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
+        raw = self._call("GET", "webhooks", _query(kind=kind))
+        return [WebhookDelivery.from_json(d) for d in raw]
+
+    def wait_for_webhooks(
+        self, count: int, timeout: float = 5.0, kind: str | None = None
+    ) -> list[WebhookDelivery]:
+        query = _query(kind=kind, wait_for=count, timeout=timeout)
+        raw = self._call("GET", "webhooks", query, wait=timeout)
+        return [WebhookDelivery.from_json(d) for d in raw]
+
+    # --- opt-outs and incoming SMS ---
+
+    def opt_out(self, number: str) -> None:
+        self._call("POST", "optouts", body={"add": [number]})
+
+    def opt_in(self, number: str) -> None:
+        self._call("POST", "optouts", body={"remove": [number]})
+
+    def opted_out(self) -> list[str]:
+        return [str(n) for n in self._call("GET", "optouts")]
+
+    def send_inbound(
+        self,
+        url: str,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        opt_out_type: str | None = None,
+        advanced_opt_out: bool = False,
+        signature: str = "valid",
+        auth_token: str | None = None,
+        account_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> WebhookDelivery:
+        spec = {
+            "url": url,
+            "from": from_,
+            "to": to,
+            "body": body,
+            "opt_out_type": opt_out_type,
+            "advanced_opt_out": advanced_opt_out,
+            "signature": signature,
+            "auth_token": auth_token,
+            "account_sid": account_sid,
+            "messaging_service_sid": messaging_service_sid,
+        }
+        raw = self._call("POST", "sms/inbound", body=spec, wait=10.0)
+        return WebhookDelivery.from_json(raw)
 
     def _call(
         self,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
+from sandbox import control_sms, control_webhooks
+from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_number
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
 
 PREFIX = "/_sandbox/"
-# Cap long-polls so a forgotten client can't pin a server thread forever.
-MAX_WAIT_S = 300.0
 
 
 def route(state: State, req: Request) -> Reply:
@@ -17,7 +18,11 @@ def route(state: State, req: Request) -> Reply:
     endpoint = _ENDPOINTS.get((req.method, name))
     if endpoint is None:
         return json_reply(404, {"error": f"no control endpoint {req.method} {req.path}"})
-    return endpoint(state, req)
+    try:
+        return endpoint(state, req)
+    except (TypeError, ValueError) as exc:
+        # Bad arguments of any endpoint (and the setters' own checks) are the caller's fault.
+        return json_reply(400, {"error": str(exc)})
 
 
 def _health(state: State, req: Request) -> Reply:
@@ -28,6 +33,9 @@ def _health(state: State, req: Request) -> Reply:
             "messages": len(state.recorder.messages()),
             "requests": len(state.recorder.requests()),
             "tokens": state.tokens.count(),
+            "held": state.outbox.held(),
+            "webhooks": len(state.webhooks.deliveries()),
+            "opted_out": len(state.optouts.numbers()),
         },
     )
 
@@ -50,6 +58,20 @@ def _set_script(state: State, req: Request) -> Reply:
     except (TypeError, ValueError) as exc:
         return json_reply(400, {"error": str(exc)})
     return json_reply(200, state.script.to_json())
+
+
+def _refuse(state: State, req: Request) -> Reply:
+    seconds = opt_number(body(req), "seconds")
+    if seconds is None or seconds < 0:
+        raise BadRequest("'seconds' must be a number >= 0")
+    listener = state.listener
+    if listener is None:
+        return json_reply(409, {"error": "sandbox not listening"})
+    # In effect before the answer, which still goes out on this (kept) connection.
+    return replace(
+        json_reply(200, {"refusing_for": seconds}),
+        before_write=lambda conn: listener.refuse_for(seconds, keep=conn),
+    )
 
 
 def _reset(state: State, req: Request) -> Reply:
@@ -84,4 +106,7 @@ _ENDPOINTS: dict[tuple[str, str], Callable[[State, Request], Reply]] = {
     ("GET", "script"): _get_script,
     ("POST", "script"): _set_script,
     ("POST", "reset"): _reset,
+    ("POST", "refuse"): _refuse,
+    **control_sms.ENDPOINTS,
+    **control_webhooks.ENDPOINTS,
 }

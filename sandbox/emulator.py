@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 from sandbox.faults import Channel, FaultSpec
 from sandbox.handler import Server
+from sandbox.inbound import send_inbound
+from sandbox.lifecycle import reached
 from sandbox.records import Listener, RecordedMessage, RequestRecord
 from sandbox.script import Script
 from sandbox.state import State
+from sandbox.webhooks import WebhookDelivery
 
 
 class Sandbox:
@@ -28,37 +30,44 @@ class Sandbox:
         latency_ms: float = 0.0,
         twilio_auth: tuple[str, str] | None = None,
         on_message: Listener | None = None,
+        sms_rate: float | None = None,
+        delivery_delay_s: float = 0.0,
+        webhook_auth_token: str | None = None,
+        opted_out: Iterable[str] = (),
     ) -> None:
+        """`sms_rate`: messages per second each sender drains (None: no limit, 0: hold all
+        until released); `delivery_delay_s`: from `sent` to the final status;
+        `webhook_auth_token`: sign callbacks and inbound messages with this (else see
+        sandbox.callbacks); `opted_out`: numbers that get 21610 (reset() restores them)."""
         self._address = (host, port)
-        self.state = State(script=Script(latency_ms), twilio_auth=twilio_auth)
+        self.state = State(
+            Script(latency_ms),
+            twilio_auth,
+            sms_rate=sms_rate,
+            delivery_delay_s=delivery_delay_s,
+            webhook_auth_token=webhook_auth_token,
+            opted_out=opted_out,
+        )
         if on_message is not None:
             self.state.recorder.add_listener(on_message)
         self._server: Server | None = None
-        self._thread: threading.Thread | None = None
 
     def start(self) -> Self:
         if self._server is not None:
             raise RuntimeError("sandbox already started")
         self._server = Server(self._address, self.state)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
-            name=f"sandbox-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self.state.listener = self._server
+        self._server.serve_in_background()
         return self
 
     def stop(self) -> None:
-        server, thread = self._server, self._thread
+        server = self._server
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        server.close_connections()
-        if thread is not None:
-            thread.join()
-        self._server = self._thread = None
+        server.stop()
+        self.state.stop()
+        self.state.listener = None
+        self._server = None
 
     def __enter__(self) -> Self:
         return self.start()
@@ -102,7 +111,8 @@ class Sandbox:
         return self.state.recorder.wait_for(count, timeout, channel)
 
     def reset(self) -> None:
-        """Forget messages, requests and scripting; issued tokens stay valid."""
+        """Forget messages, requests, webhooks and scripting (faults, rates, delay,
+        outcomes, opt-outs back to the constructor's); issued tokens stay valid."""
         self.state.reset()
 
     def script(self, spec: Mapping[str, Any]) -> None:
@@ -121,3 +131,113 @@ class Sandbox:
     def fail_recipient(self, recipient: str, error: FaultSpec | None) -> None:
         """Always fail this phone number/token with `error`; None clears it."""
         self.state.script.fail_recipient(recipient, error)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for `seconds` (connects refused, open connections closed)."""
+        if self._server is None:
+            raise RuntimeError("sandbox not started")
+        self._server.refuse_for(seconds)
+
+    # --- the SMS lifecycle (sandbox.outbox) ---
+
+    def set_sms_rate(self, rate: float | None, sender: str | None = None) -> None:
+        """Messages per second per sender (one sender when given); None: no limit; 0: hold."""
+        self.state.outbox.set_rate(rate, sender)
+
+    def release(self, sender: str | None = None, count: int | None = None) -> int:
+        """Send held (rate 0) messages now, oldest first; returns how many."""
+        return self.state.outbox.release(sender, count)
+
+    def set_delivery_delay(self, seconds: float) -> None:
+        """Time from `sent` to the final status (and its status callback)."""
+        self.state.outbox.set_delivery_delay(seconds)
+
+    def set_sms_outcome(
+        self, recipient: str, status: str | None, error_code: int | None = None
+    ) -> None:
+        """Final status for this number: delivered, undelivered or failed; None clears it."""
+        self.state.outbox.set_outcome(recipient, status, error_code)
+
+    def wait_for_status(self, sid: str, status: str, timeout: float = 5.0) -> RecordedMessage:
+        """Block until SMS `sid` has reached `status` or gone past it; TimeoutError otherwise."""
+        return self.state.recorder.wait_for_message(
+            sid, lambda m: reached(m.status or "", status), timeout
+        )
+
+    # --- webhooks: status callbacks (sandbox.callbacks) ---
+
+    def set_webhook_auth_token(self, token: str | None) -> None:
+        """Sign webhooks with this auth token from now on; None: the default choice."""
+        self.state.callbacks.auth_token = token
+
+    def send_status_callback(
+        self,
+        sid: str,
+        status: str | None = None,
+        *,
+        url: str | None = None,
+        error_code: int | None = None,
+        signature: str = "valid",
+        repeat: int = 1,
+        idempotency_token: str | None = None,
+    ) -> list[WebhookDelivery]:
+        """POST a status callback for `sid` now (duplicates, out of order, forged...)."""
+        return self.state.callbacks.send(
+            sid,
+            status,
+            url=url,
+            error_code=error_code,
+            signature=signature,
+            repeat=repeat,
+            idempotency_token=idempotency_token,
+        )
+
+    def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
+        """Every webhook POSTed ("status" or "inbound"), with the application's answer."""
+        return self.state.webhooks.deliveries(kind)
+
+    def wait_for_webhooks(
+        self, count: int, timeout: float = 5.0, kind: str | None = None
+    ) -> list[WebhookDelivery]:
+        return self.state.webhooks.wait_for(count, timeout, kind)
+
+    # --- opt-outs and incoming SMS (sandbox.optouts, sandbox.inbound) ---
+
+    def opt_out(self, number: str) -> None:
+        """Twilio now answers 21610 to SMS for `number`."""
+        self.state.optouts.add(number)
+
+    def opt_in(self, number: str) -> None:
+        self.state.optouts.remove(number)
+
+    def opted_out(self) -> list[str]:
+        return self.state.optouts.numbers()
+
+    def send_inbound(
+        self,
+        url: str,
+        from_: str,
+        to: str,
+        body: str,
+        *,
+        opt_out_type: str | None = None,
+        advanced_opt_out: bool = False,
+        signature: str = "valid",
+        auth_token: str | None = None,
+        account_sid: str | None = None,
+        messaging_service_sid: str | None = None,
+    ) -> WebhookDelivery:
+        """POST a signed incoming SMS to `url`; STOP/START bodies update opt-outs first."""
+        return send_inbound(
+            self.state,
+            url,
+            from_,
+            to,
+            body,
+            opt_out_type=opt_out_type,
+            advanced_opt_out=advanced_opt_out,
+            signature=signature,
+            auth_token=auth_token,
+            account_sid=account_sid,
+            messaging_service_sid=messaging_service_sid,
+        )

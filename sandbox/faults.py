@@ -4,6 +4,14 @@ One `Fault` describes an error for either channel; the SMS side reads
 `code` (Twilio error code), the push side reads `fcm_status`/`error_code`.
 Missing fields are filled from the pairings the real APIs use, so a spec
 like ``{"error_code": "UNREGISTERED"}`` is enough.
+
+A fault with an `action` is trouble on the connection instead of an error reply:
+
+- ``{"action": "drop"}``: the request is handled (the message is created, if valid) and
+  the connection is closed without an answer: the client cannot tell whether it was sent.
+- ``{"action": "timeout", "delay_s": 30}``: handled, but answered only after `delay_s`
+  (default 30 s, longer than clients' read timeouts).
+- ``{"action": "reset"}``: nothing is handled; the connection is reset (TCP RST).
 """
 
 from __future__ import annotations
@@ -23,6 +31,11 @@ TWILIO_CODES: dict[int, tuple[int, str]] = {
     20500: (500, "Internal Server Error"),
     20503: (503, "Service Unavailable"),
     21211: (400, "The 'To' number {to} is not a valid phone number."),
+    21212: (
+        400,
+        "The 'From' number {from_} is not a valid phone number, shortcode, or alphanumeric "
+        "sender ID.",
+    ),
     21408: (
         400,
         (
@@ -85,25 +98,34 @@ FCM_MESSAGES: dict[str, str] = {
     "INTERNAL": "Internal error encountered.",
 }
 
-_FIELDS = frozenset({"status", "code", "error_code", "fcm_status", "message", "retry_after"})
+_FIELDS = frozenset(
+    {"status", "code", "error_code", "fcm_status", "message", "retry_after", "action", "delay_s"}
+)
+ACTIONS = ("drop", "timeout", "reset")
+DEFAULT_TIMEOUT_DELAY_S = 30.0
 
 
 @dataclass(frozen=True)
 class Fault:
-    """An error response to return instead of accepting a message."""
+    """An error response to return instead of accepting a message, or a connection fault."""
 
-    status: int
+    status: int  # 0 for a connection fault (`action`)
     code: int | None = None
     error_code: str | None = None
     fcm_status: str | None = None
     message: str | None = None
     retry_after: int | None = None
+    action: str | None = None  # one of ACTIONS
+    delay_s: float | None = None  # for "timeout"
 
     @classmethod
     def from_json(cls, spec: Mapping[str, Any]) -> Fault:
         unknown = set(spec) - _FIELDS
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        action = _opt_str(spec, "action")
+        if action is not None:
+            return cls.connection(action, _opt_float(spec, "delay_s"))
         code = _opt_int(spec, "code")
         error_code = _opt_str(spec, "error_code")
         status = _opt_int(spec, "status")
@@ -124,7 +146,19 @@ class Fault:
             retry_after=_opt_int(spec, "retry_after"),
         )
 
+    @classmethod
+    def connection(cls, action: str, delay_s: float | None = None) -> Fault:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown fault action {action!r}; expected one of {ACTIONS}")
+        if delay_s is not None and delay_s < 0:
+            raise ValueError("delay_s must be >= 0")
+        if action == "timeout" and delay_s is None:
+            delay_s = DEFAULT_TIMEOUT_DELAY_S
+        return cls(status=0, action=action, delay_s=delay_s if action == "timeout" else None)
+
     def to_json(self) -> dict[str, Any]:
+        if self.action is not None:
+            return {"action": self.action, "delay_s": self.delay_s}
         fields = {
             "status": self.status,
             "code": self.code,
@@ -171,6 +205,24 @@ def as_fault(spec: FaultSpec) -> Fault:
     return spec if isinstance(spec, Fault) else Fault.from_json(spec)
 
 
+def split(*faults: Fault | None) -> tuple[Fault | None, Fault | None]:
+    """(connection fault, error reply) from faults in precedence order.
+
+    The first error reply wins; a connection fault met before it still applies to the
+    connection (a dropped 400 is still dropped). A reset stops everything at once.
+    """
+    action: Fault | None = None
+    for fault in faults:
+        if fault is None:
+            continue
+        if fault.action is None:
+            return action, fault
+        if fault.action == "reset":
+            return fault, None
+        action = action or fault
+    return action, None
+
+
 def as_channel(value: object) -> Channel:
     for channel in CHANNELS:
         if value == channel:
@@ -185,6 +237,15 @@ def _opt_int(spec: Mapping[str, Any], key: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"fault field {key!r} must be an integer")
     return value
+
+
+def _opt_float(spec: Mapping[str, Any], key: str) -> float | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"fault field {key!r} must be a number")
+    return float(value)
 
 
 def _opt_str(spec: Mapping[str, Any], key: str) -> str | None:

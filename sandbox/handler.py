@@ -1,10 +1,16 @@
-"""HTTP plumbing: a keep-alive threaded server and the request handler."""
+"""HTTP plumbing: a keep-alive threaded server and the request handler.
+
+Besides answering, the handler can misbehave on purpose (sandbox.faults actions): drop
+the connection without an answer, reset it, or answer late; and the server can stop
+listening for a while, so new connections are refused as by a host that is down.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import socket
+import struct
 import sys
 import threading
 from http import HTTPStatus
@@ -69,12 +75,32 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
         req = Request(self.command, path, query, headers, body)
+        server = cast(Server, self.server)
         try:
-            reply = dispatch(cast(Server, self.server).state, req)
+            reply = dispatch(server.state, req)
         except Exception:
             logger.exception("sandbox failed on %s %s", self.command, path)
             reply = json_reply(500, {"error": "sandbox internal error"})
+        if reply.action in ("drop", "reset"):
+            self._hang_up(reset=reply.action == "reset")
+            return
+        if reply.action == "timeout" and server.stopping.wait(reply.delay_s):
+            return  # the sandbox stopped meanwhile
+        if reply.before_write is not None:
+            reply.before_write(self.connection)
         self._write(reply)
+
+    def _hang_up(self, *, reset: bool) -> None:
+        """Close without answering: a FIN after a dropped request, or an RST."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            if reset:
+                # Linger 0: close() sends RST instead of FIN, "connection reset by peer".
+                linger = struct.pack("ii", 1, 0)
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                self.connection.close()
+            else:
+                self.connection.shutdown(socket.SHUT_RDWR)
 
     def _write(self, reply: Reply) -> None:
         lines = [
@@ -97,9 +123,80 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], state: State) -> None:
         self.state = state
+        self.stopping = threading.Event()  # cuts short late answers on stop()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        # Guards listening: serving thread, pause timer, stop.
+        self._listen_lock = threading.Lock()
+        self._serving: threading.Thread | None = None
+        self._resume: threading.Timer | None = None
         super().__init__(address, Handler)
+
+    def serve_in_background(self) -> None:
+        with self._listen_lock:
+            self._serve()
+
+    def stop(self) -> None:
+        with self._listen_lock:
+            self.stopping.set()
+            if self._resume is not None:
+                self._resume.cancel()
+                self._resume = None
+            else:
+                self._stop_serving()
+        self.server_close()
+        self.close_connections()
+
+    def refuse_for(self, seconds: float, keep: socket.socket | None = None) -> None:
+        """Stop listening for `seconds`: connects are refused, open connections closed.
+
+        `keep` (the control call asking for it) stays open to get its answer. Asking again
+        while refusing restarts the period.
+        """
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        with self._listen_lock:
+            if self.stopping.is_set():
+                return
+            if self._resume is not None:
+                self._resume.cancel()
+            else:
+                self._stop_serving()
+                self.socket.close()
+                self.close_connections(keep)
+            self._resume = threading.Timer(seconds, self._listen_again)
+            self._resume.daemon = True
+            self._resume.start()
+
+    def _listen_again(self) -> None:
+        with self._listen_lock:
+            if self.stopping.is_set() or self._resume is None:
+                return
+            self._resume = None
+            # Same port (SO_REUSEADDR is on), so clients' configured URL works again.
+            self.socket = socket.socket(self.address_family, self.socket_type)
+            try:
+                self.server_bind()
+                self.server_activate()
+            except OSError:
+                logger.exception("sandbox could not listen again on %s", self.server_address)
+                return
+            self._serve()
+
+    def _serve(self) -> None:
+        self._serving = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": 0.05},  # bounds how long stop() waits
+            name=f"sandbox-{self.server_address[1]}",
+            daemon=True,
+        )
+        self._serving.start()
+
+    def _stop_serving(self) -> None:
+        if self._serving is not None:
+            self.shutdown()
+            self._serving.join()
+            self._serving = None
 
     def process_request(self, request: _Socket, client_address: Any) -> None:
         if isinstance(request, socket.socket):
@@ -113,10 +210,10 @@ class Server(ThreadingHTTPServer):
                 self._connections.discard(request)
         super().shutdown_request(request)
 
-    def close_connections(self) -> None:
+    def close_connections(self, keep: socket.socket | None = None) -> None:
         """Unblock keep-alive handler threads so a stopped server stops answering."""
         with self._connections_lock:
-            connections = list(self._connections)
+            connections = [c for c in self._connections if c is not keep]
         for conn in connections:
             with contextlib.suppress(OSError):  # already closed by the client
                 conn.shutdown(socket.SHUT_RDWR)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,6 +37,17 @@ class Reply:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = field(default=())
+    # Connection faults (sandbox.faults): "drop" (close, no answer), "reset" (RST),
+    # "timeout" (answer after delay_s).
+    action: str | None = None
+    delay_s: float = 0.0
+    # Run by the handler with its own socket just before the reply is written.
+    before_write: Callable[[socket.socket], None] | None = None
+
+    def with_connection_fault(self, action: str | None, delay_s: float | None) -> Reply:
+        if action is None:
+            return self
+        return replace(self, action=action, delay_s=delay_s or 0.0)
 
 
 def json_reply(status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:

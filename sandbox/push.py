@@ -7,7 +7,8 @@ import secrets
 import time
 from typing import Any
 
-from sandbox.faults import Fault
+from sandbox.faults import Fault, split
+from sandbox.identifiers import INVALID_TOKEN_MESSAGE, is_installation_id, is_registration_token
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
 from sandbox.state import State
@@ -40,20 +41,32 @@ def route(state: State, req: Request) -> Reply:
         _log(state, req, 401, token, "UNAUTHENTICATED")
         # Any 401 makes google-auth refresh its token and resend (twice at most).
         return _error(Fault(status=401, error_code="", message=_UNAUTHENTICATED), _CHALLENGE)
-    fault = state.script.next_fault("push", token) or problem or _validate(message, token)
+    # Server-side trouble first, then what FCM checks in the request, then the device.
+    connection, fault = split(
+        state.script.next_fault("push", None),
+        problem or _validate(message, token),
+        state.script.sticky_fault(token),
+    )
+    if connection is not None and connection.action == "reset":
+        _log(state, req, 0, token, "reset")
+        return Reply(0, action="reset")
     if fault is not None:
-        _log(
-            state,
-            req,
-            fault.status,
-            token,
-            fault.fcm_error_code() or fault.google_status(),
-        )
-        return _error(fault)
-    _log(state, req, 200, token, None)
+        _log(state, req, fault.status, token, fault.fcm_error_code() or fault.google_status())
+        reply = _error(fault)
+    else:
+        _log(state, req, 200, token, None if connection is None else connection.action)
+        reply = json_reply(200, {"name": _accept(state, project, body, message, token)})
+    if connection is None:
+        return reply
+    return reply.with_connection_fault(connection.action, connection.delay_s)
+
+
+def _accept(
+    state: State, project: str, body: dict[str, Any], message: dict[str, Any], token: str | None
+) -> str:
+    """Record the push and return its name; dry runs are checked but, as at FCM, not sent."""
     if body.get("validate_only") is True:
-        # Dry runs are checked but, like FCM, never delivered.
-        return json_reply(200, {"name": f"projects/{project}/messages/fake_message_id"})
+        return f"projects/{project}/messages/fake_message_id"
     name = f"projects/{project}/messages/0:{time.time_ns() // 1000}%{secrets.token_hex(8)}"
     notification = message.get("notification") or {}
     state.recorder.record(
@@ -69,7 +82,7 @@ def route(state: State, req: Request) -> Reply:
             response={"name": name},
         )
     )
-    return json_reply(200, {"name": name})
+    return name
 
 
 def _body(req: Request) -> tuple[dict[str, Any], Fault | None]:
@@ -84,9 +97,14 @@ def _body(req: Request) -> tuple[dict[str, Any], Fault | None]:
     return body, None
 
 
+# The v1 Message's `target` oneof; firebase-admin 7.7 adds `fid` and deprecates `token`.
+_TARGETS = ("token", "fid", "topic", "condition")
+# Each device field must hold its own kind of identifier (sandbox.identifiers).
+_SHAPES = {"token": is_registration_token, "fid": is_installation_id}
+
+
 def _recipient(message: dict[str, Any]) -> str | None:
-    # firebase-admin 7.7 deprecates Message.token for Message.fid; accept both.
-    for key in ("token", "fid"):
+    for key in _SHAPES:
         value = message.get(key)
         if isinstance(value, str) and value:
             return value
@@ -94,9 +112,19 @@ def _recipient(message: dict[str, Any]) -> str | None:
 
 
 def _validate(message: dict[str, Any], token: str | None) -> Fault | None:
+    targets = [key for key in _TARGETS if message.get(key) not in (None, "")]
+    if len(targets) > 1:
+        return _invalid(
+            f"Invalid value at 'message' (oneof), oneof field 'target' is already set. "
+            f"Cannot set '{targets[1]}'"
+        )
     if token is None:
         # Only device delivery (token/fid) is modelled; topics/conditions are not.
         return _invalid("Recipient of the message is not set.")
+    for key, shaped in _SHAPES.items():
+        value = message.get(key)
+        if value is not None and not (isinstance(value, str) and shaped(value)):
+            return _invalid(INVALID_TOKEN_MESSAGE)
     notification = message.get("notification")
     if notification is not None and not isinstance(notification, dict):
         return _invalid("Invalid value at 'message.notification'.")

@@ -11,7 +11,12 @@ from typing import Any
 
 @dataclass(frozen=True)
 class RecordedMessage:
-    """A message the emulator accepted (an SMS or a push)."""
+    """A message the emulator accepted (an SMS or a push): what a phone "received".
+
+    An SMS is recorded when Twilio would have created it, whatever happens next; `status`
+    and `response` then follow its lifecycle (queued, sending, sent, delivered...), so
+    `response` is the resource a fetch returns now. Pushes have no status (None).
+    """
 
     channel: str
     id: str  # Twilio sid or FCM message name
@@ -23,6 +28,7 @@ class RecordedMessage:
     payload: dict[str, Any] = field(default_factory=dict)  # form / FCM message sent
     response: dict[str, Any] = field(default_factory=dict)  # JSON returned for it
     received_at: float = field(default_factory=time.time)
+    status: str | None = None  # an SMS's current Twilio status
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +67,7 @@ class Recorder:
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._messages: list[RecordedMessage] = []
+        self._index: dict[str, int] = {}  # message id -> position in _messages
         self._requests: list[RequestRecord] = []
         self._listeners: list[Listener] = []
 
@@ -70,6 +77,7 @@ class Recorder:
 
     def record(self, message: RecordedMessage) -> None:
         with self._cond:
+            self._index[message.id] = len(self._messages)
             self._messages.append(message)
             listeners = list(self._listeners)
             self._cond.notify_all()
@@ -91,10 +99,37 @@ class Recorder:
 
     def find(self, message_id: str) -> RecordedMessage | None:
         with self._cond:
-            for message in reversed(self._messages):
-                if message.id == message_id:
-                    return message
-        return None
+            position = self._index.get(message_id)
+            return None if position is None else self._messages[position]
+
+    def update(
+        self, message_id: str, change: Callable[[RecordedMessage], RecordedMessage]
+    ) -> RecordedMessage | None:
+        """Replace a message with `change(message)`; None if it is gone (reset)."""
+        with self._cond:
+            position = self._index.get(message_id)
+            if position is None:
+                return None
+            updated = change(self._messages[position])
+            self._messages[position] = updated
+            self._cond.notify_all()
+            return updated
+
+    def wait_for_message(
+        self, message_id: str, predicate: Callable[[RecordedMessage], bool], timeout: float
+    ) -> RecordedMessage:
+        """Block until message `message_id` exists and satisfies `predicate`."""
+
+        def met() -> bool:
+            position = self._index.get(message_id)
+            return position is not None and predicate(self._messages[position])
+
+        with self._cond:
+            if not self._cond.wait_for(met, timeout):
+                found = self.find(message_id)
+                state = "unknown" if found is None else f"{found.status}"
+                raise TimeoutError(f"{message_id} ({state}) did not get there in {timeout}s")
+            return self._messages[self._index[message_id]]
 
     def wait_for(
         self, count: int, timeout: float, channel: str | None = None
@@ -115,6 +150,7 @@ class Recorder:
     def reset(self) -> None:
         with self._cond:
             self._messages.clear()
+            self._index.clear()
             self._requests.clear()
             self._cond.notify_all()
 

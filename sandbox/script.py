@@ -5,14 +5,17 @@ The JSON form accepted by `Script.apply` (and POST /_sandbox/script)::
     {
       "latency_ms": 50,                         # all channels
       "channel_latency_ms": {"sms": 200},       # overrides per channel
-      "queue": {"sms": [{"status": 429, "code": 20429, "retry_after": 1}]},
+      "queue": {"sms": [{"status": 429, "code": 20429, "retry_after": 1},
+                        {"action": "drop"}]},   # connection faults: sandbox.faults
       "storm": {"push": {"count": 5, "error": {"status": 503}}},
-      "fail_recipients": {"tok-unregistered": {"error_code": "UNREGISTERED"},
+      "fail_recipients": {"<registration token>": {"error_code": "UNREGISTERED"},
+                          "+14155550123": {"action": "timeout", "delay_s": 20},
                           "+15005550009": null}  # null removes the rule
     }
 
 Queued faults (storms are just repeated queue entries) are consumed one
-per request of that channel and take precedence over sticky recipients.
+per request of that channel and come first; then the request's own checks
+(an invalid number, a malformed token); then sticky recipients.
 """
 
 from __future__ import annotations
@@ -118,6 +121,13 @@ class Script:
             if recipient is not None:
                 return self._sticky.get(recipient)
         return None
+
+    def sticky_fault(self, recipient: str | None) -> Fault | None:
+        """The error set for this recipient, without touching the queue."""
+        if recipient is None:
+            return None
+        with self._lock:
+            return self._sticky.get(recipient)
 
     def reset(self) -> None:
         """Back to the constructor's latency, with no faults."""

@@ -7,27 +7,20 @@ import binascii
 import re
 import secrets
 import time
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
-from urllib.parse import urlencode
 
-from sandbox.faults import Fault
+from sandbox import listing
+from sandbox.addresses import is_valid_number, is_valid_sender
+from sandbox.faults import Fault, split
+from sandbox.lifecycle import initial_status, rfc2822
 from sandbox.protocol import Reply, Request, json_reply, retry_after
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.segments import segments
 from sandbox.state import State
 
 PREFIX = "/2010-04-01/Accounts/"
 _ROUTE = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages(?:/([^/]+))?\.json$")
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 MAX_BODY = 1600
-
-# GSM 03.38 basic set; anything else forces UCS-2 (70/67 chars per segment).
-_GSM = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-_GSM_EXT = frozenset("^{}\\[~]|€\f")
 
 
 def route(state: State, req: Request) -> Reply:
@@ -63,42 +56,69 @@ def _create(state: State, req: Request, account: str) -> Reply:
     if denied is not None:
         state.recorder.log(RequestRecord("sms", "POST", req.path, 401, to, "20003"))
         return denied
-    fault = state.script.next_fault("sms", to) or _validate(to, from_, service, body, form)
+    # Server-side trouble first, then what Twilio checks in the request, then the number.
+    connection, fault = split(
+        state.script.next_fault("sms", None),
+        _validate(to, from_, service, body, form),
+        Fault(status=400, code=21610) if to in state.optouts else None,
+        state.script.sticky_fault(to),
+    )
+    if connection is not None and connection.action == "reset":
+        state.recorder.log(RequestRecord("sms", "POST", req.path, 0, to, "reset"))
+        return Reply(0, action="reset")
     if fault is not None:
         code = str(fault.twilio_code())
         state.recorder.log(RequestRecord("sms", "POST", req.path, fault.status, to, code))
-        return _error(fault, to, from_)
+        reply = _error(fault, to, from_)
+    else:
+        action = None if connection is None else connection.action
+        state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to, action))
+        credentials = _basic_auth(req.headers.get("authorization", ""))
+        reply = json_reply(201, _accept(state, account, form, credentials).response)
+    if connection is None:
+        return reply
+    return reply.with_connection_fault(connection.action, connection.delay_s)
+
+
+def _accept(
+    state: State, account: str, form: dict[str, str], credentials: tuple[str, str] | None
+) -> RecordedMessage:
+    """Create the message and put it in its sender's queue."""
+    to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
+    service, body = form.get("MessagingServiceSid", "").strip(), form.get("Body", "")
     now = time.time()
     sid = "SM" + secrets.token_hex(16)
     resource = _resource(account, sid, to, from_, service, body, now)
-    state.recorder.log(RequestRecord("sms", "POST", req.path, 201, to))
-    state.recorder.record(
-        RecordedMessage(
-            channel="sms",
-            id=sid,
-            to=to,
-            sender=from_ or service,
-            body=body,
-            payload=dict(form),
-            response=resource,
-            received_at=now,
-        )
+    message = RecordedMessage(
+        channel="sms",
+        id=sid,
+        to=to,
+        sender=from_ or service,
+        body=body,
+        payload=dict(form),
+        response=resource,
+        received_at=now,
+        status=resource["status"],
     )
-    return json_reply(201, resource)
+    state.recorder.record(message)
+    # Before it is queued: its first callback may go out at once.
+    state.callbacks.created(sid, credentials)
+    state.outbox.submit(message)
+    return message
 
 
 def _validate(to: str, from_: str, service: str, body: str, form: dict[str, str]) -> Fault | None:
-    if not to:
-        return Fault(status=400, code=21604)
-    if not _E164.match(to):
-        return Fault(status=400, code=21211)
-    if not from_ and not service:
-        return Fault(status=400, code=21603)
-    if not body and "MediaUrl" not in form and "ContentSid" not in form:
-        return Fault(status=400, code=21602)
-    if len(body) > MAX_BODY:
-        return Fault(status=400, code=21617)
-    return None
+    # In the order Twilio checks them: the first that applies is the answer.
+    problems = (
+        (21604, not to),
+        (21211, not is_valid_number(to)),
+        (21603, not from_ and not service),
+        (21212, bool(from_) and not is_valid_sender(from_)),
+        (21602, not body and "MediaUrl" not in form and "ContentSid" not in form),
+        (21617, len(body) > MAX_BODY),
+    )
+    code = next((code for code, applies in problems if applies), None)
+    return None if code is None else Fault(status=400, code=code)
 
 
 def _check_auth(state: State, req: Request, account: str) -> Reply | None:
@@ -144,7 +164,7 @@ def _error(
 def _resource(
     account: str, sid: str, to: str, from_: str, service: str, body: str, now: float
 ) -> dict[str, Any]:
-    date = format_datetime(datetime.fromtimestamp(now, UTC))
+    date = rfc2822(now)
     uri = f"{PREFIX}{account}/Messages/{sid}"
     return {
         "account_sid": account,
@@ -163,8 +183,7 @@ def _resource(
         "price": None,
         "price_unit": "USD",
         "sid": sid,
-        # Twilio answers "accepted" when it still has to pick a sender.
-        "status": "queued" if from_ else "accepted",
+        "status": initial_status(from_),
         "subresource_uris": {
             "media": f"{uri}/Media.json",
             "feedback": f"{uri}/Feedback.json",
@@ -175,53 +194,20 @@ def _resource(
 
 
 def _list(state: State, req: Request, account: str) -> Reply:
-    params = req.params()
     try:
-        size = min(max(int(params.get("PageSize", "50")), 1), 1000)
-        page = max(int(params.get("Page", "0")), 0)
-    except ValueError:
-        return _error(Fault(status=400, code=20001, message="Invalid paging parameter"))
-    filters = {k: params[k] for k in ("To", "From") if params.get(k)}
-    matches = [
+        query = listing.parse_query(req.params())
+    except listing.ListError as exc:
+        return _error(Fault(status=400, code=20001, message=str(exc)))
+    matching = [
         m.response
-        for m in reversed(state.recorder.messages("sms"))
-        if m.response["account_sid"] == account
-        and all(m.response[k.lower()] == v for k, v in filters.items())
+        for m in reversed(state.recorder.messages("sms"))  # newest first
+        if m.response["account_sid"] == account and listing.matches(m.response, query)
     ]
-    start = page * size
-    chunk = matches[start : start + size]
-    base = f"{PREFIX}{account}/Messages.json"
-
-    def page_uri(number: int) -> str:
-        return f"{base}?{urlencode({**filters, 'PageSize': size, 'Page': number})}"
-
-    return json_reply(
-        200,
-        {
-            "end": start + max(len(chunk) - 1, 0),
-            "first_page_uri": page_uri(0),
-            "messages": chunk,
-            "next_page_uri": page_uri(page + 1) if start + size < len(matches) else None,
-            "page": page,
-            "page_size": size,
-            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-            "start": start,
-            "uri": page_uri(page),
-        },
-    )
-
-
-def segments(body: str) -> int:
-    """SMS segment count the way carriers split GSM-7 vs UCS-2 bodies."""
-    if all(c in _GSM or c in _GSM_EXT for c in body):
-        units = len(body) + sum(c in _GSM_EXT for c in body)
-        single, multi = 160, 153
-    else:
-        units = len(body.encode("utf-16-le")) // 2
-        single, multi = 70, 67
-    if units <= single:
-        return 1
-    return -(-units // multi)
+    try:
+        page = listing.build_page(matching, query, req.path)
+    except listing.ListError as exc:
+        return _error(Fault(status=400, code=20001, message=str(exc)))
+    return json_reply(200, page)
 
 
 def _not_found(path: str) -> str:

@@ -4,6 +4,7 @@ Imports nothing else of ours, so every other package can depend on it.
 """
 
 from schemas.errors import (
+    AmbiguousDeliveryError,
     ConfigurationError,
     DeliveryError,
     EventError,
@@ -22,6 +23,7 @@ from schemas.notification import (
     Channel,
     NewNotification,
     Notification,
+    PushId,
     Status,
     TaskResult,
     ThrottleKey,
@@ -36,6 +38,7 @@ __all__ = [
     "IN_FLIGHT",
     "TERMINAL",
     "TRANSITIONS",
+    "AmbiguousDeliveryError",
     "AttemptOutcome",
     "Channel",
     "ConfigurationError",
@@ -47,6 +50,7 @@ __all__ = [
     "Notification",
     "NotifyError",
     "PermanentDeliveryError",
+    "PushId",
     "Receipt",
     "ReceiptSource",
     "Rule",

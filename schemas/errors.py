@@ -43,6 +43,14 @@ class TransientDeliveryError(DeliveryError):
         self.retry_after = retry_after
 
 
+class AmbiguousDeliveryError(TransientDeliveryError):
+    """The request left, and no answer came back: the provider may have accepted it.
+
+    Worth retrying, but only after asking the provider whether it has the message (SMS), so
+    the retry cannot send it twice. A request that never left is a plain transient error.
+    """
+
+
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: the recipient, the content or the account is wrong."""
 

@@ -14,6 +14,17 @@ class Channel(enum.StrEnum):
     PUSH = "push"
 
 
+class PushId(enum.StrEnum):
+    """Which FCM identifier a push recipient is; FCM v1 has a message field for each.
+
+    A registration token is what `getToken()` returns and almost every app stores; an
+    installation ID (FID) is what an app registers in FCM's installation-ID mode.
+    """
+
+    TOKEN = "token"
+    FID = "fid"
+
+
 class Status(enum.StrEnum):
     SCHEDULED = "scheduled"
     PENDING = "pending"
@@ -64,6 +75,9 @@ class AttemptOutcome(enum.StrEnum):
     CONFIG_ERROR = "config_error"
     NOT_RECEIVED = "not_received"  # the sweeper found no trace at the provider: resend
     UNKNOWN = "unknown"  # the worker died mid-call and the provider has no lookup
+    # Only a lookup was made (asking Twilio whether an earlier send arrived), and it failed:
+    # nothing was sent, so it does not count against NOTIFY_MAX_SEND_ATTEMPTS.
+    LOOKUP_FAILED = "lookup_failed"
 
 
 class TaskResult(enum.StrEnum):
@@ -98,6 +112,7 @@ class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
     body: str
     title: str | None = None
     data: dict[str, str] | None = None
+    push_id: PushId | None = None  # push only: which identifier `recipient` is
     status: Status = Status.PENDING
     send_at: datetime | None = None
     cancel_on: list[str] = []
@@ -131,3 +146,14 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     error_code: str | None
     send_at: datetime | None
     updated_at: datetime | None = None
+    push_id: PushId | None = None
+    # When the earliest send whose answer was lost began (null: none). While set, every
+    # attempt asks Twilio for that message before sending again.
+    unsure_since: datetime | None = None
+    # Attempts that were only a failed lookup: `attempts - lookup_failures` sends were made.
+    lookup_failures: int = 0
+
+    @property
+    def sends(self) -> int:
+        """Attempts that called the provider to send, this one included."""
+        return self.attempts - self.lookup_failures

@@ -17,6 +17,10 @@ DURATION = r"^-?\d+(\.\d+)?[smhd]$"
 # "21:00-08:00": local wall-clock times, the window may cross midnight.
 QUIET_HOURS = r"^(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d$"
 ChannelName = Literal["sms", "push"]
+# Which FCM identifier a push rule's `to` renders: a registration token (from getToken(),
+# what almost every app stores) or a Firebase Installation ID. schemas.PushId has the values.
+PushIdName = Literal["token", "fid"]
+PUSH_ID_NAMES: tuple[str, ...] = ("token", "fid")
 
 
 class Throttle(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,6 +42,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     when: str | None = None
     title: str | None = None
     data: dict[str, str] | None = None
+    push_id: PushIdName | None = None  # push only; unset: token
     enabled: bool = True
     delay: Duration | None = None
     at: str | None = None
@@ -66,6 +71,7 @@ class ChannelDefaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     body: str | None = None
     title: str | None = None
     data: dict[str, str] | None = None
+    push_id: PushIdName | None = None
     delay: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
     quiet_hours: str | None = None

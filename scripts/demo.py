@@ -22,9 +22,15 @@ import asyncpg
 from notify.logs import mask
 from sandbox import Sandbox, launcher
 from sandbox.credentials import write_service_account
+from sandbox.identifiers import registration_token
 from sandbox.launcher import BIN, ROOT, emulator_env
 
 WORK = ROOT / ".demo"
+# Registration tokens shaped like the ones apps get from getToken(): FCM (and its emulator)
+# rejects anything else as INVALID_ARGUMENT. The dead one is well formed but unregistered.
+ANN_PHONE, ANN_TABLET = registration_token("ann-phone"), registration_token("ann-tablet")
+BOB, CLEO = registration_token("bob-phone"), registration_token("cleo-phone")
+DEAD_DEVICE = registration_token("uninstalled-app")
 
 
 def customer(n: int, phone: str, tokens: list[str]) -> dict[str, Any]:
@@ -40,7 +46,7 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
             {
                 "shipment_id": f"SHP-{run}-1",
                 "delay_minutes": 45,
-                "customer": customer(0, "+14155550100", ["tok-ann-phone", "tok-ann-tablet"]),
+                "customer": customer(0, "+14155550100", [ANN_PHONE, ANN_TABLET]),
             },
         ),
         (
@@ -49,7 +55,7 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
             {
                 "shipment_id": f"SHP-{run}-2",
                 "delay_minutes": 95,
-                "customer": customer(1, "+442079460958", ["tok-bob"]),
+                "customer": customer(1, "+442079460958", [BOB]),
             },
         ),
         (
@@ -58,7 +64,7 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
             {
                 "shipment_id": f"SHP-{run}-3",
                 "delay_minutes": 10,
-                "customer": customer(2, "+14155550111", ["tok-cleo"]),
+                "customer": customer(2, "+14155550111", [CLEO]),
             },
         ),
         (
@@ -67,7 +73,7 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
             {
                 "shipment_id": f"SHP-{run}-4",
                 "delay_minutes": 60,
-                "customer": customer(3, "12345", ["tok-unregistered"]),
+                "customer": customer(3, "12345", [DEAD_DEVICE]),
             },
         ),
         (
@@ -75,7 +81,7 @@ def samples(run: str) -> list[tuple[str, str, dict[str, Any]]]:
             f"SHP-{run}-1",
             {
                 "shipment_id": f"SHP-{run}-1",
-                "customer": customer(0, "+14155550100", ["tok-ann-phone"]),
+                "customer": customer(0, "+14155550100", [ANN_PHONE]),
             },
         ),
     ]
@@ -128,7 +134,7 @@ def main() -> int:
     creds_file = Path(env.get("GOOGLE_APPLICATION_CREDENTIALS", "serviceAccountKey.json"))
     if not (env.get("TWILIO_ACCOUNT_SID") and creds_file.exists()):
         sandbox = Sandbox().start()
-        sandbox.fail_recipient("tok-unregistered", {"error_code": "UNREGISTERED"})
+        sandbox.fail_recipient(DEAD_DEVICE, {"error_code": "UNREGISTERED"})
         creds = write_service_account(WORK / "serviceAccountKey.json", sandbox.token_uri)
         env.update(emulator_env(sandbox.url, creds, TWILIO_AUTH_TOKEN="demo-token"))
         print(f"demo: no provider credentials set; using the local emulators at {sandbox.url}")

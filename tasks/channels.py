@@ -31,7 +31,7 @@ def _outage_retry(task: Task, rt: Runtime, exc: BaseException) -> Exception:
     _OUTAGE.started(exc)
     s = rt.settings
     delay = backoff(task.request.retries + 1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
-    retry: Exception = task.retry(countdown=delay, max_retries=None)
+    retry: Exception = task.retry(countdown=delay)
     return retry
 
 
@@ -59,11 +59,14 @@ def _run(task: Task, notification_id: int, channel: Channel, slot: float | None 
         _come_back(int(notification_id), channel, outcome)
     elif outcome.retry_in is not None:
         # The row is back to `pending`; the retried task claims it again.
-        raise task.retry(countdown=outcome.retry_in, max_retries=None)
+        raise task.retry(countdown=outcome.retry_in)
     return outcome.status
 
 
-@app.task(name=task_names.SEND_BATCH, shared=False, bind=True)
+# How often a row is retried is the row's business (NOTIFY_MAX_SEND_ATTEMPTS, the
+# reconciliation budget, the outage backoff), never Celery's. The task's own max_retries
+# must say so: `retry(max_retries=None)` means "the task's default", which is 3.
+@app.task(name=task_names.SEND_BATCH, shared=False, bind=True, max_retries=None)
 def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[str, int]:
     """Many rows of one channel per message: the broker's per-message cost is the bottleneck."""
     rt = runtime(app.settings)
@@ -82,12 +85,12 @@ def send_batch(self: Task, channel: str, notification_ids: list[int]) -> dict[st
     return dict(Counter(outcome.status for _, outcome in results))
 
 
-@app.task(name=task_names.SEND_SMS, shared=False, bind=True)
+@app.task(name=task_names.SEND_SMS, shared=False, bind=True, max_retries=None)
 def send_sms(self: Task, notification_id: int, slot: float | None = None) -> str:
     """`slot`: the send-rate slot (epoch seconds) a row brought back at its turn holds."""
     return _run(self, notification_id, Channel.SMS, None if slot is None else float(slot))
 
 
-@app.task(name=task_names.SEND_PUSH, shared=False, bind=True)
+@app.task(name=task_names.SEND_PUSH, shared=False, bind=True, max_retries=None)
 def send_push(self: Task, notification_id: int) -> str:
     return _run(self, notification_id, Channel.PUSH)

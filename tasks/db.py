@@ -39,6 +39,8 @@ class WorkerStore(Protocol):
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
 
+    def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]: ...
+
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]: ...
@@ -177,6 +179,9 @@ class StoreRunner:
                 error_message=error_message,
             )
         )
+
+    def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
+        return self.run(lambda store: store.taken(provider_message_ids, besides=besides))
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_older_than(days=days, limit=limit))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -13,17 +13,19 @@ from notify.logs import mask
 from notify.outage import TRANSIENT
 from notify.store import Finished
 from schemas import (
+    AmbiguousDeliveryError,
     AttemptOutcome,
     Channel,
     ConfigurationError,
     DeliveryError,
     Notification,
     PermanentDeliveryError,
+    PushId,
     Status,
     TaskResult,
     TransientDeliveryError,
 )
-from tasks import metrics, pacing
+from tasks import metrics, pacing, reconcile
 from tasks.classification import backoff, kind_of
 from tasks.runtime import Runtime
 
@@ -43,33 +45,41 @@ def _deferred(held: pacing.Held) -> Outcome:
     return Outcome(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
 
 
-# The last attempt may have reached the provider even though no answer came back.
-AMBIGUOUS = frozenset({"timeout", "connection_error", "reconcile_failed"})
-
-
 def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]:
-    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`)."""
+    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`).
+
+    Raises LookupFailed (nothing sent) when Twilio cannot say whether it has an earlier send.
+    """
     if row.channel is Channel.SMS:
-        if row.attempts > 1 and row.error_code in AMBIGUOUS:
-            earlier = _find_earlier_sms(rt, row)
+        if row.unsure_since is not None:
+            earlier = find_earlier_sms(rt, row, row.unsure_since)
             if earlier is not None:
                 return earlier, AttemptOutcome.RECONCILED
+            if row.sends > rt.settings.max_send_attempts:
+                # The last allowed send lost its answer and never reached Twilio.
+                raise TransientDeliveryError(
+                    row.error_code or "connection_error",
+                    f"no answer to send {row.sends - 1}, and Twilio does not have it",
+                )
         return rt.sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
-    return rt.push.send(row.recipient, row.title, row.body, data or None), AttemptOutcome.SENT
+    kind = row.push_id or PushId.TOKEN
+    return rt.push.send(row.recipient, row.title, row.body, data or None, kind), AttemptOutcome.SENT
 
 
-def _find_earlier_sms(rt: Runtime, row: Notification) -> str | None:
-    """Ask Twilio whether the ambiguous attempt was accepted, before sending again."""
-    s = rt.settings
-    # The last attempt began at most one retry delay, one broker hold and one call ago.
-    window = s.retry_max_seconds + s.visibility_timeout_seconds + s.provider_timeout_seconds
-    since = datetime.now(UTC) - timedelta(seconds=window + 300)
+def find_earlier_sms(rt: Runtime, row: Notification, since: datetime) -> str | None:
+    """The SID of a message Twilio has for this row from a send begun at or after `since`.
+
+    None when Twilio has none (safe to send); LookupFailed when it cannot tell (never send).
+    """
     try:
-        return rt.sms.find_sent(row.recipient, row.body, since)
+        found, complete = rt.sms.candidates(row.recipient, row.body, since)
+        taken = rt.db.taken([m.sid for m in found], besides=row.id) if found else set()
+        return reconcile.choose(found, complete, taken)
+    except reconcile.LookupFailed:
+        raise
     except Exception as exc:  # noqa: BLE001 - unsure whether it was sent: never send blind
-        detail = f"lookup before resending failed: {type(exc).__name__}"
-        raise TransientDeliveryError("reconcile_failed", detail) from None
+        raise reconcile.LookupFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
 
 
 def _record(rt: Runtime, finished: Finished) -> None:
@@ -144,6 +154,9 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
     started = time.perf_counter()
     try:
         provider_id, result = _call_provider(rt, row)
+    except reconcile.LookupFailed as exc:
+        metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+        return _lookup_failed(rt, row, exc, ctx, began)
     except DeliveryError as exc:
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
         return _failed(rt, row, exc, ctx, began)
@@ -166,20 +179,23 @@ def _failed(
     channel = row.channel.value
     kind = kind_of(exc)
     metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
-    retry = isinstance(exc, TransientDeliveryError) and row.attempts < s.max_send_attempts
+    unsure = isinstance(exc, AmbiguousDeliveryError)
+    # A send whose answer was lost is always followed by one more attempt, which looks
+    # for it at Twilio before it sends again (and sends only within the budget).
+    retry = unsure or (isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts)
     status = Status.PENDING if retry else Status.FAILED
     outcome = AttemptOutcome(f"{kind}_error")
     _record(
         rt,
         Finished(
             row.id, row.attempts, status, outcome, began,
-            error_code=exc.code, error_message=exc.message,
+            error_code=exc.code, error_message=exc.message, unsure=unsure,
         ),
     )  # fmt: skip
     if retry:
         assert isinstance(exc, TransientDeliveryError)
         floor = exc.retry_after
-        if exc.code in AMBIGUOUS:
+        if unsure:
             # A request the provider may still be working on must land before the retry
             # looks for it.
             floor = max(floor or 0.0, s.provider_timeout_seconds)
@@ -205,4 +221,54 @@ def _failed(
     return Outcome(TaskResult.FAILED, exc.code)
 
 
-__all__ = ["Outcome", "PermanentDeliveryError", "deliver"]
+def _lookup_failed(
+    rt: Runtime,
+    row: Notification,
+    exc: reconcile.LookupFailed,
+    ctx: dict[str, object],
+    began: datetime,
+) -> Outcome:
+    """Twilio could not say whether an earlier send arrived: ask again, for a time.
+
+    The attempt sent nothing, so it is not a send (NOTIFY_MAX_SEND_ATTEMPTS); what bounds
+    the asking is NOTIFY_RECONCILE_BUDGET_SECONDS from the unanswered send. Past it the row
+    fails as `outcome_unknown`: the message may or may not have gone out.
+    """
+    s = rt.settings
+    channel = row.channel.value
+    since = row.unsure_since or began
+    waited = (datetime.now(UTC) - since).total_seconds()
+    metrics.PROVIDER_ERRORS.labels(channel, "reconcile_failed", "transient").inc()
+    if waited < s.reconcile_budget_seconds:
+        _record(
+            rt,
+            Finished(
+                row.id, row.attempts, Status.PENDING, AttemptOutcome.LOOKUP_FAILED, began,
+                error_code="reconcile_failed", error_message=f"lookup before resending: {exc}",
+                lookup_failed=True,
+            ),
+        )  # fmt: skip
+        delay = backoff(row.lookup_failures + 1, base=s.retry_base_seconds,
+                        cap=s.retry_max_seconds)  # fmt: skip
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
+        metrics.RETRIES.labels(channel, "reconcile_failed").inc()
+        log.warning(
+            "cannot tell whether Twilio has the earlier send; asking again",
+            extra=logs.fields(**ctx, error=str(exc), retry_in=round(delay, 2)),
+        )
+        return Outcome(TaskResult.RETRIED, "reconcile_failed", delay)
+    message = f"could not learn from Twilio for {waited:.0f} s whether it was sent: {exc}"
+    _record(
+        rt,
+        Finished(
+            row.id, row.attempts, Status.FAILED, AttemptOutcome.UNKNOWN, began,
+            error_code="outcome_unknown", error_message=message[:500], lookup_failed=True,
+        ),
+    )  # fmt: skip
+    metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
+    metrics.ATTEMPTS.labels(channel).observe(row.attempts)
+    log.error("outcome unknown: not resent", extra=logs.fields(**ctx, error=message))
+    return Outcome(TaskResult.FAILED, "outcome_unknown")
+
+
+__all__ = ["Outcome", "PermanentDeliveryError", "deliver", "find_earlier_sms"]

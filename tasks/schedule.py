@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from notify import logs, task_names
 from notify.task_names import SEND_ONE
 from schemas import AttemptOutcome, Channel, Notification, Status
 from tasks import pacing
 from tasks.app import app
+from tasks.delivery import find_earlier_sms
+from tasks.reconcile import LookupFailed
 from tasks.runtime import Runtime, runtime
 
 log = logs.get("schedule")
@@ -86,22 +88,32 @@ def sweep() -> dict[str, int]:
 def settle(rt: Runtime, row: Notification) -> str:
     """The one unrecorded window: the provider may have accepted before the worker died.
 
-    SMS: ask Twilio for a message with this body to this number since the claim; found ->
-    `sent` with its SID, not found -> `pending` again (safe to send). Push: FCM has no
+    SMS: ask Twilio for a message with this body to this number since the claim (or since
+    an earlier unanswered send); found -> `sent` with its SID, not found -> `pending` again
+    (safe to send). While Twilio cannot tell, the row waits for the next sweep, for up to
+    NOTIFY_RECONCILE_BUDGET_SECONDS, then fails as `outcome_unknown`. Push: FCM has no
     lookup, so the row fails as `outcome_unknown` rather than risk a second push.
     """
     if row.channel is Channel.SMS:
-        since = (row.updated_at or datetime.now(UTC)) - timedelta(minutes=5)
+        claimed = row.updated_at or datetime.now(UTC)  # a `sending` row's last touch: its claim
+        since = min(claimed, row.unsure_since or claimed)
         try:
-            sid = rt.sms.find_sent(row.recipient, row.body, since)
-        except Exception as exc:  # noqa: BLE001 - try again at the next sweep
+            sid = find_earlier_sms(rt, row, since)
+        except LookupFailed as exc:
+            waited = (datetime.now(UTC) - since).total_seconds()
             log.warning(
                 "reconciliation lookup failed",
-                extra=logs.fields(
-                    notification_id=row.id, error=f"{type(exc).__name__}: {exc}"[:300]
-                ),
+                extra=logs.fields(notification_id=row.id, error=str(exc), waited=round(waited)),
             )
-            return "deferred"
+            if waited < rt.settings.reconcile_budget_seconds:
+                return "deferred"
+            rt.db.resolve_sending(
+                row, status=Status.FAILED, outcome=AttemptOutcome.UNKNOWN,
+                error_code="outcome_unknown",
+                error_message=f"worker stopped during the provider call; for {waited:.0f} s "
+                f"Twilio could not say whether it has the message; not resent",
+            )  # fmt: skip
+            return "unknown"
         if sid is not None:
             rt.db.resolve_sending(
                 row, status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid

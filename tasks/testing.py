@@ -21,7 +21,8 @@ class FakeStore:
 
     `finished` and `resolved` record what tasks wrote, as dicts with an `id` key;
     `record_failures` are raised by the next `record` calls, one each (a Postgres blip).
-    `awaiting` holds `sent` SMS whose receipt is overdue; `lookups` what lookups recorded.
+    `awaiting` holds `sent` SMS whose receipt is overdue; `lookups` what lookups recorded;
+    `holders` maps provider message ids to the rows that hold them.
     """
 
     def __init__(self, claimable: dict[int, Notification] | None = None) -> None:
@@ -37,6 +38,7 @@ class FakeStore:
         self.awaiting: list[AwaitingReceipt] = []
         self.lookups: list[Receipt] = []
         self.looked_up: list[int] = []
+        self.holders: dict[str, int] = {}
         self.pings = 0
         self.closed = False
 
@@ -66,6 +68,9 @@ class FakeStore:
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return []
+
+    def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
+        return {sid for sid in provider_message_ids if self.holders.get(sid, besides) != besides}
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int

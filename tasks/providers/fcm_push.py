@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 
 import firebase_admin
 import requests
@@ -11,10 +12,17 @@ from firebase_admin import credentials, exceptions, messaging
 from google.auth import exceptions as auth_exceptions
 
 from notify.settings import Settings
-from schemas import ConfigurationError, TransientDeliveryError
+from schemas import ConfigurationError, PushId, TransientDeliveryError
 from tasks.classification import classify_fcm, error_for, retry_after_seconds
 
 FCM_BASE = "https://fcm.googleapis.com"
+# firebase-admin 7.7 warns on every Message(token=...) ("Message.token is deprecated. Use
+# Message.fid instead."), but a registration token is not an installation ID: FCM v1 keeps a
+# field for each, and `token` is the one for what getToken() returns. The warning is
+# silenced around that one constructor call only. catch_warnings swaps the process-wide
+# filter list, so the sender threads take turns through it (building a Message is cheap).
+_TOKEN_DEPRECATION = r"Message\.token is deprecated"
+_WARNINGS = threading.Lock()
 _ERROR_CODES: dict[type[Exception], str] = {
     messaging.UnregisteredError: "UNREGISTERED",
     messaging.SenderIdMismatchError: "SENDER_ID_MISMATCH",
@@ -58,22 +66,36 @@ class FcmPush:
 
     @staticmethod
     def message(
-        token: str, title: str | None, body: str, data: dict[str, str] | None
+        target: str,
+        title: str | None,
+        body: str,
+        data: dict[str, str] | None,
+        kind: PushId = PushId.TOKEN,
     ) -> messaging.Message:
-        # firebase-admin 7 deprecates `token=` for `fid=` (same registration, new field name).
-        return messaging.Message(
-            fid=token,
-            notification=messaging.Notification(title=title, body=body),
-            data=data or None,
-        )
+        """A message to a registration token (`token`) or an installation ID (`fid`)."""
+        notification = messaging.Notification(title=title, body=body)
+        if kind is PushId.FID:
+            return messaging.Message(fid=target, notification=notification, data=data or None)
+        with _WARNINGS, warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=_TOKEN_DEPRECATION, category=DeprecationWarning
+            )
+            return messaging.Message(token=target, notification=notification, data=data or None)
 
-    def send(self, token: str, title: str | None, body: str, data: dict[str, str] | None) -> str:
+    def send(
+        self,
+        target: str,
+        title: str | None,
+        body: str,
+        data: dict[str, str] | None,
+        kind: PushId = PushId.TOKEN,
+    ) -> str:
         """Return the FCM message name, or raise a DeliveryError subclass.
 
         One message per call, on the worker's sender threads: `make bench` (fcm part) shows
         `send_each` and `send_each_async` cost more CPU per push, so batches don't use them.
         """
-        message = self.message(token, title, body, data)
+        message = self.message(target, title, body, data, kind)
         try:
             return str(messaging.send(message, app=self.app()))
         except exceptions.FirebaseError as exc:

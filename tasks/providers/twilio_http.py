@@ -22,12 +22,32 @@ from twilio.http.response import Response
 TWILIO_BASE = "https://api.twilio.com"
 
 
-class ProviderTimeout(Exception):
-    """No answer from the API within the timeout."""
-
-
 class ProviderUnreachable(Exception):
-    """The connection failed (refused, reset, TLS, DNS)."""
+    """No connection was made (refused, DNS, connect timeout): the request never left."""
+
+
+class ProviderTimeout(Exception):
+    """The request went out and no answer came within the timeout: it may have arrived."""
+
+
+class ProviderDisconnected(Exception):
+    """The connection broke once the request may have gone out (reset, closed, TLS)."""
+
+
+def transport_error(exc: urllib3.exceptions.HTTPError) -> Exception:
+    """Split urllib3's failures by whether the request can have reached Twilio.
+
+    Only a failure to connect proves it did not; anything later (a read timeout, a reset or
+    close before the answer, a TLS error, which urllib3 also raises mid-response) leaves the
+    message possibly accepted. The order matters: NewConnectionError (refused, DNS) is a
+    ConnectTimeoutError, which is a TimeoutError, as is ReadTimeoutError.
+    """
+    text = _describe(exc)
+    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
+        return ProviderUnreachable(text)
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return ProviderTimeout(text)
+    return ProviderDisconnected(text)
 
 
 class Urllib3HttpClient(HttpClient):
@@ -90,12 +110,8 @@ class Urllib3HttpClient(HttpClient):
                 method.upper(), url, body=body, headers=sent, redirect=allow_redirects,
                 timeout=urllib3.Timeout(total=timeout or self.timeout),
             )  # fmt: skip
-        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass
-            raise ProviderUnreachable(_describe(exc)) from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise ProviderTimeout(_describe(exc)) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise ProviderUnreachable(_describe(exc)) from None
+            raise transport_error(exc) from None
         self._seen.headers = reply.headers
         return Response(reply.status, reply.data.decode("utf-8", "replace"), reply.headers)
 

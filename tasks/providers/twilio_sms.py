@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from datetime import datetime
 
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
@@ -11,9 +11,20 @@ from twilio.rest import Client
 
 from notify.settings import Settings
 from notify.webhook_paths import STATUS_CALLBACK_PATH
-from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from schemas import (
+    AmbiguousDeliveryError,
+    ConfigurationError,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from tasks import reconcile
 from tasks.classification import classify_twilio, error_for, retry_after_seconds
-from tasks.providers.twilio_http import ProviderTimeout, ProviderUnreachable, Urllib3HttpClient
+from tasks.providers.twilio_http import (
+    ProviderDisconnected,
+    ProviderTimeout,
+    ProviderUnreachable,
+    Urllib3HttpClient,
+)
 
 
 class TwilioSms:
@@ -52,7 +63,11 @@ class TwilioSms:
         )
 
     def send(self, to: str, body: str) -> str:
-        """Return the message SID, or raise a DeliveryError subclass."""
+        """Return the message SID, or raise a DeliveryError subclass.
+
+        AmbiguousDeliveryError when the request went out and its answer was lost; a plain
+        TransientDeliveryError (`unreachable`) when no connection was made at all.
+        """
         sender = self._sender()
         client, http = self._client()
         try:
@@ -61,10 +76,12 @@ class TwilioSms:
             )
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
-        except ProviderTimeout as exc:
-            raise TransientDeliveryError("timeout", str(exc)) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("connection_error", str(exc)) from None
+            raise TransientDeliveryError("unreachable", str(exc)) from None
+        except ProviderTimeout as exc:
+            raise AmbiguousDeliveryError("timeout", str(exc)) from None
+        except ProviderDisconnected as exc:
+            raise AmbiguousDeliveryError("connection_error", str(exc)) from None
         return str(message.sid)
 
     @property
@@ -82,20 +99,41 @@ class TwilioSms:
             if exc.status == 404:  # not a configuration error here: this message is unknown
                 raise PermanentDeliveryError("20404", "no such message") from None
             raise _rest_error(exc, http) from None
-        except ProviderTimeout as exc:
-            raise TransientDeliveryError("timeout", str(exc)) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("connection_error", str(exc)) from None
+            raise TransientDeliveryError("unreachable", str(exc)) from None
+        except (ProviderTimeout, ProviderDisconnected) as exc:
+            # A read needs no reconciling: asking again is always safe.
+            raise TransientDeliveryError("timeout", str(exc)) from None
         code = message.error_code
         return str(message.status), None if code in (None, "", 0) else str(code)
 
-    def find_sent(self, to: str, body: str, since: Any) -> str | None:
-        """The SID of a message with this body already sent to `to` since `since`, if any."""
+    def candidates(
+        self, to: str, body: str, since: datetime
+    ) -> tuple[list[reconcile.Listed], bool]:
+        """Messages from our sender to `to` that could be a send made since `since`.
+
+        Any failure (Twilio's or the network's) is raised as is: the caller must not send.
+        """
+        sender = self._sender()
+        # A Messaging Service send has no From we chose: list by To alone, and let the
+        # matcher accept the service SID as the sender.
+        by_sender = {"from_": sender["from_"]} if "from_" in sender else {}
+        ours = sender.get("from_") or sender["messaging_service_sid"]
         client, _ = self._client()
-        for message in client.messages.list(to=to, date_sent_after=since, limit=50):
-            if message.body == body:
-                return str(message.sid)
-        return None
+        # No DateSent filter (see tasks.reconcile); `stream` fetches pages only as the walk
+        # goes on, following Twilio's next_page_uri.
+        listed = (
+            reconcile.Listed(
+                sid=str(m.sid),
+                body=m.body,
+                date_created=m.date_created,
+                date_sent=m.date_sent,
+                from_=m.from_,
+                messaging_service_sid=m.messaging_service_sid,
+            )
+            for m in client.messages.stream(to=to, page_size=reconcile.PAGE_SIZE, **by_sender)
+        )
+        return reconcile.candidates(listed, body=body, sender=ours, since=since)
 
 
 def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:

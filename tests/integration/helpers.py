@@ -11,6 +11,8 @@ import asyncpg
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from sandbox.identifiers import registration_token
+
 RULES = """
 rules:
   - name: delay-sms
@@ -30,6 +32,11 @@ rules:
 """
 
 
+def push_token(n: int, i: int = 0) -> str:
+    """Customer n's i-th device: a well-formed registration token, as getToken() returns."""
+    return registration_token(f"customer-{n}-{i}")
+
+
 def shipment(n: int, delay: int = 45, tokens: int = 1) -> dict[str, Any]:
     return {
         "shipment_id": f"SHP-{n}",
@@ -37,7 +44,7 @@ def shipment(n: int, delay: int = 45, tokens: int = 1) -> dict[str, Any]:
         "customer": {
             "name": f"Customer {n}",
             "phone": f"+1415555{n:04d}",
-            "push_tokens": [f"tok-{n}-{i}" for i in range(tokens)],
+            "push_tokens": [push_token(n, i) for i in range(tokens)],
         },
     }
 

@@ -203,6 +203,7 @@ def test_severed_redis_and_postgres_connections_lose_and_double_nothing(
     procs(processes.beat(env, tmp_path))
     total, chunk = 1200, 200
     severed = 0
+    severs: Counter[str] = Counter()
     for start in range(0, total, chunk):
         for n in range(start, start + chunk):
             publish(client, stream, f"sv-{stream}-{n}", "shipment.delayed", shipment(n, tokens=0))
@@ -211,12 +212,24 @@ def test_severed_redis_and_postgres_connections_lose_and_double_nothing(
             timeout=60,
             message="progress",
         )
-        severed += sever_redis(client) if start // chunk % 2 == 0 else sever_postgres(database_url)
+        service = "redis" if start // chunk % 2 == 0 else "postgres"
+        severed += sever_redis(client) if service == "redis" else sever_postgres(database_url)
+        severs[service] += 1
     assert severed > 0
     wait_all_sent(database_url, f"sv-{stream}-", total, timeout=120)
     assert Counter(m.to for m in sandbox.messages("sms")) == expected_sms(range(total))
-    # One warning when an outage starts, not one per message; the outcomes relay in the same
-    # process keeps its own account, once per outage too.
+    # One warning when an outage starts: not one per message, nor one per pooled connection
+    # that died with the others, so at most one per sever. (A sever can also go unnoticed:
+    # asyncpg replaces a connection it finds closed at acquire, and a Redis command on an
+    # idle killed connection may be retried by redis-py itself.) The outcomes relay in the
+    # same process keeps its own account, at most once per sever too.
     lines = consumer.log().splitlines()
-    assert sum("unavailable" in line and "outbox relay" not in line for line in lines) <= 6
-    assert sum("outbox relay unavailable" in line for line in lines) <= 6
+    warned = Counter(
+        service
+        for line in lines
+        for service in ("redis", "postgres")
+        if f"{service} unavailable;" in line and "outbox relay" not in line
+    )
+    assert warned["redis"] <= severs["redis"] and warned["postgres"] <= severs["postgres"]
+    assert warned.total() >= 1  # the severs were felt
+    assert sum("outbox relay unavailable" in line for line in lines) <= severs.total()

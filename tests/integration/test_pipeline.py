@@ -11,8 +11,9 @@ import pytest
 import redis
 
 from sandbox import Sandbox
+from sandbox.identifiers import installation_id
 from tests.integration import processes
-from tests.integration.helpers import RULES, publish, rows, shipment
+from tests.integration.helpers import RULES, publish, push_token, rows, shipment
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,7 @@ def test_events_become_exactly_the_expected_sms_and_pushes(
     pushes = sandbox.messages("push")
     assert Counter(m.to for m in sms) == Counter(f"+1415555{n:04d}" for n in range(1, 7))
     assert Counter(m.to for m in pushes) == Counter(
-        f"tok-{n}-{i}" for n in range(1, 11) for i in range(2)
+        push_token(n, i) for n in range(1, 11) for i in range(2)
     )
     assert {m.body for m in sms} == {
         f"Hi Customer {n}, shipment SHP-{n} is 45 min late." for n in range(1, 7)
@@ -129,3 +130,44 @@ def test_sigterm_finishes_and_exits_zero(
     assert "consumer stopped" in consumer.log()
     # Whatever it read, it acknowledged: nothing is left pending on the group.
     assert redis_client.xinfo_groups(stream)[0]["pending"] == 0
+
+
+def test_a_registration_token_goes_out_as_token_and_an_installation_id_as_fid(
+    start_pipeline: processes.StartPipeline,
+    redis_client: redis.Redis,
+    sandbox: Sandbox,
+    database_url: str,
+) -> None:
+    pipe = start_pipeline(
+        """
+rules:
+  - name: app-tokens
+    on: device.update
+    channel: push
+    to: "{{ data.tokens }}"
+    body: "via token"
+  - name: app-installations
+    on: device.update
+    channel: push
+    push_id: fid
+    to: "{{ data.fids }}"
+    body: "via fid"
+"""
+    )
+    token, fid = push_token(5), installation_id("customer-5")
+    stream = pipe.env["NOTIFY_STREAM"]
+    publish(redis_client, stream, f"ids-{stream}", "device.update",
+            {"tokens": [token], "fids": [fid]})  # fmt: skip
+    sandbox.wait_for(2, timeout=30, channel="push")
+    sent = {m.body: m.payload for m in sandbox.messages("push")}
+    assert (sent["via token"].get("token"), sent["via token"].get("fid")) == (token, None)
+    assert (sent["via fid"].get("fid"), sent["via fid"].get("token")) == (fid, None)
+    processes.wait_until(
+        lambda: (
+            [r["status"] for r in rows(database_url, "event_id = $1", f"ids-{stream}")]
+            == ["sent", "sent"]
+        ),
+        message="both rows sent",
+    )
+    stored = rows(database_url, "event_id = $1", f"ids-{stream}")
+    assert {(r["recipient"], r["push_id"]) for r in stored} == {(token, "token"), (fid, "fid")}

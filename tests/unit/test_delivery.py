@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -11,53 +11,84 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notify.settings import Settings
+from sandbox.identifiers import registration_token
 from schemas import (
+    AmbiguousDeliveryError,
     Channel,
     ConfigurationError,
     Notification,
     PermanentDeliveryError,
+    PushId,
     Status,
     TransientDeliveryError,
 )
 from tasks.delivery import deliver, deliver_many
+from tasks.reconcile import Listed
 from tasks.runtime import Runtime
 from tasks.schedule import settle
 from tasks.testing import FakeStore
 
+NOW = datetime.now(UTC)
+TOKEN = registration_token("ann-phone")
+
 
 def row(
-    nid: int, channel: Channel = Channel.SMS, attempts: int = 1, error_code: str | None = None
+    nid: int,
+    channel: Channel = Channel.SMS,
+    attempts: int = 1,
+    error_code: str | None = None,
+    **extra: Any,
 ) -> Notification:
     return Notification(
         id=nid, idempotency_key=f"k{nid}", event_id="e", event_type="t", rule="r",
-        channel=channel, recipient="+14155550100" if channel is Channel.SMS else "tok",
+        channel=channel, recipient="+14155550100" if channel is Channel.SMS else TOKEN,
         body="hi", title=None, data=None, status=Status.SENDING, attempts=attempts,
         provider_message_id=None, error_code=error_code, send_at=None,
-        updated_at=datetime(2026, 11, 25, tzinfo=UTC),
+        updated_at=NOW - timedelta(seconds=30), **extra,
     )  # fmt: skip
+
+
+def unsure(nid: int, attempts: int = 2, **extra: Any) -> Notification:
+    """A row whose earlier send lost its answer 20 s ago."""
+    since = NOW - timedelta(seconds=20)
+    return row(nid, attempts=attempts, error_code="timeout", unsure_since=since, **extra)
+
+
+def listed(sid: str, body: str = "hi", age: float = 19) -> Listed:
+    return Listed(sid=sid, body=body, date_created=NOW - timedelta(seconds=age),
+                  from_="+15005550006")  # fmt: skip
 
 
 class FakeProvider:
     def __init__(self, *outcomes: str | Exception) -> None:
         self.outcomes = list(outcomes)
-        self.calls = 0
-        self.found: str | None = None
+        self.calls: list[tuple[Any, ...]] = []
+        self.at_twilio: list[Listed] = []
+        self.lookups: list[datetime] = []
+        self.lookup_error: Exception | None = None
 
     def send(self, *args: Any) -> str:
-        self.calls += 1
+        self.calls.append(args)
         outcome = self.outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
-    def find_sent(self, to: str, body: str, since: datetime) -> str | None:
-        return self.found
+    def candidates(self, to: str, body: str, since: datetime) -> tuple[list[Listed], bool]:
+        self.lookups.append(since)
+        if self.lookup_error is not None:
+            raise self.lookup_error
+        return [m for m in self.at_twilio if m.body == body], True
 
 
-def runtime(store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None) -> Runtime:
-    settings = Settings(max_send_attempts=3, retry_base_seconds=1, retry_max_seconds=10)
-    return Runtime(settings=settings, db=store, sms=sms, push=push or FakeProvider(),  # type: ignore[arg-type]
-                   pid=0, senders=ThreadPoolExecutor(2))  # fmt: skip
+def runtime(
+    store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None, **settings: Any
+) -> Runtime:
+    settings = {"max_send_attempts": 3, "retry_base_seconds": 1, "retry_max_seconds": 10,
+                **settings}  # fmt: skip
+    return Runtime(settings=Settings(**settings), db=store, sms=sms,  # type: ignore[arg-type]
+                   push=push or FakeProvider(), pid=0,  # type: ignore[arg-type]
+                   senders=ThreadPoolExecutor(2))  # fmt: skip
 
 
 def counter(channel: str, status: str) -> float:
@@ -68,7 +99,7 @@ def counter(channel: str, status: str) -> float:
 def test_a_row_that_is_not_pending_is_skipped_without_a_provider_call() -> None:
     sms = FakeProvider()
     assert deliver(runtime(FakeStore({}), sms), 1, Channel.SMS).status == "skipped"
-    assert sms.calls == 0
+    assert sms.calls == []
 
 
 def test_success_records_sent_with_the_provider_id() -> None:
@@ -83,45 +114,96 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
     store, sms = FakeStore({1: row(1)}), FakeProvider("SM1")
     store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
-    assert sms.calls == 1 and [f["status"] for f in store.finished] == ["sent"]
+    assert len(sms.calls) == 1 and [f["status"] for f in store.finished] == ["sent"]
 
 
-@pytest.mark.parametrize("code", ["timeout", "connection_error", "reconcile_failed"])
-def test_after_an_ambiguous_failure_an_accepted_sms_is_not_sent_again(code: str) -> None:
-    store, sms = FakeStore({1: row(1, attempts=2, error_code=code)}), FakeProvider()
-    sms.found = "SMearlier"
+def test_after_a_lost_answer_a_message_twilio_has_is_not_sent_again() -> None:
+    store, sms = FakeStore({1: unsure(1)}), FakeProvider()
+    sms.at_twilio = [listed("SMother", body="something else"), listed("SMearlier")]
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     [done] = store.finished
-    assert sms.calls == 0
+    assert sms.calls == [] and sms.lookups == [NOW - timedelta(seconds=20)]
     assert (done["outcome"], done["provider_message_id"]) == ("reconciled", "SMearlier")
 
 
-def test_after_an_ambiguous_failure_an_sms_twilio_never_got_is_sent() -> None:
-    store, sms = FakeStore({1: row(1, attempts=2, error_code="timeout")}), FakeProvider("SM2")
+def test_after_a_lost_answer_an_sms_twilio_never_got_is_sent() -> None:
+    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
-    assert sms.calls == 1 and store.finished[0]["outcome"] == "sent"
+    assert len(sms.calls) == 1 and store.finished[0]["outcome"] == "sent"
 
 
-def test_a_failed_lookup_retries_instead_of_sending_blind() -> None:
-    store, sms = FakeStore({1: row(1, attempts=2, error_code="timeout")}), FakeProvider("SM2")
-    sms.find_sent = lambda *a: (_ for _ in ()).throw(TimeoutError("slow"))  # type: ignore[method-assign]
+def test_the_same_text_another_notification_already_holds_is_not_taken_for_ours() -> None:
+    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
+    sms.at_twilio = [listed("SMtheirs")]
+    store.holders = {"SMtheirs": 7}
+    assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
+    assert len(sms.calls) == 1 and store.finished[0]["provider_message_id"] == "SM2"
+
+
+def test_a_failed_lookup_asks_again_later_and_is_not_a_send() -> None:
+    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
+    sms.lookup_error = TimeoutError("slow")
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
-    assert (outcome.status, outcome.code, sms.calls) == ("retried", "reconcile_failed", 0)
-    assert store.finished[0]["status"] == "pending"
+    assert (outcome.status, outcome.code, sms.calls) == ("retried", "reconcile_failed", [])
+    [done] = store.finished
+    assert (done["status"], done["outcome"], done["lookup_failed"]) == (
+        "pending", "lookup_failed", True
+    )  # fmt: skip
+
+
+def test_failed_lookups_do_not_use_up_the_send_attempts() -> None:
+    # Ten attempts, nine of them failed lookups: one send so far of the three allowed.
+    store = FakeStore({1: row(1, attempts=10, error_code="20503", lookup_failures=9)})
+    outcome = deliver(runtime(store, FakeProvider(TransientDeliveryError("20503", "x"))), 1,
+                      Channel.SMS)  # fmt: skip
+    assert (outcome.status, store.finished[0]["status"]) == ("retried", "pending")
+
+
+def test_lookups_failing_past_the_budget_fail_as_outcome_unknown_without_sending() -> None:
+    since = NOW - timedelta(seconds=120)
+    store = FakeStore({1: row(1, attempts=9, lookup_failures=7, unsure_since=since)})
+    sms = FakeProvider("SM2")
+    sms.lookup_error = ConnectionRefusedError("twilio down")
+    outcome = deliver(runtime(store, sms, reconcile_budget_seconds=60), 1, Channel.SMS)
+    assert (outcome.status, outcome.code, sms.calls) == ("failed", "outcome_unknown", [])
+    [done] = store.finished
+    assert (done["status"], done["outcome"]) == ("failed", "unknown")
+
+
+def test_a_lost_answer_on_the_last_allowed_send_is_still_looked_for() -> None:
+    store = FakeStore({1: row(1, attempts=3)})
+    sms = FakeProvider(AmbiguousDeliveryError("connection_error", "closed"))
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert outcome.status == "retried" and store.finished[0]["unsure"] is True
+    # Twilio does not have it, and every send is used up: failed, not sent a fourth time.
+    store = FakeStore({1: unsure(1, attempts=4)})
+    sms = FakeProvider("SM4")
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert (outcome.status, outcome.code, sms.calls) == ("failed", "timeout", [])
 
 
 def test_a_first_attempt_or_a_definite_error_sends_without_looking() -> None:
-    for first in (row(1, error_code=None), row(1, attempts=3, error_code="20429")):
+    for first in (row(1, error_code=None), row(1, attempts=3, error_code="unreachable")):
         store, sms = FakeStore({1: first}), FakeProvider("SM3")
-        sms.found = "SMwrong"
+        sms.at_twilio = [listed("SMwrong")]
         assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
-        assert sms.calls == 1 and store.finished[0]["provider_message_id"] == "SM3"
+        assert sms.lookups == [] and store.finished[0]["provider_message_id"] == "SM3"
+
+
+def test_a_request_that_never_left_is_retried_as_a_plain_transient_error() -> None:
+    store = FakeStore({1: row(1)})
+    sms = FakeProvider(TransientDeliveryError("unreachable", "connection refused"))
+    outcome = deliver(runtime(store, sms, provider_timeout_seconds=30), 1, Channel.SMS)
+    assert outcome.retry_in is not None and outcome.retry_in < 30
+    assert store.finished[0]["unsure"] is False
 
 
 def test_an_ambiguous_failure_waits_at_least_one_provider_timeout() -> None:
-    sms = FakeProvider(TransientDeliveryError("timeout", "read timed out"))
-    outcome = deliver(runtime(FakeStore({1: row(1)}), sms), 1, Channel.SMS)
+    store = FakeStore({1: row(1)})
+    sms = FakeProvider(AmbiguousDeliveryError("timeout", "read timed out"))
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert outcome.retry_in is not None and outcome.retry_in >= Settings().provider_timeout_seconds
+    assert store.finished[0]["unsure"] is True
 
 
 def test_a_permanent_error_fails_at_once() -> None:
@@ -174,10 +256,27 @@ def test_a_batch_claims_once_and_sends_each_claimed_row() -> None:
 
 def test_the_sweeper_settles_the_unrecorded_window() -> None:
     sms = FakeProvider()
-    sms.found = "SM9"
+    sms.at_twilio = [listed("SM9", age=25)]
     store = FakeStore({})
     assert settle(runtime(store, sms), row(9)) == "reconciled"
     assert store.resolved[-1]["provider_message_id"] == "SM9"
+    assert sms.lookups == [NOW - timedelta(seconds=30)]  # since the claim
     push_row = msgspec.structs.replace(row(10), channel=Channel.PUSH)
     assert settle(runtime(store, sms), push_row) == "unknown"
     assert store.resolved[-1]["error_code"] == "outcome_unknown"
+
+
+def test_the_sweeper_waits_for_a_lookup_then_gives_up_as_outcome_unknown() -> None:
+    sms, store = FakeProvider(), FakeStore({})
+    sms.lookup_error = ConnectionRefusedError("twilio down")
+    assert settle(runtime(store, sms), row(9)) == "deferred" and store.resolved == []
+    assert settle(runtime(store, sms, reconcile_budget_seconds=10), row(9)) == "unknown"
+    assert store.resolved[-1]["error_code"] == "outcome_unknown"
+
+
+def test_a_push_goes_out_as_the_identifier_its_rule_names() -> None:
+    for kind in (PushId.TOKEN, PushId.FID):
+        push = FakeProvider("projects/p/messages/1")
+        store = FakeStore({1: row(1, Channel.PUSH, push_id=kind)})
+        assert deliver(runtime(store, FakeProvider(), push), 1, Channel.PUSH).status == "sent"
+        assert push.calls[0][-1] is kind

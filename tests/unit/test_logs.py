@@ -11,6 +11,7 @@ import pytest
 
 from notify import logs
 from notify.logs import mask
+from sandbox.identifiers import registration_token
 
 
 @pytest.fixture
@@ -49,3 +50,5 @@ def test_the_level_comes_from_configuration(captured: io.StringIO) -> None:
 def test_mask_keeps_only_the_ends() -> None:
     assert mask("+14155550100") == "+1415*****00"
     assert mask("short") == "*****"
+    token = registration_token("ann-phone")  # 163 characters
+    assert mask(token) == token[:5] + "********" + token[-2:]

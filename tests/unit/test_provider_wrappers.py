@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 from unittest import mock
@@ -18,7 +19,14 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 
 from notify.settings import Settings
-from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from sandbox.identifiers import installation_id, registration_token
+from schemas import (
+    AmbiguousDeliveryError,
+    ConfigurationError,
+    PermanentDeliveryError,
+    PushId,
+    TransientDeliveryError,
+)
 from tasks.providers.fcm_push import FcmPush
 from tasks.providers.twilio_http import Urllib3HttpClient
 from tasks.providers.twilio_sms import TwilioSms
@@ -176,20 +184,23 @@ def test_a_permanent_error_keeps_twilios_code(wire: tuple[TwilioSms, Any]) -> No
 
 
 @pytest.mark.parametrize(
-    ("exc", "code"),
-    [(urllib3.exceptions.ReadTimeoutError(None, "/x?To=+1415", "read timed out"), "timeout"),
-     (urllib3.exceptions.ConnectTimeoutError("connect timed out"), "timeout"),
-     (urllib3.exceptions.NewConnectionError(None, "refused"), "connection_error"),  # type: ignore[arg-type]
-     (urllib3.exceptions.ProtocolError("reset"), "connection_error")],
+    ("exc", "code", "error"),
+    [(urllib3.exceptions.ReadTimeoutError(None, "/x?To=+1415", "read timed out"), "timeout",
+      AmbiguousDeliveryError),
+     (urllib3.exceptions.ConnectTimeoutError("connect timed out"), "unreachable",
+      TransientDeliveryError),
+     (urllib3.exceptions.NewConnectionError(None, "refused"), "unreachable",  # type: ignore[arg-type]
+      TransientDeliveryError),
+     (urllib3.exceptions.ProtocolError("reset"), "connection_error", AmbiguousDeliveryError)],
 )  # fmt: skip
 def test_network_failures_are_transient(
-    wire: tuple[TwilioSms, Any], exc: Exception, code: str
+    wire: tuple[TwilioSms, Any], exc: Exception, code: str, error: type[Exception]
 ) -> None:
     sms, request = wire
     request.side_effect = exc
     with pytest.raises(TransientDeliveryError) as info:
         sms.send("+14155550100", "hello")
-    assert info.value.code == code
+    assert type(info.value) is error and info.value.code == code
     assert "+1415" not in info.value.message  # no query strings (numbers) in error text
 
 
@@ -200,17 +211,36 @@ def push(mocker: MockerFixture) -> tuple[FcmPush, Any]:
     return fcm, mocker.patch("firebase_admin.messaging.send")
 
 
+TOKEN, FID = registration_token("ann-phone"), installation_id("ann-phone")
+
+
 def test_push_builds_the_message_and_returns_its_name(push: tuple[FcmPush, Any]) -> None:
     fcm, send = push
     send.return_value = "projects/p/messages/1"
-    assert fcm.send("tok-1", "Title", "Body", {"k": "v"}) == "projects/p/messages/1"
+    assert fcm.send(TOKEN, "Title", "Body", {"k": "v"}) == "projects/p/messages/1"
     message = send.call_args.args[0]
-    assert (message.fid, message.notification.title, message.notification.body, message.data) == (
-        "tok-1",
+    assert (message.token, message.notification.title, message.notification.body, message.data) == (
+        TOKEN,
         "Title",
         "Body",
         {"k": "v"},
     )
+
+
+def test_a_registration_token_goes_as_token_and_an_installation_id_as_fid(
+    push: tuple[FcmPush, Any],
+) -> None:
+    # pytest turns warnings into errors: firebase-admin's deprecation of `token=` must not
+    # escape, from any of the sender threads building messages at once.
+    fcm, send = push
+    send.return_value = "projects/p/messages/1"
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: fcm.send(TOKEN, None, "Body", None), range(200)))
+    fcm.send(FID, None, "Body", None, PushId.FID)
+    targets = {(m.token, m.fid) for m in (call.args[0] for call in send.call_args_list)}
+    assert targets == {(TOKEN, None), (None, FID)}
+    with pytest.warns(DeprecationWarning, match="Message.token is deprecated"):
+        messaging.Message(token=TOKEN)  # the silencing stayed local
 
 
 class _Resp:
@@ -242,7 +272,7 @@ def test_firebase_errors_map_to_the_error_tree(
     fcm, send = push
     send.side_effect = exc
     with pytest.raises(error) as info:
-        fcm.send("tok-1", None, "Body", None)
+        fcm.send(TOKEN, None, "Body", None)
     assert type(info.value) is error and info.value.code == code  # type: ignore[attr-defined]
 
 
@@ -252,11 +282,11 @@ def test_quota_exceeded_carries_retry_after(push: tuple[FcmPush, Any]) -> None:
         "slow", http_response=_Resp(429, {"Retry-After": "12"})
     )
     with pytest.raises(TransientDeliveryError) as info:
-        fcm.send("tok-1", None, "Body", None)
+        fcm.send(TOKEN, None, "Body", None)
     assert (info.value.code, info.value.retry_after) == ("QUOTA_EXCEEDED", 12.0)
 
 
 def test_a_missing_credentials_file_is_a_configuration_error(tmp_path: Any) -> None:
     fcm = FcmPush(Settings(google_credentials=str(tmp_path / "missing.json")))
     with pytest.raises(ConfigurationError):
-        fcm.send("tok-1", None, "Body", None)
+        fcm.send(TOKEN, None, "Body", None)

@@ -16,9 +16,11 @@ import pytest
 from consumer import rendering
 from consumer.routing import route
 from consumer.ruleset import load_text
+from sandbox.identifiers import registration_token
 from schemas import Event, Status
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+PHONE, TABLET = registration_token("ann-phone"), registration_token("ann-tablet")
 
 HEALTHY_SMS = """
   - name: healthy-sms
@@ -96,7 +98,7 @@ def event() -> Event:
     data = {
         "phone": "+14155550100",
         "name": "Ann",
-        "tokens": ["tok-1", "tok-2"],
+        "tokens": [PHONE, TABLET],
         "shipment_id": "SHP-1",
         "eta": "2026-11-25T15:00:00+00:00",
     }
@@ -113,8 +115,8 @@ def test_an_undefined_value_fails_only_its_own_rule(case: str) -> None:
     assert all("Undefined" not in n.body for n in out.notifications)
     healthy = sorted((n.rule, n.recipient, n.status) for n in out.notifications if n not in broken)
     assert healthy == [
-        ("healthy-push", "tok-1", Status.PENDING),
-        ("healthy-push", "tok-2", Status.PENDING),
+        ("healthy-push", PHONE, Status.PENDING),
+        ("healthy-push", TABLET, Status.PENDING),
         ("healthy-sms", "+14155550100", Status.PENDING),
     ]
 
@@ -133,8 +135,8 @@ def test_a_defined_value_in_the_same_shapes_still_renders() -> None:
     ev.data.update(none=None, empty=[])
     broken = [n for n in route(ev, rules, now=NOW).notifications if n.rule == "broken"]
     assert [(n.recipient, n.title, n.body, n.data, n.status) for n in broken] == [
-        ("tok-1", "Ann", "None|[0]", {"ref": "[]"}, Status.PENDING),
-        ("tok-2", "Ann", "None|[0]", {"ref": "[]"}, Status.PENDING),
+        (PHONE, "Ann", "None|[0]", {"ref": "[]"}, Status.PENDING),
+        (TABLET, "Ann", "None|[0]", {"ref": "[]"}, Status.PENDING),
     ]
 
 

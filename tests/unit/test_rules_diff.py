@@ -12,6 +12,7 @@ import pytest
 from consumer.rules_diff import RuleChange, plan, word_diff
 from consumer.ruleset import load_text
 from notify.cli import main
+from sandbox.identifiers import registration_token
 
 OLD = """
 rules:
@@ -38,7 +39,8 @@ rules:
 
 def event(n: int, delay: int = 45, **customer: Any) -> dict[str, Any]:
     """One shipment.delayed line; keyword arguments add to (or replace) the customer."""
-    who = {"name": "Ann", "phone": "+14155550100", "push_tokens": [f"tok-{n}"], **customer}
+    who = {"name": "Ann", "phone": "+14155550100", "push_tokens": [registration_token(f"{n}")],
+           **customer}  # fmt: skip
     data = {"shipment_id": f"SHP-{n}", "delay_minutes": delay, "customer": who}
     return {
         "id": f"evt-{n}",

@@ -30,6 +30,7 @@ from urllib3.util.retry import Retry
 from sandbox import Sandbox, SandboxClient
 from sandbox.__main__ import describe
 from sandbox.credentials import write_service_account
+from sandbox.identifiers import installation_id, registration_token
 from sandbox.masking import mask_phone, mask_token
 from sandbox.sms import segments
 
@@ -103,7 +104,11 @@ def _fast_retries(app: firebase_admin.App, sandbox: Sandbox, **retry: Any) -> No
     service._client.session.mount(sandbox.url, HTTPAdapter(max_retries=config))
 
 
-def _push(fid: str = "tok-1", **kwargs: Any) -> messaging.Message:
+# Well-formed device identifiers: the emulator rejects malformed ones as FCM does.
+FID_1, FID_2, FID_BAD, FID_GOOD = (installation_id(s) for s in ("1", "2", "bad", "good"))
+
+
+def _push(fid: str = FID_1, **kwargs: Any) -> messaging.Message:
     # firebase-admin 7.7 deprecates Message(token=...) for fid (sent as "fid").
     return messaging.Message(
         fid=fid,
@@ -254,7 +259,7 @@ def test_fcm_send_returns_name(sandbox: Sandbox, fcm_app: firebase_admin.App) ->
     [recorded] = sandbox.messages("push")
     assert (recorded.id, recorded.to, recorded.title, recorded.body) == (
         name,
-        "tok-1",
+        FID_1,
         "Hello",
         "World",
     )
@@ -263,19 +268,20 @@ def test_fcm_send_returns_name(sandbox: Sandbox, fcm_app: firebase_admin.App) ->
     assert grant.status == 200 and grant.recipient is not None
     assert grant.recipient.endswith(".iam.gserviceaccount.com")
     # The cached access token is reused for the next send.
-    messaging.send(_push("tok-2"), app=fcm_app)
+    messaging.send(_push(FID_2), app=fcm_app)
     assert len(sandbox.requests("oauth")) == 1
 
 
 def test_fcm_deprecated_token_field_still_works(
     sandbox: Sandbox, fcm_app: firebase_admin.App
 ) -> None:
+    token = registration_token("legacy")
     with pytest.warns(DeprecationWarning, match="Message.token is deprecated"):
-        message = messaging.Message(token="legacy-token")
+        message = messaging.Message(token=token)
 
     assert messaging.send(message, app=fcm_app)
-    assert sandbox.messages()[0].to == "legacy-token"
-    assert sandbox.messages()[0].payload["token"] == "legacy-token"
+    assert sandbox.messages()[0].to == token
+    assert sandbox.messages()[0].payload["token"] == token
 
 
 def test_fcm_dry_run_is_not_delivered(sandbox: Sandbox, fcm_app: firebase_admin.App) -> None:
@@ -304,20 +310,20 @@ def test_fcm_sticky_token_errors(
     error: dict[str, Any],
     exc_type: type[Exception],
 ) -> None:
-    sandbox.fail_recipient("tok-bad", error)
+    sandbox.fail_recipient(FID_BAD, error)
 
     for _ in range(2):
         with pytest.raises(exc_type):
-            messaging.send(_push("tok-bad"), app=fcm_app)
-    assert messaging.send(_push("tok-good"), app=fcm_app)
-    assert [m.to for m in sandbox.messages()] == ["tok-good"]
+            messaging.send(_push(FID_BAD), app=fcm_app)
+    assert messaging.send(_push(FID_GOOD), app=fcm_app)
+    assert [m.to for m in sandbox.messages()] == [FID_GOOD]
 
 
 def test_fcm_unregistered_error_shape(sandbox: Sandbox, fcm_app: firebase_admin.App) -> None:
-    sandbox.fail_recipient("tok-unregistered", {"error_code": "UNREGISTERED"})
+    sandbox.fail_recipient(FID_BAD, {"error_code": "UNREGISTERED"})
 
     with pytest.raises(messaging.UnregisteredError) as err:
-        messaging.send(_push("tok-unregistered"), app=fcm_app)
+        messaging.send(_push(FID_BAD), app=fcm_app)
 
     assert isinstance(err.value, exceptions.NotFoundError)
     assert err.value.code == exceptions.NOT_FOUND
@@ -339,10 +345,10 @@ def test_fcm_unregistered_error_shape(sandbox: Sandbox, fcm_app: firebase_admin.
 def test_fcm_third_party_auth_error_after_token_refreshes(
     sandbox: Sandbox, fcm_app: firebase_admin.App
 ) -> None:
-    sandbox.fail_recipient("tok-apns", {"error_code": "THIRD_PARTY_AUTH_ERROR"})
+    sandbox.fail_recipient(FID_BAD, {"error_code": "THIRD_PARTY_AUTH_ERROR"})
 
     with pytest.raises(messaging.ThirdPartyAuthError):
-        messaging.send(_push("tok-apns"), app=fcm_app)
+        messaging.send(_push(FID_BAD), app=fcm_app)
     # google-auth treats any 401 as a stale token: refresh + resend, twice.
     assert [r.status for r in sandbox.requests("push")] == [401, 401, 401]
     assert len(sandbox.requests("oauth")) == 3
