@@ -67,8 +67,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                 'undelivered', 'failed', 'cancelled', 'skipped'));
         -- Receipt lookups made for a `sent` SMS: they stop after a bound (tasks/receipts.py).
         ALTER TABLE notifications ADD COLUMN receipt_lookups integer NOT NULL DEFAULT 0;
-        CREATE INDEX notifications_provider_message_id ON notifications (provider_message_id)
-            WHERE provider_message_id IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS notifications_provider_message_id
+            ON notifications (provider_message_id) WHERE provider_message_id IS NOT NULL;
         CREATE INDEX notifications_awaiting_receipt ON notifications (updated_at)
             WHERE status = 'sent' AND channel = 'sms';
 

@@ -1,8 +1,9 @@
 """`make demo`: the whole pipeline on this machine, with a table of outcomes at the end.
 
 Starts the provider emulators (unless real Twilio/Firebase credentials are set), migrates,
-runs a consumer, a worker and beat, publishes sample events with `notify publish`, waits for
-the outcomes, prints them, and stops everything it started.
+runs `notify webhooks`, a consumer, a worker and beat, publishes sample events with `notify
+publish`, waits for the outcomes and the delivery receipts, prints them with what reached the
+outcomes stream, and stops everything it started.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import redis
 
 from notify.logs import mask
 from sandbox import Sandbox, launcher
@@ -31,6 +33,7 @@ WORK = ROOT / ".demo"
 ANN_PHONE, ANN_TABLET = registration_token("ann-phone"), registration_token("ann-tablet")
 BOB, CLEO = registration_token("bob-phone"), registration_token("cleo-phone")
 DEAD_DEVICE = registration_token("uninstalled-app")
+DEMO_TOKEN = "demo-token"
 
 
 def customer(n: int, phone: str, tokens: list[str]) -> dict[str, Any]:
@@ -124,6 +127,84 @@ def table(rows: list[asyncpg.Record]) -> str:
     )
 
 
+def start_emulators(env: dict[str, str]) -> Sandbox:
+    """The emulators, answering as Twilio and FCM would, signed callbacks included: `sent`,
+    then `delivered` a second later (Bob's UK number: `undelivered`, 30003)."""
+    sandbox = Sandbox(delivery_delay_s=1.0, webhook_auth_token=DEMO_TOKEN).start()
+    sandbox.fail_recipient(DEAD_DEVICE, {"error_code": "UNREGISTERED"})
+    sandbox.set_sms_outcome("+442079460958", "undelivered", "30003")
+    creds = write_service_account(WORK / "serviceAccountKey.json", sandbox.token_uri)
+    env.update(emulator_env(sandbox.url, creds, TWILIO_AUTH_TOKEN=DEMO_TOKEN))
+    # `notify webhooks` on a local port; Twilio (here, the emulator) calls the public URL.
+    port = launcher.free_port()
+    env.setdefault("NOTIFY_WEBHOOK_HOST", "127.0.0.1")
+    env.setdefault("NOTIFY_WEBHOOK_PORT", str(port))
+    env.setdefault("NOTIFY_PUBLIC_URL", f"http://127.0.0.1:{env['NOTIFY_WEBHOOK_PORT']}")
+    print(f"demo: no provider credentials set; using the local emulators at {sandbox.url}")
+    return sandbox
+
+
+def publish_samples(env: dict[str, str], run: str) -> int:
+    for n, (event_type, subject, data) in enumerate(samples(run), 1):
+        cmd = [str(BIN / "notify"), "publish", event_type, "--id", f"demo-{run}-{n}",
+               "--subject", subject, "--data", json.dumps(data)]  # fmt: skip
+        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    return n
+
+
+def settled(rows: list[asyncpg.Record], receipts: bool) -> bool:
+    """Nothing left to send, and (with receipts) no SMS still waiting for its receipt."""
+    waiting = ("pending", "sending", "sent") if receipts else ("pending", "sending")
+    return bool(rows) and not any(
+        r["status"] in waiting and (r["status"] != "sent" or r["channel"] == "sms") for r in rows
+    )
+
+
+def outcomes(env: dict[str, str], run: str) -> list[tuple[str, dict[str, Any]]]:
+    """This run's entries on the outcomes stream (what upstream services read)."""
+    client = redis.Redis.from_url(env.get("REDIS_URL", "redis://localhost:6379/0"))
+    stream = env.get("NOTIFY_OUTCOMES_STREAM", "notifications.outcomes")
+    try:
+        entries: Any = client.xrevrange(stream, count=500)
+    finally:
+        client.close()
+    found = []
+    for _, fields in reversed(entries):
+        data = json.loads(fields[b"data"])
+        if str(data.get("event_id", "")).startswith(f"demo-{run}-"):
+            found.append((fields[b"type"].decode(), data))
+    return found
+
+
+def report(
+    rows: list[asyncpg.Record],
+    sandbox: Sandbox | None,
+    published: list[tuple[str, dict[str, Any]]],
+    receipts: bool,
+    run: str,
+) -> int:
+    """Print the rows, what the emulated phones got and the outcomes stream; 1 if nothing
+    was sent (or, with receipts on, nothing was delivered)."""
+    print("\nNotifications\n" + table(rows))
+    if sandbox is not None:
+        print("\nWhat the phones received (emulator)")
+        # This run's (earlier runs' reminders may fall due meanwhile).
+        for m in (m for m in sandbox.messages() if run in m.body):
+            title = f"[{m.title}] " if m.title else ""
+            print(f"  {m.channel:<4} {mask(m.to):<16} {title}{m.body}")
+    print("\nOutcomes stream (what upstream services read)")
+    for kind, data in published:
+        print(f"  {kind:<26} {data['rule']:<14} {data['channel']:<4} "
+              f"{data['status']:<11} {data['error_code'] or ''}")  # fmt: skip
+    if not any(r["status"] in ("sent", "delivered") for r in rows):
+        print("demo: nothing was sent; see the logs in .demo/", file=sys.stderr)
+        return 1
+    if receipts and not any(r["status"] == "delivered" for r in rows):
+        print("demo: no delivery receipt arrived; see the logs in .demo/", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     WORK.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -133,55 +214,34 @@ def main() -> int:
     sandbox: Sandbox | None = None
     creds_file = Path(env.get("GOOGLE_APPLICATION_CREDENTIALS", "serviceAccountKey.json"))
     if not (env.get("TWILIO_ACCOUNT_SID") and creds_file.exists()):
-        sandbox = Sandbox().start()
-        sandbox.fail_recipient(DEAD_DEVICE, {"error_code": "UNREGISTERED"})
-        creds = write_service_account(WORK / "serviceAccountKey.json", sandbox.token_uri)
-        env.update(emulator_env(sandbox.url, creds, TWILIO_AUTH_TOKEN="demo-token"))
-        print(f"demo: no provider credentials set; using the local emulators at {sandbox.url}")
+        sandbox = start_emulators(env)
+    receipts = bool(env.get("NOTIFY_PUBLIC_URL"))
     subprocess.run([str(BIN / "notify"), "migrate"], env=env, check=True)
     for log in WORK.glob("*.log"):
         log.unlink()  # each run's logs start empty, so "ready" is this run's
-    procs = [
+    procs = [launcher.webhooks(env, WORK).start()] if receipts else []
+    procs += [
         launcher.worker(env, WORK).start(),
         launcher.beat(env, WORK).start(),
         launcher.consumer(env, WORK).start(),
     ]
     code = 0
     try:
-        procs[0].wait_for_log("ready")
-        procs[2].wait_for_log("consumer started")
+        procs[-3].wait_for_log("ready")
+        procs[-1].wait_for_log("consumer started")
+        if receipts:
+            procs[0].wait_for_log("webhooks listening")
         run = uuid.uuid4().hex[:6]
-        for n, (event_type, subject, data) in enumerate(samples(run), 1):
-            cmd = [
-                str(BIN / "notify"),
-                "publish",
-                event_type,
-                "--id",
-                f"demo-{run}-{n}",
-                "--subject",
-                subject,
-                "--data",
-                json.dumps(data),
-            ]
-            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-        print(f"demo: published {n} events (run {run}); waiting for outcomes...")
+        n = publish_samples(env, run)
+        print(f"demo: published {n} events (run {run}); waiting for outcomes and receipts...")
         dsn = env.get("DATABASE_URL", "postgresql://localhost/notifications")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 45
         rows = asyncio.run(fetch(dsn, f"demo-{run}"))
-        while time.monotonic() < deadline and (
-            not rows or any(r["status"] in ("pending", "sending") for r in rows)
-        ):
+        while time.monotonic() < deadline and not settled(rows, receipts):
             time.sleep(0.5)
             rows = asyncio.run(fetch(dsn, f"demo-{run}"))
-        print("\nNotifications\n" + table(rows))
-        if sandbox is not None:
-            print("\nWhat the phones received (emulator)")
-            for m in sandbox.messages():
-                title = f"[{m.title}] " if m.title else ""
-                print(f"  {m.channel:<4} {mask(m.to):<16} {title}{m.body}")
-        if not any(r["status"] == "sent" for r in rows):
-            code = 1
-            print("demo: nothing was sent; see the logs in .demo/", file=sys.stderr)
+        time.sleep(1.5)  # the relay publishes the last outcomes within a second
+        code = report(rows, sandbox, outcomes(env, run), receipts, run)
     except (RuntimeError, TimeoutError) as exc:
         code = 1
         print(f"demo: {exc}; see the logs in .demo/", file=sys.stderr)
