@@ -132,7 +132,7 @@ def start_emulators(env: dict[str, str]) -> Sandbox:
     then `delivered` a second later (Bob's UK number: `undelivered`, 30003)."""
     sandbox = Sandbox(delivery_delay_s=1.0, webhook_auth_token=DEMO_TOKEN).start()
     sandbox.fail_recipient(DEAD_DEVICE, {"error_code": "UNREGISTERED"})
-    sandbox.set_sms_outcome("+442079460958", "undelivered", "30003")
+    sandbox.set_sms_outcome("+442079460958", "undelivered", 30003)
     creds = write_service_account(WORK / "serviceAccountKey.json", sandbox.token_uri)
     env.update(emulator_env(sandbox.url, creds, TWILIO_AUTH_TOKEN=DEMO_TOKEN))
     # `notify webhooks` on a local port; Twilio (here, the emulator) calls the public URL.
@@ -189,7 +189,7 @@ def report(
     if sandbox is not None:
         print("\nWhat the phones received (emulator)")
         # This run's (earlier runs' reminders may fall due meanwhile).
-        for m in (m for m in sandbox.messages() if run in m.body):
+        for m in (m for m in sandbox.messages() if run in (m.body or "")):
             title = f"[{m.title}] " if m.title else ""
             print(f"  {m.channel:<4} {mask(m.to):<16} {title}{m.body}")
     print("\nOutcomes stream (what upstream services read)")
