@@ -27,7 +27,7 @@ migrate: install services
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy --strict notify consumer tasks webhooks schemas sandbox bench
+	$(BIN)/mypy --strict notify consumer tasks webhooks schemas sandbox bench scripts/demo.py
 	$(BIN)/lint-imports
 
 format: install
