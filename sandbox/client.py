@@ -65,6 +65,10 @@ class SandboxClient:
         fault = None if error is None else as_fault(error).to_json()
         self.script({"fail_recipients": {recipient: fault}})
 
+    def fail_sms_reads(self, error: FaultSpec | None) -> None:
+        fault = None if error is None else as_fault(error).to_json()
+        self.script({"fail_sms_reads": fault})
+
     def refuse_connections(self, seconds: float) -> None:
         """The sandbox stops listening for `seconds`; control calls are refused meanwhile."""
         self._call("POST", "refuse", body={"seconds": seconds})

@@ -132,6 +132,10 @@ class Sandbox:
         """Always fail this phone number/token with `error`; None clears it."""
         self.state.script.fail_recipient(recipient, error)
 
+    def fail_sms_reads(self, error: FaultSpec | None) -> None:
+        """Answer every Twilio Messages GET (fetch, list) with `error` until cleared (None)."""
+        self.state.script.fail_sms_reads(error)
+
     def refuse_connections(self, seconds: float) -> None:
         """Stop listening for `seconds` (connects refused, open connections closed)."""
         if self._server is None:

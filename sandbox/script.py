@@ -10,12 +10,18 @@ The JSON form accepted by `Script.apply` (and POST /_sandbox/script)::
       "storm": {"push": {"count": 5, "error": {"status": 503}}},
       "fail_recipients": {"<registration token>": {"error_code": "UNREGISTERED"},
                           "+14155550123": {"action": "timeout", "delay_s": 20},
-                          "+15005550009": null}  # null removes the rule
+                          "+15005550009": null},  # null removes the rule
+      "fail_sms_reads": {"code": 20429, "retry_after": 1}  # null ends it
     }
 
 Queued faults (storms are just repeated queue entries) are consumed one
 per request of that channel and come first; then the request's own checks
-(an invalid number, a malformed token); then sticky recipients.
+(an invalid number, a malformed token); then sticky recipients. These apply to
+what a request asks of the provider: an SMS created, a push sent.
+
+Reads (Twilio's GET of a Message or of the Messages list) have their own fault,
+`fail_sms_reads`: every read gets it until it is cleared, so a rate limit on lookups can
+last while sends go through, and no send uses up a fault meant for a lookup.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from typing import Any
 
 from sandbox.faults import CHANNELS, Channel, Fault, FaultSpec, as_channel, as_fault
 
-_KEYS = frozenset({"latency_ms", "channel_latency_ms", "queue", "storm", "fail_recipients"})
+_KEYS = frozenset(
+    {"latency_ms", "channel_latency_ms", "queue", "storm", "fail_recipients", "fail_sms_reads"}
+)
 
 
 class Script:
@@ -39,6 +47,7 @@ class Script:
         self._channel_latency_ms: dict[Channel, float] = {}
         self._queues: dict[Channel, deque[Fault]] = {c: deque() for c in CHANNELS}
         self._sticky: dict[str, Fault] = {}
+        self._sms_reads: Fault | None = None
 
     def set_latency(self, ms: float, channel: Channel | None = None) -> None:
         if ms < 0:
@@ -67,6 +76,12 @@ class Script:
             else:
                 self._sticky[recipient] = fault
 
+    def fail_sms_reads(self, error: FaultSpec | None) -> None:
+        """Answer every Twilio Messages GET (fetch, list) with `error`; None: normally."""
+        fault = None if error is None else as_fault(error)
+        with self._lock:
+            self._sms_reads = fault
+
     def apply(self, spec: Mapping[str, Any]) -> None:
         """Apply the JSON script format; validates before changing anything."""
         unknown = set(spec) - _KEYS
@@ -93,6 +108,8 @@ class Script:
             str(r): None if f is None else as_fault(_map(f))
             for r, f in _mapping(spec, "fail_recipients").items()
         }
+        reads = spec.get("fail_sms_reads")
+        read_fault = None if reads is None else as_fault(_map(reads))
         if latency is not None:
             self.set_latency(_ms(latency))
         for channel, ms in by_channel.items():
@@ -101,6 +118,8 @@ class Script:
             self.queue_errors(channel, faults)
         for recipient, fault in sticky.items():
             self.fail_recipient(recipient, fault)
+        if "fail_sms_reads" in spec:  # present and null clears it; absent leaves it
+            self.fail_sms_reads(read_fault)
 
     def latency_s(self, channel: Channel) -> float:
         with self._lock:
@@ -129,6 +148,11 @@ class Script:
         with self._lock:
             return self._sticky.get(recipient)
 
+    def sms_read_fault(self) -> Fault | None:
+        """The fault every Twilio Messages GET gets now, if any (not consumed)."""
+        with self._lock:
+            return self._sms_reads
+
     def reset(self) -> None:
         """Back to the constructor's latency, with no faults."""
         with self._lock:
@@ -137,6 +161,7 @@ class Script:
             for queue in self._queues.values():
                 queue.clear()
             self._sticky.clear()
+            self._sms_reads = None
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
@@ -145,6 +170,7 @@ class Script:
                 "channel_latency_ms": dict(self._channel_latency_ms),
                 "queue": {c: [f.to_json() for f in q] for c, q in self._queues.items()},
                 "fail_recipients": {r: f.to_json() for r, f in self._sticky.items()},
+                "fail_sms_reads": None if self._sms_reads is None else self._sms_reads.to_json(),
             }
 
 

@@ -32,17 +32,48 @@ def route(state: State, req: Request) -> Reply:
         return _create(state, req, account)
     if req.method != "GET":
         return _error(Fault(status=405, code=20004, message="Method not allowed"))
+    return _read(state, req, account, sid)
+
+
+def _read(state: State, req: Request, account: str, sid: str | None) -> Reply:
+    """A fetch or a list: credentials, then the read fault (`fail_sms_reads`), then the read.
+
+    Logged like creates (recipient: the fetched message's `To`), so tests can count lookups.
+    """
     denied = _check_auth(state, req, account)
     if denied is not None:
+        state.recorder.log(RequestRecord("sms", "GET", req.path, 401, None, "20003"))
         return denied
-    return _list(state, req, account) if sid is None else _fetch(state, req, account, sid)
+    connection, fault = split(state.script.sms_read_fault())
+    if connection is not None and connection.action == "reset":
+        state.recorder.log(RequestRecord("sms", "GET", req.path, 0, None, "reset"))
+        return Reply(0, action="reset")
+    answer: Fault | dict[str, Any]
+    if fault is not None:
+        answer = fault
+    else:
+        answer = _list(state, req, account) if sid is None else _fetch(state, req, account, sid)
+    if isinstance(answer, Fault):
+        reply = _error(answer)
+        record = RequestRecord(
+            "sms", "GET", req.path, answer.status, None, str(answer.twilio_code())
+        )
+    else:
+        reply = json_reply(200, answer)
+        recipient = None if sid is None else str(answer["to"])
+        action = None if connection is None else connection.action
+        record = RequestRecord("sms", "GET", req.path, 200, recipient, action)
+    state.recorder.log(record)
+    if connection is None:
+        return reply
+    return reply.with_connection_fault(connection.action, connection.delay_s)
 
 
-def _fetch(state: State, req: Request, account: str, sid: str) -> Reply:
+def _fetch(state: State, req: Request, account: str, sid: str) -> Fault | dict[str, Any]:
     found = state.recorder.find(sid)
     if found is None or found.channel != "sms" or found.response["account_sid"] != account:
-        return _error(Fault(status=404, code=20404, message=_not_found(req.path)))
-    return json_reply(200, found.response)
+        return Fault(status=404, code=20404, message=_not_found(req.path))
+    return found.response
 
 
 def _create(state: State, req: Request, account: str) -> Reply:
@@ -193,21 +224,20 @@ def _resource(
     }
 
 
-def _list(state: State, req: Request, account: str) -> Reply:
+def _list(state: State, req: Request, account: str) -> Fault | dict[str, Any]:
     try:
         query = listing.parse_query(req.params())
     except listing.ListError as exc:
-        return _error(Fault(status=400, code=20001, message=str(exc)))
+        return Fault(status=400, code=20001, message=str(exc))
     matching = [
         m.response
         for m in reversed(state.recorder.messages("sms"))  # newest first
         if m.response["account_sid"] == account and listing.matches(m.response, query)
     ]
     try:
-        page = listing.build_page(matching, query, req.path)
+        return listing.build_page(matching, query, req.path)
     except listing.ListError as exc:
-        return _error(Fault(status=400, code=20001, message=str(exc)))
-    return json_reply(200, page)
+        return Fault(status=400, code=20001, message=str(exc))
 
 
 def _not_found(path: str) -> str:
