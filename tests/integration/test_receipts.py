@@ -8,8 +8,7 @@ import asyncio
 import json
 import re
 import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,10 @@ import asyncpg
 import pytest
 import redis
 
+from notify.settings import Settings
 from notify.webhook_paths import STATUS_CALLBACK_PATH
-from sandbox import Sandbox
+from sandbox import RequestRecord, Sandbox
+from tasks.providers.twilio_sms import TwilioSms
 from tests.integration import processes
 from tests.integration.helpers import fetch, publish, rows, shipment
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks, receipts
@@ -183,115 +184,83 @@ def outcome_ids(client: redis.Redis, env: dict[str, str], database_url: str, nid
     return {r["outcome_id"] for r in waiting} | published
 
 
-class TwilioLookups(ThreadingHTTPServer):
-    """Twilio's GET Messages/{sid}.json and nothing else: the answers a receipt lookup needs.
-
-    (The project's emulator answers this route with the status at creation, `queued`, until
-    its message lifecycle lands; these tests need `delivered`, error codes, 404 and 429.)
-    """
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _LookupHandler)
-        self.answers: dict[str, tuple[str, int | None]] = {}
-        self.rate_limited = False
-        self.asked: list[str] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+# Each recipient's last word from the carrier at Twilio, and what its row must settle to.
+LOOKUP_OUTCOMES: dict[str, tuple[str, str | None]] = {
+    "+14155550161": ("delivered", None),
+    "+14155550162": ("undelivered", "30003"),
+    "+14155550163": ("failed", "30008"),
+    "+14155550164": ("sent", None),  # the carrier never reports: Twilio still says `sent`
+}
 
 
-class _LookupHandler(BaseHTTPRequestHandler):
-    server: TwilioLookups
-    _ROUTE = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/Messages/(\w+)\.json$")
-
-    def do_GET(self) -> None:
-        match = self._ROUTE.match(self.path)
-        sid = match.group(2) if match else ""
-        self.server.asked.append(sid)
-        if self.server.rate_limited:
-            body = {"code": 20429, "message": "Too Many Requests", "status": 429}
-            return self._reply(429, body, {"Retry-After": "1"})
-        if match is None or sid not in self.server.answers:
-            return self._reply(404, {"code": 20404, "message": "not found", "status": 404})
-        status, code = self.server.answers[sid]
-        account = match.group(1)
-        return self._reply(200, {"sid": sid, "account_sid": account, "status": status,
-                                 "error_code": code, "error_message": None})  # fmt: skip
-
-    def _reply(
-        self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
+def created_at_twilio(sandbox: Sandbox, env: dict[str, str]) -> list[str]:
+    """One SMS per LOOKUP_OUTCOMES recipient, created at the emulator by the worker's own
+    provider (the twilio SDK; no NOTIFY_PUBLIC_URL, so no StatusCallback), each already at
+    its status there. Their SIDs, in LOOKUP_OUTCOMES order."""
+    sms = TwilioSms(Settings.from_env(env))
+    sids = []
+    for to, (status, code) in LOOKUP_OUTCOMES.items():
+        if code is not None:
+            sandbox.set_sms_outcome(to, status, int(code))
+        # The delay is taken when a message is sent: this one's report is due after the test.
+        sandbox.set_delivery_delay(3600 if status == "sent" else 0)
+        sid = sms.send(to, "hi")
+        assert sandbox.wait_for_status(sid, status).status == status
+        sids.append(sid)
+    sandbox.set_delivery_delay(0)
+    return sids
 
 
-@pytest.fixture
-def twilio_lookups() -> Iterator[TwilioLookups]:
-    server = TwilioLookups()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join()
-
-
-def sent_long_ago(database_url: str, tag: str, count: int) -> list[dict[str, Any]]:
-    """`sent` SMS whose receipt is long overdue (so they come before any other test's rows
-    in this database, oldest first), nothing heard since."""
+def sent_long_ago(database_url: str, tag: str, sids: list[str]) -> list[dict[str, Any]]:
+    """`sent` SMS rows for these SIDs (to LOOKUP_OUTCOMES' recipients) whose receipt is long
+    overdue (so they come before any other test's rows in this database, oldest first),
+    nothing heard since."""
     return fetch(
         database_url,
         """INSERT INTO notifications (idempotency_key, event_id, event_type, rule, channel,
                recipient, body, status, provider_message_id, attempts, updated_at)
-           SELECT 'lk-' || $1 || '-' || g, 'lk-' || $1 || '-' || g, 'shipment.delayed',
-               'delay-sms', 'sms', '+14155550100', 'hi', 'sent', 'SM' || md5($1 || g), 1,
-               now() - interval '30 days'
-           FROM generate_series(1, $2) AS g RETURNING id, provider_message_id""",
+           SELECT 'lk-' || $1 || '-' || n, 'lk-' || $1 || '-' || n, 'shipment.delayed',
+               'delay-sms', 'sms', recipient, 'hi', 'sent', sid, 1, now() - interval '30 days'
+           FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS m(sid, recipient, n)
+           RETURNING id, provider_message_id""",
         tag,
-        count,
+        sids,
+        list(LOOKUP_OUTCOMES),
     )
+
+
+def lookups(sandbox: Sandbox) -> list[RequestRecord]:
+    """Every GET the emulator had on Twilio's Messages resource."""
+    return [r for r in sandbox.requests("sms") if r.method == "GET"]
 
 
 def test_receipts_that_never_come_are_looked_up_and_lookups_stop_on_429(
     pipeline_env: dict[str, str],
     procs: processes.Start,
     tmp_path: Path,
-    twilio_lookups: TwilioLookups,
+    sandbox: Sandbox,
     database_url: str,
 ) -> None:
     env = {
         **pipeline_env,
-        "TWILIO_API_URL": twilio_lookups.url,
         "NOTIFY_RECEIPT_TIMEOUT_SECONDS": "1",
         "NOTIFY_RECEIPT_LOOKUPS_PER_RUN": "10",
     }
+    env.pop("NOTIFY_PUBLIC_URL", None)  # no StatusCallback: no receipt ever comes
     tag = env["NOTIFY_STREAM"]
-    made = sent_long_ago(database_url, tag, 4)
-    sids = [r["provider_message_id"] for r in made]
-    twilio_lookups.answers = {
-        sids[0]: ("delivered", None),
-        sids[1]: ("undelivered", 30003),
-        sids[2]: ("failed", 30008),
-        sids[3]: ("sent", None),  # Twilio has not heard from the carrier either
-    }
-    twilio_lookups.rate_limited = True
+    sids = created_at_twilio(sandbox, env)
+    sent_long_ago(database_url, tag, sids)
+    sandbox.fail_sms_reads({"code": 20429, "retry_after": 1})  # Twilio rate-limits lookups
     worker = procs(processes.worker(env, tmp_path))
     worker.wait_for_log("ready")
     procs(processes.beat(env, tmp_path))
-    processes.wait_until(lambda: len(twilio_lookups.asked) >= 3, message="three runs asked")
+    processes.wait_until(lambda: len(lookups(sandbox)) >= 3, message="three runs asked")
     # Each run stopped at its first 429 and left every row as it was.
     stopped = worker.log().count("receipt lookups stopped")
-    assert 0 < len(twilio_lookups.asked) <= stopped + 1
+    asked = lookups(sandbox)
+    assert 0 < len(asked) <= stopped + 1
+    assert {(r.status, r.error) for r in asked} == {(429, "20429")}
+    assert {r.path.rsplit("/", 1)[-1].removesuffix(".json") for r in asked} <= set(sids)
     looked = fetch(
         database_url,
         "SELECT status, receipt_lookups FROM notifications WHERE event_id LIKE $1",
@@ -299,7 +268,7 @@ def test_receipts_that_never_come_are_looked_up_and_lookups_stop_on_429(
     )
     assert {(r["status"], r["receipt_lookups"]) for r in looked} == {("sent", 0)}
 
-    twilio_lookups.rate_limited = False
+    sandbox.fail_sms_reads(None)
     settled = "event_id LIKE $1 AND status <> 'sent'"
     processes.wait_until(
         lambda: len(rows(database_url, settled, f"lk-{tag}-%")) == 3, message="three settled"
@@ -307,12 +276,9 @@ def test_receipts_that_never_come_are_looked_up_and_lookups_stop_on_429(
     final = {
         r["provider_message_id"]: r for r in rows(database_url, "event_id LIKE $1", f"lk-{tag}-%")
     }
-    assert [(final[s]["status"], final[s]["error_code"]) for s in sids] == [
-        ("delivered", None),
-        ("undelivered", "30003"),
-        ("failed", "30008"),
-        ("sent", None),
-    ]
+    assert [(final[s]["status"], final[s]["error_code"]) for s in sids] == list(
+        LOOKUP_OUTCOMES.values()
+    )
     for sid in sids[:3]:
         [receipt] = receipts(database_url, sid)
         assert receipt["source"] == "lookup"  # the final status came from a lookup
@@ -320,3 +286,4 @@ def test_receipts_that_never_come_are_looked_up_and_lookups_stop_on_429(
         lambda: rows(database_url, "provider_message_id = $1", sids[3])[0]["receipt_lookups"] >= 1,
         message="the unsettled row counted a lookup",
     )
+    assert sandbox.webhooks() == []  # Twilio called nobody back: lookups did it all
