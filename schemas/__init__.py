@@ -29,10 +29,21 @@ from schemas.notification import (
     sql_list,
 )
 from schemas.rules import Rule, RulesFile
+from schemas.suppression import (
+    NOT_E164,
+    SUPPRESSED,
+    InboundResult,
+    InboundSms,
+    Keyword,
+    Reason,
+    Suppression,
+)
 
 __all__ = [
     "FINAL",
     "IN_FLIGHT",
+    "NOT_E164",
+    "SUPPRESSED",
     "TERMINAL",
     "TRANSITIONS",
     "AttemptOutcome",
@@ -42,14 +53,19 @@ __all__ = [
     "DeliveryError",
     "Event",
     "EventError",
+    "InboundResult",
+    "InboundSms",
+    "Keyword",
     "NewNotification",
     "Notification",
     "NotifyError",
     "PermanentDeliveryError",
+    "Reason",
     "Rule",
     "RulesError",
     "RulesFile",
     "Status",
+    "Suppression",
     "TaskResult",
     "ThrottleKey",
     "TransientDeliveryError",
