@@ -6,9 +6,9 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from notify import logs, task_names
+from notify import logs, skips, task_names
 from notify.task_names import SEND_ONE
-from schemas import AttemptOutcome, Channel, Notification, Status
+from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Status
 from tasks import pacing
 from tasks.app import app
 from tasks.runtime import Runtime, runtime
@@ -59,11 +59,18 @@ def dispatch_due() -> int:
         )
         enqueue([(nid, channel) for nid, channel, status in rows if status is Status.PENDING])
         expired = sum(1 for *_, status in rows if status is Status.FAILED)
+        suppressed = [channel for _, channel, status in rows if status is Status.SKIPPED]
+        for channel in suppressed:
+            skips.SKIPPED.labels(channel.value, SUPPRESSED).inc()
         total += len(rows)
         if rows:
             log.info(
                 "dispatched due reminders",
-                extra=logs.fields(dispatched=len(rows) - expired, expired=expired),
+                extra=logs.fields(
+                    dispatched=len(rows) - expired - len(suppressed),
+                    expired=expired,
+                    suppressed=len(suppressed),
+                ),
             )
         if len(rows) < BATCH:
             return total
