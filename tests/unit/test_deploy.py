@@ -150,6 +150,8 @@ def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
         "notify_send_seconds_bucket",
         "notify_dead_letters_total",
         "notify_notifications_inserted_total",  # consumer-side failures in the ratio
+        "notify_notifications_skipped_total",
+        "notify_suppressions_total",
     ):
         assert metric in exprs, metric
     provisioning = load("grafana/provisioning/datasources/prometheus.yml")
