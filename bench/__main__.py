@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--diff-events", type=int, default=100_000)
     parser.add_argument("--segments-per-second", type=float, default=100.0,
                         help="the limiter part's configured rate")  # fmt: skip
+    parser.add_argument("--suppressions", type=int, default=0,
+                        help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if needs_env:
             env.setup()
+            env.seed_suppressions(args.suppressions)
+            results["suppressions"] = args.suppressions
         steps = {
             "consumer": lambda: runs.consumer_drain(env, args.events, "drain"),
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
