@@ -48,8 +48,9 @@ def hand_out_slots(rt: Runtime) -> int:
 
 @app.task(name=task_names.DISPATCH_DUE, shared=False, ignore_result=True)
 def dispatch_due() -> int:
-    """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart.
-    Also hands out rows whose send-rate slot is near."""
+    """Due `scheduled` rows -> `pending` + a task (or `skipped` if the recipient was suppressed
+    since); FOR UPDATE SKIP LOCKED keeps two beats apart. Also hands out rows whose send-rate
+    slot is near."""
     rt = runtime(app.settings)
     hand_out_slots(rt)
     total = 0
