@@ -14,7 +14,8 @@ import msgspec
 
 from notify import slots, statements, suppressions, throttles
 from notify.globs import translate
-from notify.statements import PENDING, SCHEDULED, SENDING, literal
+from notify.statements import PENDING, SCHEDULED, SENDING
+from notify.statements import literal as _q
 from notify.suppressions import NewSuppression
 from schemas import (
     IN_FLIGHT,
@@ -166,7 +167,7 @@ class OutcomeStore:
             return 0
         ids, types, subjects = (list(x) for x in zip(*events, strict=True))
         result = await self.pool.execute(
-            f"""UPDATE notifications n SET status = {literal(Status.CANCELLED)},
+            f"""UPDATE notifications n SET status = {_q(Status.CANCELLED)},
                    cancelled_by = u.id, updated_at = now()
                FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, type, subject)
                WHERE n.status = {SCHEDULED} AND n.event_subject = u.subject
