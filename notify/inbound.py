@@ -28,12 +28,14 @@ async def handle_inbound(db: suppressions.Db, message: InboundSms) -> InboundRes
     flagged (`suppressions.flag` = `not_e164`)."""
     found = opt_outs.keyword(message.body, message.opt_out_type)
     number = message.from_
+    # No sender (the receiver answers 400 before calling): nothing to suppress.
+    acts = bool(number.strip())
     changed = False
-    if found is Keyword.STOP:
+    if acts and found is Keyword.STOP:
         changed = await suppressions.suppress(
             db, Channel.SMS, number, Reason.OPT_OUT, source_of(message)
         )
-    elif found is Keyword.START:
+    elif acts and found is Keyword.START:
         changed = await suppressions.unsuppress(db, Channel.SMS, number, source_of(message))
     flag = opt_outs.flag_for(Channel.SMS, number)
     log.info(

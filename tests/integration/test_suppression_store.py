@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -38,19 +38,10 @@ async def store(database_url: str) -> AsyncIterator[OutcomeStore]:
     await s.close()
 
 
-@pytest_asyncio.fixture
-async def number(store: OutcomeStore) -> AsyncIterator[Callable[[], str]]:
-    """Fresh recipients, their suppressions and history removed afterwards (the session's
-    database is shared: a suppression left behind would skip another test's sends)."""
-    made: list[str] = []
-
-    def make() -> str:
-        made.append(f"+1415{random.randint(2_000_000, 9_999_999)}")
-        return made[-1]
-
-    yield make
-    for table in ("suppressions", "suppression_events"):
-        await store.pool.execute(f"DELETE FROM {table} WHERE recipient = ANY($1)", made)
+def number() -> str:
+    """A fresh recipient. (Suppressions are removed after each test by the conftest: the
+    session's database is shared.)"""
+    return f"+1415{random.randint(2_000_000, 9_999_999)}"
 
 
 def note(recipient: str, *, status: Status = Status.PENDING, **extra: object) -> NewNotification:
@@ -77,9 +68,7 @@ async def history(store: OutcomeStore, recipient: str) -> list[tuple[str, str, s
     return [(r["action"], r["reason"], r["source"]) for r in records]
 
 
-async def test_a_change_happens_once_and_is_recorded_with_its_source(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_a_change_happens_once_and_is_recorded_with_its_source(store: OutcomeStore) -> None:
     n = number()
     assert await store.suppress(Channel.SMS, n, Reason.OPT_OUT, "inbound:SM1") is True
     assert await store.suppress(Channel.SMS, n, Reason.MANUAL, "cli:ann") is False
@@ -95,7 +84,7 @@ async def test_a_change_happens_once_and_is_recorded_with_its_source(
     ]  # fmt: skip
 
 
-async def test_one_recipient_per_channel(store: OutcomeStore, number: Callable[[], str]) -> None:
+async def test_one_recipient_per_channel(store: OutcomeStore) -> None:
     n = number()
     assert await store.suppress(Channel.SMS, n, Reason.MANUAL, "cli:ann")
     assert await store.suppress(Channel.PUSH, n, Reason.MANUAL, "cli:ann")
@@ -103,9 +92,7 @@ async def test_one_recipient_per_channel(store: OutcomeStore, number: Callable[[
     await store.unsuppress(Channel.PUSH, n, "cli:ann")
 
 
-async def test_inbound_stop_and_start_with_and_without_opt_out_type(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_inbound_stop_and_start_with_and_without_opt_out_type(store: OutcomeStore) -> None:
     n = number()
 
     async def inbound(body: str, opt_out_type: str | None = None) -> tuple[Keyword, bool]:
@@ -130,7 +117,7 @@ async def test_inbound_stop_and_start_with_and_without_opt_out_type(
 
 
 async def test_inbound_inside_the_callers_transaction_rolls_back_with_it(
-    store: OutcomeStore, number: Callable[[], str]
+    store: OutcomeStore,
 ) -> None:
     n = number()
     message = InboundSms(message_sid="SMrolled", from_=n, body="STOP")
@@ -147,20 +134,26 @@ async def test_a_number_that_is_not_e164_is_stored_as_given_and_flagged(
     store: OutcomeStore,
 ) -> None:
     odd = f"415{random.randint(1_000_000, 9_999_999)}"
-    try:
-        result = await handle_inbound(store.pool, InboundSms(message_sid="SModd", from_=odd,
-                                                             body="stop"))  # fmt: skip
-        assert (result.changed, result.flag) == (True, NOT_E164)
-        found = await suppressions.get(store.pool, Channel.SMS, odd)
-        assert found is not None and (found.recipient, found.flag) == (odd, NOT_E164)
-    finally:
-        for table in ("suppressions", "suppression_events"):
-            await store.pool.execute(f"DELETE FROM {table} WHERE recipient = $1", odd)
+    result = await handle_inbound(store.pool, InboundSms(message_sid="SModd", from_=odd,
+                                                         body="stop"))  # fmt: skip
+    assert (result.changed, result.flag) == (True, NOT_E164)
+    found = await suppressions.get(store.pool, Channel.SMS, odd)
+    assert found is not None and (found.recipient, found.flag) == (odd, NOT_E164)
 
 
-async def test_the_consumers_insert_skips_a_suppressed_recipient(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_an_inbound_message_without_a_sender_changes_nothing(store: OutcomeStore) -> None:
+    result = await handle_inbound(store.pool, InboundSms(message_sid="SMnone", from_=" ",
+                                                         body="STOP"))  # fmt: skip
+    assert (result.keyword, result.changed) == (Keyword.STOP, False)
+    assert (
+        await store.pool.fetchval(
+            "SELECT count(*) FROM suppression_events WHERE source = 'inbound:SMnone'"
+        )
+        == 0
+    )
+
+
+async def test_the_consumers_insert_skips_a_suppressed_recipient(store: OutcomeStore) -> None:
     blocked, fine = number(), number()
     await store.suppress(Channel.SMS, blocked, Reason.OPT_OUT, "inbound:SM2")
     later = datetime.now(UTC) + timedelta(hours=1)
@@ -188,9 +181,7 @@ async def test_the_consumers_insert_skips_a_suppressed_recipient(
     assert by_key[rows[0].idempotency_key]["error_message"] == "recipient suppressed: opt_out"
 
 
-async def test_a_throttled_row_keeps_its_reason(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_a_throttled_row_keeps_its_reason(store: OutcomeStore) -> None:
     n = number()
     await store.suppress(Channel.SMS, n, Reason.MANUAL, "cli:ann")
     key = f"SHP-{uuid.uuid4().hex[:8]}"
@@ -201,9 +192,7 @@ async def test_a_throttled_row_keeps_its_reason(
                                 rows[1].idempotency_key: "throttled"}  # fmt: skip
 
 
-async def test_a_suppression_between_routing_and_the_claim_is_honoured(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_a_suppression_between_routing_and_the_claim_is_honoured(store: OutcomeStore) -> None:
     blocked, fine = number(), number()
     inserted = await store.insert([note(blocked), note(fine)])
     ids = [nid for nid, _ in inserted.to_publish]
@@ -223,9 +212,7 @@ async def test_a_suppression_between_routing_and_the_claim_is_honoured(
     assert await store.claim(skipped.id) is None  # skipped is final
 
 
-async def test_a_single_claim_returns_the_row_skipped(
-    store: OutcomeStore, number: Callable[[], str]
-) -> None:
+async def test_a_single_claim_returns_the_row_skipped(store: OutcomeStore) -> None:
     n = number()
     [(nid, _)] = (await store.insert([note(n)])).to_publish
     await store.suppress(Channel.SMS, n, Reason.MANUAL, "cli:ann")
@@ -234,7 +221,7 @@ async def test_a_single_claim_returns_the_row_skipped(
 
 
 async def test_a_reminder_that_falls_due_for_a_suppressed_number_is_skipped(
-    store: OutcomeStore, number: Callable[[], str]
+    store: OutcomeStore,
 ) -> None:
     blocked, fine = number(), number()
     due = datetime.now(UTC) + timedelta(days=400)  # far ahead: no other test's rows are as late
@@ -261,7 +248,7 @@ async def test_a_reminder_that_falls_due_for_a_suppressed_number_is_skipped(
 
 
 async def test_a_failed_attempt_and_the_suppression_it_calls_for_commit_together(
-    store: OutcomeStore, number: Callable[[], str]
+    store: OutcomeStore,
 ) -> None:
     n = number()
     [(nid, _)] = (await store.insert([note(n)])).to_publish
@@ -279,7 +266,7 @@ async def test_a_failed_attempt_and_the_suppression_it_calls_for_commit_together
 
 
 async def test_a_failed_suppression_rolls_back_the_attempt_record_with_it(
-    store: OutcomeStore, number: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+    store: OutcomeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     n = number()
     [(nid, _)] = (await store.insert([note(n)])).to_publish
