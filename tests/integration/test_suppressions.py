@@ -62,6 +62,26 @@ def by_recipient(database_url: str, event_id: str) -> dict[str, dict[str, Any]]:
     return {r["recipient"]: r for r in rows(database_url, "event_id = $1", event_id)}
 
 
+def publish_until(
+    client: redis.Redis,
+    database_url: str,
+    stream: str,
+    prefix: str,
+    events: list[dict[str, Any]],
+    status: str,
+) -> None:
+    """Publish `prefix-0`, `prefix-1`, ... and wait until each has one row, in `status`."""
+    for n, data in enumerate(events):
+        publish(client, stream, f"{prefix}-{n}", "shipment.delayed", data)
+    processes.wait_until(
+        lambda: (
+            [r["status"] for r in rows(database_url, "event_id LIKE $1", f"{prefix}-%")]
+            == [status] * len(events)
+        ),
+        message=f"every row {status}",
+    )
+
+
 def requests_to(sandbox: Sandbox, recipient: str) -> int:
     return sum(1 for r in sandbox.requests() if r.recipient == recipient)
 
@@ -103,16 +123,9 @@ def test_a_suppression_between_routing_and_sending_is_honoured(
     stream = pipeline_env["NOTIFY_STREAM"]
     blocked, other = shipment(9102, tokens=0), shipment(9103, tokens=0)
     phone = blocked["customer"]["phone"]
-    for n, data in enumerate((blocked, other)):
-        publish(redis_client, stream, f"between-{stream}-{n}", "shipment.delayed", data)
     # Routed, stored pending, its task waiting in the broker: no worker runs yet.
-    processes.wait_until(
-        lambda: (
-            [r["status"] for r in rows(database_url, "event_id LIKE $1", f"between-{stream}%")]
-            == ["pending", "pending"]
-        ),
-        message="both rows pending",
-    )
+    publish_until(redis_client, database_url, stream, f"between-{stream}", [blocked, other],
+                  "pending")  # fmt: skip
     suppress(database_url, Channel.SMS, phone)
     worker = procs(processes.worker(pipeline_env, tmp_path, concurrency=2))
     worker.wait_for_log("ready")
@@ -147,15 +160,8 @@ rules:
     stream = env["NOTIFY_STREAM"]
     blocked, other = shipment(9104), shipment(9105)
     phone = blocked["customer"]["phone"]
-    for n, data in enumerate((blocked, other)):
-        publish(redis_client, stream, f"due-{stream}-{n}", "shipment.delayed", data)
-    processes.wait_until(
-        lambda: (
-            [r["status"] for r in rows(database_url, "event_id LIKE $1", f"due-{stream}%")]
-            == ["scheduled", "scheduled"]
-        ),
-        message="both reminders scheduled",
-    )
+    publish_until(redis_client, database_url, stream, f"due-{stream}", [blocked, other],
+                  "scheduled")  # fmt: skip
     suppress(database_url, Channel.SMS, phone)  # the customer texted STOP meanwhile
     beat = procs(processes.beat(env, tmp_path))
     beat.wait_for_log("beat: Starting")
