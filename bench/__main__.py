@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-webhook-seconds", type=int, default=20)
     parser.add_argument("--webhook-connections", type=int, default=64)
     parser.add_argument("--relay-backlog", type=int, default=200_000)
+    parser.add_argument("--suppressions", type=int, default=0,
+                        help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -63,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if needs_env:
             env.setup()
+            env.seed_suppressions(args.suppressions)
+            results["suppressions"] = args.suppressions
         steps = {
             "consumer": lambda: runs.consumer_drain(env, args.events, "drain"),
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),

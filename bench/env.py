@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 import redis
 
 from sandbox import SandboxClient
@@ -79,6 +81,27 @@ class BenchEnv:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def seed_suppressions(self, count: int) -> None:
+        """`count` suppressed numbers, none of them a bench recipient: the consumer's check is
+        an index lookup per row, and this shows what a large table costs it."""
+        if count <= 0:
+            return
+
+        async def seed() -> None:
+            conn = await asyncpg.connect(self.database_url)
+            try:
+                await conn.execute(
+                    """INSERT INTO suppressions (channel, recipient, reason, source)
+                       SELECT 'sms', '+1646' || lpad(n::text, 7, '0'), 'opt_out', 'bench'
+                       FROM generate_series(1, $1) AS n""",
+                    count,
+                )
+                await conn.execute("ANALYZE suppressions")
+            finally:
+                await conn.close()
+
+        asyncio.run(seed())
 
     def sandbox(self) -> SandboxClient:
         return SandboxClient(f"http://127.0.0.1:{self.sandbox_port}", timeout=60)

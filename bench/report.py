@@ -11,8 +11,9 @@ from typing import Any
 Row = tuple[str, str, str]
 
 
-def _consumer(drain: dict[str, Any], _: dict[str, Any]) -> list[Row]:
-    return [("consumer throughput (100k backlog)", f"{drain['events_per_s']:,.0f} ev/s",
+def _consumer(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
+    table = f", {results['suppressions']:,} suppressions" if results.get("suppressions") else ""
+    return [(f"consumer throughput (100k backlog{table})", f"{drain['events_per_s']:,.0f} ev/s",
              ">= 10,000"),
             ("consumer max RSS (100k)", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
 

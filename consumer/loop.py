@@ -23,13 +23,13 @@ from consumer.reloader import RulesWatcher
 from consumer.routing import route
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
-from notify import logs
+from notify import logs, skips
 from notify.outage import OutageGuard
 from notify.outbox import OutboxRelay
 from notify.settings import Settings
-from notify.store import OutcomeStore
+from notify.store import Inserted, OutcomeStore
 from notify.stream_gauges import StreamGauges, sample
-from schemas import DeadLetterReason, EventError, NewNotification
+from schemas import DeadLetterReason, EventError, NewNotification, Status
 
 log = logs.get("consumer")
 T = TypeVar("T")
@@ -162,7 +162,7 @@ class Consumer:
             cancelled = 0
         await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))
         await self.redis_guard.call(lambda: self.stream.finish(batch.acks, batch.dead))
-        self._account(result, batch.per_event, inserted.inserted_keys, rows, batch.dead, cancelled)
+        self._account(result, batch.per_event, inserted, rows, batch.dead, cancelled)
         result.acked = len(batch.acks)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         metrics.BATCH_SIZE.observe(batch.size)
@@ -172,11 +172,12 @@ class Consumer:
         self,
         result: BatchResult,
         per_event: list[tuple[str, str, list[str], list[str]]],
-        inserted: set[str],
+        stored: Inserted,
         rows: list[NewNotification],
         dead: list[DeadLetter],
         cancelled: int,
     ) -> None:
+        inserted, skipped = stored.inserted_keys, stored.skipped
         fresh = set(inserted)  # a key counts for the first event that produced it in the batch
         verbose = log.isEnabledFor(logging.INFO)
         for event_type, event_id, keys, rules in per_event:
@@ -197,8 +198,15 @@ class Consumer:
                     ),
                 )
         for row in rows:
-            if row.idempotency_key in inserted:
-                metrics.NOTIFICATIONS_INSERTED.labels(row.channel.value, row.status.value).inc()
+            key = row.idempotency_key
+            if key not in inserted:
+                continue
+            # The store may have skipped a row routing let through (throttle, suppression).
+            reason = skipped.get(key)
+            status = row.status if reason is None else Status.SKIPPED
+            metrics.NOTIFICATIONS_INSERTED.labels(row.channel.value, status.value).inc()
+            if reason is not None:
+                skips.SKIPPED.labels(row.channel.value, reason).inc()
         for letter in dead:
             result.dead += 1
             metrics.DEAD_LETTERS.labels(reason=letter.reason).inc()

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram, Info
 
+from notify import skips
 from schemas import Channel, DeadLetterReason, Status
 
 EVENTS = Counter("notify_events_total", "Events by outcome", ["type", "outcome"])
@@ -43,7 +44,7 @@ STREAM_RESETS = Counter(
 # Every label value we can know in advance is exported at 0 from the start: a series that
 # first appears at 1 is invisible to increase(), so the first event after a restart would be.
 EVENT_OUTCOMES = ("routed", "unmatched", "duplicate")
-INSERTED_STATUSES = (Status.PENDING, Status.SCHEDULED, Status.FAILED)
+INSERTED_STATUSES = (Status.PENDING, Status.SCHEDULED, Status.FAILED, Status.SKIPPED)
 
 
 def start_at_zero() -> None:
@@ -56,6 +57,7 @@ def start_at_zero() -> None:
             NOTIFICATIONS_INSERTED.labels(channel, status)
     for result in ("ok", "error"):
         RULES_RELOADS.labels(result=result)
+    skips.start_at_zero()
 
 
 def start_types_at_zero(event_types: Iterable[str]) -> None:

@@ -101,6 +101,12 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
     return status_report.main(settings, args)
 
 
+def _suppressions(settings: Settings, args: argparse.Namespace) -> int:
+    from notify import suppressions_cli
+
+    return suppressions_cli.main(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notify", description="Event-driven SMS and push: operate the pipeline."
@@ -138,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rules_cli.add_arguments(rules)
     rules.set_defaults(run=_rules)
+
+    supp = sub.add_parser("suppressions", help="list, add or lift suppressed recipients")
+    from notify import suppressions_cli
+
+    suppressions_cli.add_arguments(supp)
+    supp.set_defaults(run=_suppressions)
 
     status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
     status.add_argument("--json", action="store_true")

@@ -1,69 +1,52 @@
-"""Incoming SMS in Postgres (`inbound_messages`): recorded once per MessageSid.
+"""An inbound SMS, applied: STOP suppresses the sender's number, START lifts it, HELP and
+everything else change nothing (CONTRACT section 6).
 
-Opt-out handling (CONTRACT section 6, the next issue) reads these rows; the table keeps every
-form field Twilio sent (`params`), so it can be built on without another migration.
+The webhook receiver checks the signature, records the message, and calls `handle_inbound`;
+nothing here renders or stores the body beyond reading its keyword (no inbound text ever
+reaches a template). Twilio sends its own compliance replies, so the answer is empty TwiML.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from notify import logs, opt_outs, suppressions
+from notify.logs import mask
+from schemas import Channel, InboundResult, InboundSms, Keyword, Reason
 
-import asyncpg
-import msgspec
+log = logs.get("inbound")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
-class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
-    message_sid: str
-    from_number: str
-    to_number: str | None
-    body: str
-    account_sid: str | None
-    opt_out_type: str | None
-    params: dict[str, str]
+def source_of(message: InboundSms) -> str:
+    """A change's `source`: the inbound message that asked for it."""
+    return f"inbound:{message.message_sid}"
 
-    @classmethod
-    def from_form(cls, form: Mapping[str, str]) -> InboundMessage:
-        return cls(
-            message_sid=form["MessageSid"],
-            from_number=form["From"],
-            to_number=form.get("To"),
-            body=form.get("Body", ""),
-            account_sid=form.get("AccountSid"),
-            opt_out_type=form.get("OptOutType") or None,
-            params=dict(form),
+
+async def handle_inbound(db: suppressions.Db, message: InboundSms) -> InboundResult:
+    """Apply one inbound SMS to the suppressions of its sender (`From`), in one transaction
+    (the caller's, given a connection). A number that is not E.164 is stored as given and
+    flagged (`suppressions.flag` = `not_e164`)."""
+    found = opt_outs.keyword(message.body, message.opt_out_type)
+    number = message.from_
+    # No sender (the receiver answers 400 before calling): nothing to suppress.
+    acts = bool(number.strip())
+    changed = False
+    if acts and found is Keyword.STOP:
+        changed = await suppressions.suppress(
+            db, Channel.SMS, number, Reason.OPT_OUT, source_of(message)
         )
-
-
-_json = msgspec.json.Encoder()
-
-
-class InboundStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
-
-    async def record(self, message: InboundMessage) -> bool:
-        """True if new; Twilio's retry of the same message is a harmless no-op."""
-        inserted = await self.pool.fetchval(
-            """INSERT INTO inbound_messages (message_sid, account_sid, from_number, to_number,
-                   body, opt_out_type, params)
-               VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
-               ON CONFLICT (message_sid) DO NOTHING RETURNING id""",
-            message.message_sid,
-            message.account_sid,
-            message.from_number,
-            message.to_number,
-            message.body,
-            message.opt_out_type,
-            _json.encode(message.params).decode(),
-        )
-        return inserted is not None
-
-    async def delete_older_than(self, *, days: float, limit: int) -> int:
-        result = await self.pool.execute(
-            """DELETE FROM inbound_messages WHERE id IN (
-                   SELECT id FROM inbound_messages
-                   WHERE received_at < now() - make_interval(secs => $1 * 86400) LIMIT $2)""",
-            days,
-            limit,
-        )
-        return int(result.split()[-1])
+    elif acts and found is Keyword.START:
+        changed = await suppressions.unsuppress(db, Channel.SMS, number, source_of(message))
+    flag = opt_outs.flag_for(Channel.SMS, number)
+    log.info(
+        "inbound sms",
+        extra=logs.fields(
+            message_sid=message.message_sid,
+            sender=mask(number),
+            keyword=found.value,
+            opt_out_type=message.opt_out_type,
+            changed=changed,
+            flag=flag,
+        ),
+    )
+    return InboundResult(keyword=found, changed=changed, flag=flag)

@@ -213,6 +213,39 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             ON notifications (provider_message_id) WHERE provider_message_id IS NOT NULL;
         """,
     ),
+    (
+        # Last in the list (it landed after 4 and 5); it depends on none of them.
+        3,
+        "suppressions and their history",
+        """
+        -- One row per (channel, recipient): the consumer, the workers and beat look it up by
+        -- the primary key inside the statements that insert, claim and dispatch rows.
+        CREATE TABLE suppressions (
+            channel text NOT NULL CHECK (channel IN ('sms', 'push')),
+            recipient text NOT NULL,
+            reason text NOT NULL CHECK (reason IN ('opt_out', '21610', 'unregistered',
+                'invalid_token', 'manual')),
+            source text NOT NULL,
+            -- Stored as given but unlike the notifications' recipients ('not_e164').
+            flag text,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (channel, recipient)
+        );
+        -- Every change with its source (an inbound message SID, the notification a provider
+        -- refused, an operator); kept after a suppression is lifted.
+        CREATE TABLE suppression_events (
+            id bigserial PRIMARY KEY,
+            action text NOT NULL CHECK (action IN ('added', 'lifted')),
+            channel text NOT NULL,
+            recipient text NOT NULL,
+            reason text NOT NULL,
+            source text NOT NULL,
+            flag text,
+            at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX suppression_events_recipient ON suppression_events (channel, recipient, at);
+        """,
+    ),
 ]
 
 # Any constant works; it only has to be the same in every process that migrates.

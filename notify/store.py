@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -11,49 +11,27 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from notify import slots, throttles
+from notify import slots, statements, suppressions, throttles
 from notify.globs import translate
-from notify.inbound import InboundStore
+from notify.inbound_messages import InboundStore
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
+from notify.statements import PENDING, SCHEDULED, SENDING
+from notify.statements import literal as _q
+from notify.suppressions import NewSuppression
 from schemas import (
     IN_FLIGHT,
     AttemptOutcome,
     Channel,
     NewNotification,
     Notification,
+    Reason,
     Settled,
     Status,
+    Suppression,
     sql_list,
 )
 
-
-def _q(status: Status) -> str:
-    """A status as a SQL literal: statuses in SQL come from the enum, spelled once."""
-    return f"'{status.value}'"
-
-
-PENDING, SENDING, SCHEDULED = _q(Status.PENDING), _q(Status.SENDING), _q(Status.SCHEDULED)
-
 _json = msgspec.json.Encoder()
-
-_INSERT = """
-INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
-    recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time, push_id)
-SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb, st, sa,
-    ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
-    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)), ec, em, rv, et, pi
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
-    AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, channel, status, idempotency_key
-"""
-
-_COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
-    data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
-    unsure_since, lookup_failures"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +51,13 @@ class Finished:
     unsure: bool = False
     # Only a lookup ran, and it failed: the attempt sent nothing.
     lookup_failed: bool = False
+    # The provider says this recipient must get nothing more (21610, a dead push token):
+    # added in the transaction that records the failed attempt.
+    suppress: NewSuppression | None = None
 
 
-_FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished)))
+# The columns of finish_many's statement, in order.
+_FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished) if f.name != "suppress"))
 
 
 # The SIDs' advisory locks are taken before any row changes (an InitPlan the UPDATE needs
@@ -108,11 +90,14 @@ FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 
 
 @dataclass(frozen=True)
 class Inserted:
-    """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery)."""
+    """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery).
+    `skipped`: the new rows stored `skipped`, by key, with their error code (`throttled`,
+    `suppressed`)."""
 
     to_publish: list[tuple[int, Channel]]
     inserted_keys: set[str]
     duplicates: int
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def _row(record: asyncpg.Record) -> Notification:
@@ -123,7 +108,7 @@ def _row(record: asyncpg.Record) -> Notification:
 
 
 def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
-    """The batch as one array per column of _INSERT."""
+    """The batch as one array per column of statements.INSERT."""
     cols: list[list[Any]] = [[] for _ in range(19)]
     for n in rows:
         values = (
@@ -195,11 +180,17 @@ class OutcomeStore:
             # Throttles are decided in the transaction that inserts the rows they count.
             rows = await throttles.apply(conn, rows)
             cols = _columns(rows)
-            returned = await conn.fetch(_INSERT, *cols)
-            inserted = {r["idempotency_key"] for r in returned}
-            publish = [
-                (r["id"], Channel(r["channel"])) for r in returned if r["status"] == Status.PENDING
-            ]
+            returned = await conn.fetch(statements.INSERT, *cols)
+            inserted: set[str] = set()
+            publish: list[tuple[int, Channel]] = []
+            skipped: dict[str, str] = {}
+            for r in returned:
+                key, status = r["idempotency_key"], r["status"]
+                inserted.add(key)
+                if status == Status.PENDING:
+                    publish.append((r["id"], Channel(r["channel"])))
+                elif status == Status.SKIPPED:
+                    skipped[key] = r["error_code"]
             missing = [n.idempotency_key for n in rows if n.idempotency_key not in inserted]
             recheck = [k for k in missing if k in redelivered]
             if recheck:
@@ -210,7 +201,7 @@ class OutcomeStore:
                     recheck,
                 )
                 publish.extend((r["id"], Channel(r["channel"])) for r in again)
-        return Inserted(publish, inserted, len(set(missing)))
+        return Inserted(publish, inserted, len(set(missing)), skipped)
 
     async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
         """Cancel scheduled rows for (event id, type, subject) whose own cancel_on matches."""
@@ -231,45 +222,33 @@ class OutcomeStore:
 
     async def get(self, notification_id: int) -> Notification | None:
         record = await self.pool.fetchrow(
-            f"SELECT {_COLUMNS} FROM notifications WHERE id = $1", notification_id
+            f"SELECT {statements.COLUMNS} FROM notifications WHERE id = $1", notification_id
         )
         return None if record is None else _row(record)
 
     async def claim(self, notification_id: int) -> Notification | None:
-        """pending -> sending with one more attempt, atomically; None if someone else has it."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            record = await conn.fetchrow(
-                f"""UPDATE notifications SET status = {SENDING}, attempts = attempts + 1,
-                        updated_at = now()
-                    WHERE id = $1 AND status = {PENDING} RETURNING {_COLUMNS}""",
-                notification_id,
-            )
-            if record is None:
-                return None
-            await conn.execute(
-                "INSERT INTO notification_attempts (notification_id, attempt) VALUES ($1, $2)",
-                notification_id,
-                record["attempts"],
-            )
-        return _row(record)
+        """pending -> sending with one more attempt, atomically; None if someone else has it.
+        A suppressed recipient's row comes back `skipped` instead (see `claim_many`)."""
+        claimed = await self.claim_many([notification_id])
+        return claimed[0] if claimed else None
 
     async def claim_many(self, ids: Sequence[int]) -> list[Notification]:
-        """`claim` for a batch: one UPDATE and one INSERT of attempt rows."""
+        """`claim` for a batch: one UPDATE and one INSERT of attempt rows.
+
+        The rows of suppressed recipients come back `skipped` / `suppressed`, not an attempt:
+        a suppression may land between routing and sending, and this is the last look.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
-            records = await conn.fetch(
-                f"""UPDATE notifications SET status = {SENDING}, attempts = attempts + 1,
-                        updated_at = now()
-                    WHERE id = ANY($1::bigint[]) AND status = {PENDING}
-                    RETURNING {_COLUMNS}""",
-                list(ids),
-            )
-            if records:
+            records = await conn.fetch(statements.CLAIM, list(ids))
+            claimed = [r for r in records if r["status"] == Status.SENDING]
+            if claimed:
                 await conn.execute(
                     """INSERT INTO notification_attempts (notification_id, attempt)
                        SELECT * FROM unnest($1::bigint[], $2::int[])""",
-                    [r["id"] for r in records],
-                    [r["attempts"] for r in records],
+                    [r["id"] for r in claimed],
+                    [r["attempts"] for r in claimed],
                 )
+            # OUTBOX: `notification.skipped` for the records whose status is `skipped`.
         return [_row(r) for r in records]
 
     async def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
@@ -285,17 +264,22 @@ class OutcomeStore:
         Only rows still `sending` change: a sweeper that settled a row first wins. Receipts
         that arrived before their SID was recorded are applied in the same transaction
         (notify/receipts.py); the rows they settled are returned.
+        Suppressions the provider's answers call for are added in the same transaction.
         """
         if not finished:
             return []
         columns = list(zip(*map(_FINISHED_FIELDS, finished), strict=True))
+        wanted = [f.suppress for f in finished if f.suppress is not None]
         sids = [f.provider_message_id for f in finished if f.provider_message_id]
-        if not sids:  # only failures and retries: nothing a receipt could be waiting for
+        if not sids and not wanted:  # nothing a receipt could wait for, nothing to suppress
             await self.pool.execute(_FINISH, *columns)
             return []
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_FINISH, *columns)
-            return await apply_pending(conn, sids)
+            added = await suppressions.add_many(conn, wanted)
+            settled = await apply_pending(conn, sids) if sids else []
+        suppressions.count_added(added)
+        return settled
 
     async def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
         """Which of these provider ids other rows than `besides` already hold."""
@@ -312,26 +296,10 @@ class OutcomeStore:
     async def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]:
-        """Move due scheduled rows to pending (or failed/expired); SKIP LOCKED makes it safe."""
-        records = await self.pool.fetch(
-            f"""WITH due AS (
-                   SELECT id FROM notifications
-                   WHERE status = {SCHEDULED} AND send_at <= $1
-                   ORDER BY send_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-               UPDATE notifications n SET updated_at = now(),
-                   status = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
-                                 THEN {_q(Status.FAILED)} ELSE {PENDING} END,
-                   error_code = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
-                                     THEN 'expired' ELSE n.error_code END,
-                   error_message = CASE WHEN n.send_at < $1 - make_interval(secs => $2)
-                                        THEN 'overdue past the staleness limit'
-                                        ELSE n.error_message END
-               FROM due WHERE n.id = due.id
-               RETURNING n.id, n.channel, n.status""",
-            now,
-            stale_seconds,
-            limit,
-        )
+        """Move due scheduled rows to pending (or failed/expired, or skipped/suppressed when
+        the recipient was suppressed since); SKIP LOCKED makes it safe."""
+        records = await self.pool.fetch(statements.DISPATCH, now, stale_seconds, limit)
+        # OUTBOX: `notification.skipped` / `notification.failed` for the skipped and expired.
         return [(r["id"], Channel(r["channel"]), Status(r["status"])) for r in records]
 
     async def stuck_pending(self, *, older_than: float, limit: int) -> list[tuple[int, Channel]]:
@@ -353,7 +321,7 @@ class OutcomeStore:
     async def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
         """Rows a worker claimed and never finished: it died between claim and record."""
         records = await self.pool.fetch(
-            f"""SELECT {_COLUMNS} FROM notifications
+            f"""SELECT {statements.COLUMNS} FROM notifications
                 WHERE status = {SENDING} AND updated_at < now() - make_interval(secs => $1)
                 ORDER BY updated_at LIMIT $2""",
             older_than,
@@ -435,3 +403,12 @@ class OutcomeStore:
             since_seconds,
         )
         return {r["status"]: r["n"] for r in records}
+
+    async def suppress(self, channel: Channel, recipient: str, reason: Reason, source: str) -> bool:
+        return await suppressions.suppress(self.pool, channel, recipient, reason, source)
+
+    async def unsuppress(self, channel: Channel, recipient: str, source: str) -> bool:
+        return await suppressions.unsuppress(self.pool, channel, recipient, source)
+
+    async def suppressions(self, channel: Channel | None = None) -> list[Suppression]:
+        return await suppressions.list_all(self.pool, channel)

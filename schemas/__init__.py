@@ -32,10 +32,21 @@ from schemas.notification import (
 )
 from schemas.receipts import Receipt, ReceiptSource, Settled
 from schemas.rules import Rule, RulesFile
+from schemas.suppression import (
+    NOT_E164,
+    SUPPRESSED,
+    InboundResult,
+    InboundSms,
+    Keyword,
+    Reason,
+    Suppression,
+)
 
 __all__ = [
     "FINAL",
     "IN_FLIGHT",
+    "NOT_E164",
+    "SUPPRESSED",
     "TERMINAL",
     "TRANSITIONS",
     "AmbiguousDeliveryError",
@@ -46,11 +57,15 @@ __all__ = [
     "DeliveryError",
     "Event",
     "EventError",
+    "InboundResult",
+    "InboundSms",
+    "Keyword",
     "NewNotification",
     "Notification",
     "NotifyError",
     "PermanentDeliveryError",
     "PushId",
+    "Reason",
     "Receipt",
     "ReceiptSource",
     "Rule",
@@ -58,6 +73,7 @@ __all__ = [
     "RulesFile",
     "Settled",
     "Status",
+    "Suppression",
     "TaskResult",
     "ThrottleKey",
     "TransientDeliveryError",

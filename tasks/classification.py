@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 from typing import Literal
 
 from schemas import (
+    Channel,
     ConfigurationError,
     DeliveryError,
     PermanentDeliveryError,
+    Reason,
     TransientDeliveryError,
 )
 
@@ -73,6 +76,27 @@ FCM_KINDS: dict[str, Kind] = {
     "UNAUTHENTICATED": "config",
     "PERMISSION_DENIED": "config",
 }
+
+
+# Answers that say the recipient itself must get nothing more: the number unsubscribed, the
+# token is dead or not ours. Our own credentials' errors (THIRD_PARTY_AUTH_ERROR: the APNs or
+# web-push key FCM holds for us) say nothing about the device and are not here.
+SUPPRESSING: dict[tuple[Channel, str], Reason] = {
+    (Channel.SMS, "21610"): Reason.TWILIO_21610,
+    (Channel.PUSH, "UNREGISTERED"): Reason.UNREGISTERED,
+    (Channel.PUSH, "SENDER_ID_MISMATCH"): Reason.INVALID_TOKEN,
+}
+# INVALID_ARGUMENT covers any bad field of the message; FCM names the token when it is the
+# token: "The registration token is not a valid FCM registration token".
+_BAD_TOKEN = re.compile(r"registration token is not a valid", re.IGNORECASE)
+
+
+def suppression_for(channel: Channel, code: str, message: str) -> Reason | None:
+    """Whether a provider's permanent error means: suppress this recipient, and why."""
+    reason = SUPPRESSING.get((channel, code))
+    if reason is None and channel is Channel.PUSH and code == "INVALID_ARGUMENT":
+        return Reason.INVALID_TOKEN if _BAD_TOKEN.search(message) else None
+    return reason
 
 
 def classify_twilio(status: int | None, code: int | None) -> Kind:

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
-from notify import logs
+from notify import logs, skips
 from notify.logs import mask
 from notify.outage import TRANSIENT
 from notify.store import Finished
+from notify.suppressions import NewSuppression
 from schemas import (
+    SUPPRESSED,
     AmbiguousDeliveryError,
     AttemptOutcome,
     Channel,
@@ -26,7 +28,7 @@ from schemas import (
     TransientDeliveryError,
 )
 from tasks import metrics, pacing, reconcile
-from tasks.classification import backoff, kind_of
+from tasks.classification import backoff, kind_of, suppression_for
 from tasks.runtime import Runtime
 
 log = logs.get("delivery")
@@ -110,6 +112,8 @@ def deliver(
             extra=logs.fields(notification_id=notification_id, channel=channel.value),
         )
         return Outcome(TaskResult.SKIPPED)
+    if row.status is Status.SKIPPED:
+        return _suppressed([row])[0][1]
     paced = pacing.pace(rt.rate, rt.db, rt.settings, [row], slot)
     if paced.held:
         return _deferred(paced.held[0])
@@ -122,8 +126,10 @@ def deliver_many(
     rt: Runtime, notification_ids: list[int], channel: Channel
 ) -> list[tuple[int, Outcome]]:
     """Claim a batch in one statement, then call the provider for each row concurrently."""
-    rows = rt.db.claim_many(notification_ids)
-    skipped = set(notification_ids) - {r.id for r in rows}
+    claimed = rt.db.claim_many(notification_ids)
+    rows = [r for r in claimed if r.status is not Status.SKIPPED]
+    suppressed = _suppressed([r for r in claimed if r.status is Status.SKIPPED])
+    skipped = set(notification_ids) - {r.id for r in claimed}
     if skipped:
         log.info(
             "skipped: not pending (duplicate task or already final)",
@@ -132,7 +138,21 @@ def deliver_many(
     paced = pacing.pace(rt.rate, rt.db, rt.settings, rows)
     futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
     waiting = [(held.row.id, _deferred(held)) for held in paced.held]
-    return [(nid, future.result()) for nid, future in futures] + waiting
+    return [(nid, future.result()) for nid, future in futures] + waiting + suppressed
+
+
+def _suppressed(rows: list[Notification]) -> list[tuple[int, Outcome]]:
+    """Rows the claim found suppressed: already `skipped`, no provider call, no attempt."""
+    for row in rows:
+        skips.SKIPPED.labels(row.channel.value, SUPPRESSED).inc()
+        log.info(
+            "skipped: recipient suppressed",
+            extra=logs.fields(
+                notification_id=row.id, rule=row.rule, channel=row.channel.value,
+                recipient=mask(row.recipient),
+            ),
+        )  # fmt: skip
+    return [(row.id, Outcome(TaskResult.SKIPPED, SUPPRESSED)) for row in rows]
 
 
 def _at_slot(rt: Runtime, row: Notification, at: float) -> Outcome:
@@ -185,13 +205,25 @@ def _failed(
     retry = unsure or (isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts)
     status = Status.PENDING if retry else Status.FAILED
     outcome = AttemptOutcome(f"{kind}_error")
+    dead = None if retry else suppression_for(row.channel, exc.code, exc.message)
+    # Recorded with the failed attempt, in its transaction: the provider's word that this
+    # recipient must get nothing more is never lost between the two.
+    suppress = None
+    if dead is not None:
+        suppress = NewSuppression(row.channel, row.recipient, dead, f"notification:{row.id}")
     _record(
         rt,
         Finished(
             row.id, row.attempts, status, outcome, began,
             error_code=exc.code, error_message=exc.message, unsure=unsure,
+            suppress=suppress,
         ),
     )  # fmt: skip
+    if dead is not None:
+        log.warning(
+            "recipient suppressed by the provider's answer",
+            extra=logs.fields(**ctx, error_code=exc.code, reason=dead.value),
+        )
     if retry:
         assert isinstance(exc, TransientDeliveryError)
         floor = exc.retry_after

@@ -27,9 +27,10 @@ from prometheus_client import (
     start_http_server,
 )
 
+from notify import skips, suppressions
 from notify.settings import Settings
 from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
-from schemas import Channel, TaskResult
+from schemas import SUPPRESSED, Channel, TaskResult
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
@@ -91,13 +92,16 @@ BACKLOG_ALERT_SECONDS = Gauge(
 
 
 def start_at_zero() -> None:
-    """Export every channel x status at 0, so increase() sees the first one after a start.
+    """Export every channel x status (and x skip and suppression reason) at 0, so increase()
+    sees the first one after a start.
     (Error codes are open-ended: those series still appear with their first error.)"""
     for channel in Channel:
         for status in (TaskResult.SENT, TaskResult.FAILED, TaskResult.RETRIED):
             NOTIFICATIONS.labels(channel, status)
     for result in ("settled", "unsettled", "not_found", "stopped"):
         RECEIPT_LOOKUPS.labels(result)
+    skips.start_at_zero([SUPPRESSED])  # workers skip only for suppressions
+    suppressions.start_at_zero()  # added on 21610 and dead push tokens
 
 
 def reset_multiprocess_dir(settings: Settings) -> None:

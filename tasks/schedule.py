@@ -6,9 +6,9 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from notify import logs, task_names
+from notify import logs, skips, task_names
 from notify.task_names import SEND_ONE
-from schemas import AttemptOutcome, Channel, Notification, Status
+from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Status
 from tasks import pacing
 from tasks.app import app
 from tasks.delivery import find_earlier_sms
@@ -50,8 +50,9 @@ def hand_out_slots(rt: Runtime) -> int:
 
 @app.task(name=task_names.DISPATCH_DUE, shared=False, ignore_result=True)
 def dispatch_due() -> int:
-    """Due `scheduled` rows -> `pending` + a task; FOR UPDATE SKIP LOCKED keeps two beats apart.
-    Also hands out rows whose send-rate slot is near."""
+    """Due `scheduled` rows -> `pending` + a task (or `skipped` if the recipient was suppressed
+    since); FOR UPDATE SKIP LOCKED keeps two beats apart. Also hands out rows whose send-rate
+    slot is near."""
     rt = runtime(app.settings)
     hand_out_slots(rt)
     total = 0
@@ -61,11 +62,18 @@ def dispatch_due() -> int:
         )
         enqueue([(nid, channel) for nid, channel, status in rows if status is Status.PENDING])
         expired = sum(1 for *_, status in rows if status is Status.FAILED)
+        suppressed = [channel for _, channel, status in rows if status is Status.SKIPPED]
+        for channel in suppressed:
+            skips.SKIPPED.labels(channel.value, SUPPRESSED).inc()
         total += len(rows)
         if rows:
             log.info(
                 "dispatched due reminders",
-                extra=logs.fields(dispatched=len(rows) - expired, expired=expired),
+                extra=logs.fields(
+                    dispatched=len(rows) - expired - len(suppressed),
+                    expired=expired,
+                    suppressed=len(suppressed),
+                ),
             )
         if len(rows) < BATCH:
             return total

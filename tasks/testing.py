@@ -11,7 +11,16 @@ import msgspec
 
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished
-from schemas import IN_FLIGHT, AttemptOutcome, Channel, Notification, Receipt, Settled, Status
+from schemas import (
+    IN_FLIGHT,
+    SUPPRESSED,
+    AttemptOutcome,
+    Channel,
+    Notification,
+    Receipt,
+    Settled,
+    Status,
+)
 from schemas.receipts import SETTLES
 
 
@@ -23,6 +32,8 @@ class FakeStore:
     `record_failures` are raised by the next `record` calls, one each (a Postgres blip).
     `awaiting` holds `sent` SMS whose receipt is overdue; `lookups` what lookups recorded;
     `holders` maps provider message ids to the rows that hold them.
+    Rows whose (channel, recipient) is in `suppressed` come back `skipped` from a claim and
+    from `dispatch_due`, as the real statements return them.
     """
 
     def __init__(self, claimable: dict[int, Notification] | None = None) -> None:
@@ -34,6 +45,7 @@ class FakeStore:
         self.record_failures: list[Exception] = []
         # Rows a limiter sent back to pending: id -> (attempt undone, slot kept on the row).
         self.released: dict[int, tuple[int, datetime | None]] = {}
+        self.suppressed: set[tuple[Channel, str]] = set()
         self._claimed: dict[int, Notification] = {}
         self.awaiting: list[AwaitingReceipt] = []
         self.lookups: list[Receipt] = []
@@ -47,8 +59,13 @@ class FakeStore:
 
     def claim(self, notification_id: int) -> Notification | None:
         row = self.claimable.pop(notification_id, None)
-        if row is not None:
-            self._claimed[notification_id] = row
+        if row is None:
+            return None
+        if (row.channel, row.recipient) in self.suppressed:
+            return msgspec.structs.replace(
+                row, status=Status.SKIPPED, attempts=row.attempts - 1, error_code=SUPPRESSED
+            )
+        self._claimed[notification_id] = row
         return row
 
     def claim_many(self, ids: Sequence[int]) -> list[Notification]:
@@ -81,6 +98,8 @@ class FakeStore:
             del self.scheduled[row.id]
             stale = row.send_at is not None and (now - row.send_at).total_seconds() > stale_seconds
             status = Status.FAILED if stale else Status.PENDING
+            if (row.channel, row.recipient) in self.suppressed:
+                status = Status.SKIPPED
             if status is Status.PENDING:
                 claimed = msgspec.structs.replace(
                     row, status=Status.SENDING, attempts=row.attempts + 1

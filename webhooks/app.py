@@ -24,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from notify import logs
-from notify.inbound import InboundStore
+from notify import inbound, logs, suppressions
+from notify.inbound import handle_inbound
+from notify.inbound_messages import InboundStore
 from notify.outage import TRANSIENT, OutageLog
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.webhook_paths import INBOUND_PATH, STATUS_CALLBACK_PATH
+from schemas import InboundSms
 from webhooks import metrics
 from webhooks.callbacks import inbound_from, receipt_from
 from webhooks.forms import Disconnected, Rejected, body_chunks, parse_form, read_body
@@ -38,7 +40,7 @@ from webhooks.signature import Signatures
 
 log = logs.get("webhooks")
 
-EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+EMPTY_TWIML = inbound.EMPTY_TWIML.encode()
 IDEMPOTENCY_HEADER = b"i-twilio-idempotency-token"
 
 
@@ -151,6 +153,7 @@ class Webhooks:
         self.store = await OutcomeStore.connect(self.settings.database_url, min_size=0, max_size=8)
         self.recorder = ReceiptRecorder(self.store.receipts)
         self.inbound_store = InboundStore(self.store.pool)
+        suppressions.start_at_zero()  # STOP and START arrive here
         try:
             await self.store.pool.fetchval("SELECT 1", timeout=5)
         except Exception as exc:  # noqa: BLE001 - reported, and /healthz says so
@@ -207,9 +210,15 @@ class Webhooks:
     async def inbound(self, form: dict[str, str], _: Headers) -> Answer:
         """An incoming SMS: recorded once per MessageSid, answered with empty TwiML."""
         assert self.inbound_store is not None
+        assert self.store is not None
         message = inbound_from(form)
         try:
-            new = await self.inbound_store.record(message)
+            # The message and what it asks for (STOP, START) commit together, once per
+            # MessageSid: Twilio's retry of a recorded message changes nothing again.
+            async with self.store.pool.acquire() as conn, conn.transaction():
+                new = await self.inbound_store.record(message, conn)
+                if new:
+                    await handle_inbound(conn, InboundSms.from_form(form))
         except Exception as exc:  # noqa: BLE001
             return self._unavailable("inbound", exc)
         self.outage.ended()

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 
-from notify.inbound import InboundMessage
+from notify.inbound_messages import InboundMessage
 from schemas import Receipt, ReceiptSource
 from webhooks.forms import Rejected
 

@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 
 from consumer.routing import idempotency_key
-from notify.inbound import InboundMessage, InboundStore
+from notify.inbound_messages import InboundMessage, InboundStore
 from notify.store import OutcomeStore
 from schemas import AttemptOutcome, Channel, NewNotification, Receipt, Status
 

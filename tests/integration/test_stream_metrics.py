@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from sandbox.launcher import free_port, wait_until
-from schemas import Channel, DeadLetterReason
+from schemas import Channel, DeadLetterReason, Reason
 from tests.integration import processes
 
 pytestmark = pytest.mark.integration
@@ -72,6 +72,11 @@ def test_workers_serve_lag_and_pending_while_no_consumer_runs(
     for channel in Channel:
         for status in ("sent", "failed", "retried"):
             assert one(port, "notify_notifications_total", channel=channel, status=status) == 0
+        skipped = one(port, "notify_notifications_skipped_total", channel=channel,
+                      reason="suppressed")  # fmt: skip
+        assert skipped == 0
+        for reason in Reason:
+            assert one(port, "notify_suppressions_total", channel=channel, reason=reason) == 0
 
 
 def test_consumer_counters_start_at_zero(
@@ -97,6 +102,9 @@ rules:
             assert one(port, "notify_events_total", type=event_type, outcome=outcome) == 0
     assert not [s for s in samples(port, "notify_events_total") if "*" in s.labels["type"]]
     for channel in Channel:
-        for status in ("pending", "scheduled", "failed"):
+        for status in ("pending", "scheduled", "failed", "skipped"):
             value = one(port, "notify_notifications_inserted_total", channel=channel, status=status)
             assert value == 0, (channel, status)
+        for reason in ("throttled", "suppressed"):
+            value = one(port, "notify_notifications_skipped_total", channel=channel, reason=reason)
+            assert value == 0, (channel, reason)

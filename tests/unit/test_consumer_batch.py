@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 import fakeredis
 import pytest
 import pytest_asyncio
+from prometheus_client import REGISTRY
 
 from consumer.loop import Consumer
 from consumer.reloader import RulesWatcher
@@ -40,15 +41,17 @@ async def add(client: fakeredis.FakeAsyncRedis, n: int, **extra: str) -> list[st
 
 
 class FakeStore:
-    """Just enough of OutcomeStore: keys are unique, and pending rows can be re-published."""
+    """Just enough of OutcomeStore: keys are unique, and pending rows can be re-published;
+    rows to a recipient in `suppressed` are stored skipped, as the real insert does."""
 
     def __init__(self) -> None:
         self.rows: dict[str, tuple[int, NewNotification]] = {}
+        self.suppressed: set[str] = set()
 
     async def insert(
         self, rows: Sequence[NewNotification], redelivered: frozenset[str] = frozenset()
     ) -> Inserted:
-        publish, inserted, duplicates = [], set(), 0
+        publish, inserted, duplicates, skipped = [], set(), 0, {}
         for row in rows:
             if row.idempotency_key in self.rows:
                 duplicates += 1
@@ -58,9 +61,11 @@ class FakeStore:
             nid = len(self.rows) + 1
             self.rows[row.idempotency_key] = (nid, row)
             inserted.add(row.idempotency_key)
-            if row.status.value == "pending":
+            if row.recipient in self.suppressed:
+                skipped[row.idempotency_key] = "suppressed"
+            elif row.status.value == "pending":
                 publish.append((nid, row.channel.value))
-        return Inserted(publish, inserted, duplicates)
+        return Inserted(publish, inserted, duplicates, skipped)
 
     async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
         return 0
@@ -127,3 +132,42 @@ async def test_a_rule_whose_recipient_is_undefined_does_not_hold_back_the_event(
     ]
     assert await client.llen("q") == 1  # the SMS task
     assert (await client.xpending("events", "notifications"))["pending"] == 0
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_rows_the_store_skipped_are_counted_as_skipped_and_not_published(
+    client: fakeredis.FakeAsyncRedis, tmp_path: object
+) -> None:
+    rules = tmp_path / "rules.yaml"  # type: ignore[operator]
+    rules.write_text(
+        "rules:\n  - name: r\n    on: shipment.*\n    channel: sms\n"
+        '    to: "{{ data.phone }}"\n    body: "hi"\n'
+    )
+    stream = stream_for(client)
+    await stream.ensure_group()
+    store = FakeStore()
+    store.suppressed.add("+14155550199")
+    consumer = Consumer(
+        Settings(rules_path=str(rules)),
+        stream,
+        store,
+        TaskPublisher(client, "q"),  # type: ignore[arg-type]
+        RulesWatcher(str(rules)),
+    )
+    counted = [
+        ("notify_notifications_inserted_total", {"channel": "sms", "status": "skipped"}),
+        ("notify_notifications_skipped_total", {"channel": "sms", "reason": "suppressed"}),
+        ("notify_notifications_inserted_total", {"channel": "sms", "status": "pending"}),
+    ]
+    before = [sample(name, **labels) for name, labels in counted]
+    for n, phone in enumerate(("+14155550199", "+14155550100")):
+        event = {"id": f"e{n}", "type": "shipment.delayed", "data": json.dumps({"phone": phone})}
+        await client.xadd("events", event)  # type: ignore[arg-type]
+    result = await consumer.handle(await stream.read(10, None, own_pending=False))
+    assert result.outcomes == {"routed": 2}
+    assert await client.llen("q") == 1  # the suppressed row has no task
+    after = [sample(name, **labels) for name, labels in counted]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]

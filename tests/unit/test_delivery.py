@@ -280,3 +280,73 @@ def test_a_push_goes_out_as_the_identifier_its_rule_names() -> None:
         store = FakeStore({1: row(1, Channel.PUSH, push_id=kind)})
         assert deliver(runtime(store, FakeProvider(), push), 1, Channel.PUSH).status == "sent"
         assert push.calls[0][-1] is kind
+
+
+def skipped_counter(channel: str, reason: str = "suppressed") -> float:
+    labels = {"channel": channel, "reason": reason}
+    return REGISTRY.get_sample_value("notify_notifications_skipped_total", labels) or 0.0
+
+
+def test_a_suppressed_recipient_is_skipped_at_claim_without_a_provider_call() -> None:
+    store, sms = FakeStore({1: row(1)}), FakeProvider()
+    store.suppressed.add((Channel.SMS, "+14155550100"))
+    before = skipped_counter("sms")
+    outcome = deliver(runtime(store, sms), 1, Channel.SMS)
+    assert (outcome.status, outcome.code) == ("skipped", "suppressed")
+    assert sms.calls == [] and store.finished == []
+    assert skipped_counter("sms") == before + 1
+
+
+def test_a_batch_sends_the_others_and_skips_the_suppressed() -> None:
+    store = FakeStore({1: row(1), 2: msgspec.structs.replace(row(2), recipient="+14155550102")})
+    store.suppressed.add((Channel.SMS, "+14155550102"))
+    sms = FakeProvider("SM1")
+    results = deliver_many(runtime(store, sms), [1, 2], Channel.SMS)
+    assert sorted((nid, o.status, o.code) for nid, o in results) == [
+        (1, "sent", None), (2, "skipped", "suppressed"),
+    ]  # fmt: skip
+    assert len(sms.calls) == 1 and [f["id"] for f in store.finished] == [1]
+
+
+@pytest.mark.parametrize(
+    ("channel", "error", "reason"),
+    [
+        (Channel.SMS, PermanentDeliveryError("21610", "unsubscribed"), "21610"),
+        (Channel.PUSH, PermanentDeliveryError("UNREGISTERED", "gone"), "unregistered"),
+        (Channel.PUSH, PermanentDeliveryError("SENDER_ID_MISMATCH", "x"), "invalid_token"),
+        (
+            Channel.PUSH,
+            PermanentDeliveryError(
+                "INVALID_ARGUMENT", "The registration token is not a valid FCM registration token"
+            ),
+            "invalid_token",
+        ),
+    ],
+)
+def test_a_provider_answer_that_condemns_the_recipient_suppresses_it_with_the_failure(
+    channel: Channel, error: PermanentDeliveryError, reason: str
+) -> None:
+    failing = row(4, channel)
+    store, provider = FakeStore({4: failing}), FakeProvider(error)
+    rt = runtime(store, provider, provider)
+    assert deliver(rt, 4, channel).status == "failed"
+    [done] = store.finished  # one record: the failed attempt and the suppression together
+    assert (done["status"], done["error_code"]) == ("failed", error.code)
+    assert done["suppress"] == {
+        "channel": channel, "recipient": failing.recipient, "reason": reason,
+        "source": "notification:4",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConfigurationError("THIRD_PARTY_AUTH_ERROR", "Auth error from APNS or Web Push Service"),
+        PermanentDeliveryError("INVALID_ARGUMENT", "Invalid value at 'message.data'"),
+        TransientDeliveryError("UNAVAILABLE", "try later"),
+    ],
+)
+def test_other_push_errors_suppress_nothing(error: Exception) -> None:
+    store, push = FakeStore({5: row(5, Channel.PUSH)}), FakeProvider(error)
+    deliver(runtime(store, FakeProvider(), push), 5, Channel.PUSH)
+    assert store.finished[0]["suppress"] is None

@@ -178,6 +178,8 @@ def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
         "notify_receipts_total",
         "notify_delivery_seconds_bucket",
         "notify_outbox_backlog",
+        "notify_notifications_skipped_total",
+        "notify_suppressions_total",
     ):
         assert metric in exprs, metric
     provisioning = load("grafana/provisioning/datasources/prometheus.yml")

@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from tasks.classification import backoff, classify_fcm, classify_twilio, retry_after_seconds
+from schemas import Channel, Reason
+from tasks.classification import (
+    backoff,
+    classify_fcm,
+    classify_twilio,
+    retry_after_seconds,
+    suppression_for,
+)
 
 
 @pytest.mark.parametrize("code", [21211, 21614, 21610, 21408, 30005, 30006, 21617, 21602])
@@ -82,3 +89,30 @@ def test_retry_after_is_a_floor_bounded_by_its_own_cap() -> None:
 )  # fmt: skip
 def test_retry_after_header(header: str | None, seconds: float | None) -> None:
     assert retry_after_seconds(header) == seconds
+
+
+BAD_TOKEN = "The registration token is not a valid FCM registration token"
+
+
+@pytest.mark.parametrize(
+    ("channel", "code", "message", "reason"),
+    [
+        (Channel.SMS, "21610", "Attempt to send to unsubscribed recipient", Reason.TWILIO_21610),
+        (Channel.PUSH, "UNREGISTERED", "Requested entity was not found.", Reason.UNREGISTERED),
+        (Channel.PUSH, "SENDER_ID_MISMATCH", "SenderId mismatch", Reason.INVALID_TOKEN),
+        (Channel.PUSH, "INVALID_ARGUMENT", BAD_TOKEN, Reason.INVALID_TOKEN),
+        (Channel.PUSH, "INVALID_ARGUMENT", BAD_TOKEN.lower(), Reason.INVALID_TOKEN),
+        # Another field of the message is wrong: the token may be fine.
+        (Channel.PUSH, "INVALID_ARGUMENT", "Invalid value at 'message.data'", None),
+        # Our APNs / web-push credentials at FCM, not the device.
+        (Channel.PUSH, "THIRD_PARTY_AUTH_ERROR", "Auth error from APNS", None),
+        (Channel.SMS, "21211", "The 'To' number is not a valid phone number.", None),
+        (Channel.SMS, "30003", "Unreachable destination handset", None),
+        (Channel.PUSH, "21610", "a push never has a Twilio code", None),
+        (Channel.SMS, "UNREGISTERED", "nor an SMS an FCM one", None),
+    ],
+)
+def test_which_provider_answers_suppress_the_recipient(
+    channel: Channel, code: str, message: str, reason: Reason | None
+) -> None:
+    assert suppression_for(channel, code, message) == reason

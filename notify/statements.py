@@ -1,0 +1,93 @@
+"""The outcome store's statements that decide whether a notification goes out.
+
+Every way a row can move towards a provider passes one of these, and each looks its
+recipient up in `suppressions` by primary key as part of the statement itself (no round
+trip of its own): the consumer's insert, a worker's claim, beat's dispatch of due reminders.
+A suppression added at any time before the claim is honoured.
+"""
+
+from __future__ import annotations
+
+from schemas import SUPPRESSED, Status, sql_list
+
+
+def literal(status: Status) -> str:
+    """A status as a SQL literal: statuses in SQL come from the enum, spelled once."""
+    return f"'{status.value}'"
+
+
+PENDING, SENDING, SCHEDULED = (
+    literal(Status.PENDING),
+    literal(Status.SENDING),
+    literal(Status.SCHEDULED),
+)
+SKIPPED, FAILED = literal(Status.SKIPPED), literal(Status.FAILED)
+
+# A row for a suppressed recipient that would go out is stored `skipped` / `suppressed`
+# instead: the check is a primary-key join in this statement, not a round trip of its own.
+INSERT = f"""
+INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
+    recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
+    error_message, rules_version, event_time, push_id)
+SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb,
+    CASE WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
+    ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
+    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)),
+    CASE WHEN sp.reason IS NULL THEN ec ELSE '{SUPPRESSED}' END,
+    CASE WHEN sp.reason IS NULL THEN em ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
+    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi, n)
+LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
+    AND u.st IN {sql_list({Status.PENDING, Status.SCHEDULED})}
+-- A join may reorder rows; ids are handed out in batch (stream) order, as without one.
+ORDER BY u.n
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, channel, status, idempotency_key, error_code
+"""
+
+COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
+    data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
+    unsure_since, lookup_failures"""
+
+# A suppressed recipient's reminder is skipped even when overdue: it was never to be sent.
+DISPATCH = f"""
+WITH due AS (
+    SELECT n.id, n.send_at < $1::timestamptz - make_interval(secs => $2) AS stale,
+        sp.reason AS suppressed_by
+    FROM notifications n
+    LEFT JOIN suppressions sp ON sp.channel = n.channel AND sp.recipient = n.recipient
+    WHERE n.status = {SCHEDULED} AND n.send_at <= $1
+    ORDER BY n.send_at LIMIT $3 FOR UPDATE OF n SKIP LOCKED)
+UPDATE notifications n SET updated_at = now(),
+    status = CASE WHEN due.suppressed_by IS NOT NULL THEN {SKIPPED}
+                  WHEN due.stale THEN {FAILED} ELSE {PENDING} END,
+    error_code = CASE WHEN due.suppressed_by IS NOT NULL THEN '{SUPPRESSED}'
+                      WHEN due.stale THEN 'expired' ELSE n.error_code END,
+    error_message = CASE WHEN due.suppressed_by IS NOT NULL
+                         THEN 'recipient suppressed: ' || due.suppressed_by
+                         WHEN due.stale THEN 'overdue past the staleness limit'
+                         ELSE n.error_message END
+FROM due WHERE n.id = due.id
+RETURNING n.id, n.channel, n.status
+"""
+
+# The snapshot's view of the suppression is enough: one committed after it is a suppression
+# that landed after the claim. The re-check of `n.status` after a row lock decides which of
+# two concurrent claims wins, as a plain UPDATE ... WHERE status = 'pending' would.
+CLAIM = f"""
+WITH c AS (
+    SELECT n.id AS claim_id, sp.reason AS suppressed_by
+    FROM notifications n
+    LEFT JOIN suppressions sp ON sp.channel = n.channel AND sp.recipient = n.recipient
+    WHERE n.id = ANY($1::bigint[]) AND n.status = {PENDING})
+UPDATE notifications n SET updated_at = now(),
+    status = CASE WHEN c.suppressed_by IS NULL THEN {SENDING} ELSE {SKIPPED} END,
+    attempts = n.attempts + CASE WHEN c.suppressed_by IS NULL THEN 1 ELSE 0 END,
+    error_code = CASE WHEN c.suppressed_by IS NULL THEN n.error_code ELSE '{SUPPRESSED}' END,
+    error_message = CASE WHEN c.suppressed_by IS NULL THEN n.error_message
+                         ELSE 'recipient suppressed: ' || c.suppressed_by END
+FROM c WHERE n.id = c.claim_id AND n.status = {PENDING}
+RETURNING {COLUMNS}
+"""
