@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import msgspec
 
 from consumer import rules_tools
 from consumer.decoding import decode_entry
 from consumer.routing import route
 from consumer.ruleset import RuleSet, load_file
-from notify import segments
+from notify import segments, suppressions
 from notify.settings import Settings
-from schemas import EventError, NewNotification, RulesError
+from schemas import Channel, EventError, NewNotification, RulesError
 from schemas.rules import QUIET_HOURS, RulesFile
 
 
@@ -32,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     preview.add_argument("--data", help="a JSON object")
     preview.add_argument("--subject")
     preview.add_argument("--json", action="store_true", help="machine-readable output")
+    preview.add_argument(
+        "--suppressions",
+        action="store_true",
+        help="also look the recipients up in DATABASE_URL's suppressions (read-only)",
+    )
     sub.add_parser("schema", help="print the JSON Schema of the rules file")
     rules_tools.add_arguments(sub)
 
@@ -143,6 +150,8 @@ def _print(item: dict[str, Any]) -> None:
         print(f"  send at: {item['send_at']}")
     if "quiet_hours" in item:
         print(f"  {item['quiet_hours']['note']}")
+    if "suppressed" in item:
+        print(f"  {item['suppressed']['note']}")
     if "throttle" in item:
         throttle = item["throttle"]
         print(f"  throttle: at most {throttle['limit']} per "
@@ -167,6 +176,28 @@ def _print(item: dict[str, Any]) -> None:
         print(f"  ERROR {item['error_code']}: {item['error_message']}")
 
 
+def _mark_suppressed(
+    items: list[dict[str, Any]], notifications: list[NewNotification], dsn: str
+) -> None:
+    """What the store would do to each: a suppressed recipient's row is stored `skipped`."""
+    found = asyncio.run(_suppressions(dsn, [(n.channel, n.recipient) for n in notifications]))
+    for item, n in zip(items, notifications, strict=True):
+        reason = found.get((n.channel.value, n.recipient))
+        if reason is not None and item["status"] in ("pending", "scheduled"):
+            item["suppressed"] = {
+                "reason": reason,
+                "note": f"would be stored skipped / suppressed ({reason}); no provider call",
+            }
+
+
+async def _suppressions(dsn: str, wanted: list[tuple[Channel, str]]) -> dict[tuple[str, str], str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await suppressions.reasons_for(conn, wanted)
+    finally:
+        await conn.close()
+
+
 def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int:
     try:
         millis = int(datetime.now(UTC).timestamp() * 1000)
@@ -179,6 +210,8 @@ def _preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> in
                    default_region=settings.default_region,
                    default_timezone=settings.default_timezone)  # fmt: skip
     items = [_describe(n) for n in routed.notifications]
+    if args.suppressions:
+        _mark_suppressed(items, routed.notifications, settings.database_url)
     skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
     failed = any(i["problems"] or i["error_code"] for i in items)
     if args.json:

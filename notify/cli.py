@@ -12,6 +12,9 @@ import json
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+import redis.exceptions
+
 from notify import logs
 from notify.settings import Settings
 
@@ -161,7 +164,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
     logs.configure(settings.log_level)
-    code: int = args.run(settings, args)
+    try:
+        code: int = args.run(settings, args)
+    except asyncpg.UndefinedTableError as exc:
+        # An operator's first run, or an upgrade: say what to do, not a traceback.
+        print(f"notify: the database is not up to date ({exc}); run `notify migrate`",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except (OSError, asyncpg.PostgresConnectionError, redis.exceptions.ConnectionError) as exc:
+        print(f"notify: cannot reach a service: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return code
 
 

@@ -174,6 +174,17 @@ async def get(db: Db, channel: Channel, recipient: str) -> Suppression | None:
     return None if record is None else _suppression(record)
 
 
+async def reasons_for(db: Db, wanted: Sequence[tuple[Channel, str]]) -> dict[tuple[str, str], str]:
+    """The suppression reason of each (channel, recipient) that has one (`rules preview`)."""
+    records = await db.fetch(
+        """SELECT channel, recipient, reason FROM suppressions
+           WHERE (channel, recipient) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+        [channel.value for channel, _ in wanted],
+        [recipient for _, recipient in wanted],
+    )
+    return {(r["channel"], r["recipient"]): r["reason"] for r in records}
+
+
 async def list_all(db: Db, channel: Channel | None = None) -> list[Suppression]:
     """Every suppression (of one channel), newest first."""
     records = await db.fetch(

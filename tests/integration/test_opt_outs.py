@@ -4,6 +4,7 @@ next SMS and the outcomes stream (CONTRACT sections 6 and 7)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -147,3 +148,23 @@ def test_a_stop_stops_the_next_sms_and_upstream_hears_of_both(
         "suppressed",
     )
     assert by_type["recipient.suppressed"]["source"] == "notify"
+
+
+def test_rules_preview_shows_what_a_suppression_would_do(
+    start_webhooks: StartWebhooks, database_url: str, tmp_path: Any
+) -> None:
+    twilio = start_webhooks()
+    number = "+14155550179"
+    assert twilio.inbound(new_sid(), number, "STOP").status_code == 200
+    data = {"shipment_id": "S9", "delay_minutes": 45,
+            "customer": {"name": "Ann", "phone": number, "push_tokens": []}}  # fmt: skip
+    args = ["rules", "preview", str(processes.ROOT / "rules.yaml"), "--type", "shipment.delayed"]
+    env = {"DATABASE_URL": database_url, "PATH": ""}
+    shown = subprocess.run(
+        [str(processes.BIN / "notify"), *args, "--data", json.dumps(data), "--json",
+         "--suppressions"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    items = {i["rule"]: i for i in json.loads(shown.stdout)["notifications"]}
+    assert items["delay-sms"]["suppressed"]["reason"] == "opt_out"
+    assert "would be stored skipped" in items["delay-sms"]["suppressed"]["note"]
