@@ -11,6 +11,7 @@ import asyncpg
 import redis
 import redis.asyncio as aioredis
 
+from bench import mix
 from bench.env import BenchEnv
 from bench.load import event_fields, load, throughput, watch
 from bench.naive import run_naive
@@ -32,13 +33,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def consumer_drain(env: BenchEnv, events: int, label: str) -> dict[str, Any]:
-    """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS."""
+def consumer_drain(
+    env: BenchEnv, events: int, label: str, *, mixed: bool = False
+) -> dict[str, Any]:
+    """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS.
+
+    `mixed`: bench/mix.py's three rules and events instead of the one SMS rule."""
     client = redis.Redis.from_url(env.redis_url)
     stream = f"{env.stream}-{label}"
+    extra = {"NOTIFY_STREAM": stream}
     try:
-        load(client, stream, events, f"{label}-{env.tag}")
-        proc = env.consumer(NOTIFY_STREAM=stream)
+        if mixed:
+            rules = env.out / "bench-mix-rules.yaml"
+            rules.write_text(mix.RULES)
+            extra["NOTIFY_RULES"] = str(rules)
+            mix.load(client, stream, events, f"{label}-{env.tag}")
+        else:
+            load(client, stream, events, f"{label}-{env.tag}")
+        proc = env.consumer(**extra)
         samples = watch(client, stream, "notifications", events, proc.pid)
         env.stop(proc)
     finally:
