@@ -25,17 +25,21 @@ def _share(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
     return [("  share of the read+ack ceiling", f"{share:.1%}", "")]
 
 
+def _cpu(drain: dict[str, Any]) -> list[Row]:
+    return [("  consumer CPU per event", f"{drain['cpu_us_per_event']:.1f} us", "")]
+
+
 def _consumer(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
     return [(f"consumer throughput ({drain['events'] // 1000}k backlog, 1 SMS rule)",
              f"{drain['events_per_s']:,.0f} ev/s", ">= 25,000"),
-            *_share(drain, results),
+            *_share(drain, results), *_cpu(drain),
             ("consumer max RSS (100k)", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
 
 
 def _mix(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
     return [(f"consumer throughput ({drain['events'] // 1000}k backlog, 3 rules: SMS, "
              "push, reminder)", f"{drain['events_per_s']:,.0f} ev/s", ">= 15,000"),
-            *_share(drain, results),
+            *_share(drain, results), *_cpu(drain),
             ("  max RSS", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
 
 

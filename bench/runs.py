@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from bench import mix
 from bench.env import BenchEnv
-from bench.load import event_fields, load, throughput, watch
+from bench.load import cpu_per_entry, event_fields, load, throughput, watch
 from bench.naive import run_naive
 from consumer.routing import idempotency_key
 from consumer.task_publisher import TaskPublisher
@@ -60,6 +60,7 @@ def consumer_drain(
     return {
         "events": events,
         "events_per_s": throughput(samples),
+        "cpu_us_per_event": cpu_per_entry(samples) * 1e6,
         "rss_max_mb": max(s.rss_mb for s in samples),
         "rss_samples_mb": [round(s.rss_mb, 1) for s in samples[:: max(1, len(samples) // 20)]],
         "series": [(round(s.t - t0, 3), s.lag, s.done) for s in samples],
