@@ -140,8 +140,11 @@ def both(compile_: Any, source: str, ctx: dict[str, Any]) -> tuple[tuple[str, An
 
 
 def same(fast: tuple[str, Any], slow: tuple[str, Any]) -> bool:
-    if fast == slow:
-        return True
+    try:
+        if fast == slow:
+            return True
+    except UndefinedError:  # `dict[missing]` is a GenericAlias holding an Undefined
+        pass
     # Not equal to itself: a NaN, or a method of a list literal built anew by each render
     # (its text says where it lives). Then the text must match, addresses aside.
     return _text(fast) == _text(slow)
