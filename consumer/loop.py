@@ -45,7 +45,8 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
     cancels: list[tuple[str, str, str]] = field(default_factory=list)
-    per_event: list[tuple[str, str, list[str], list[str]]] = field(default_factory=list)
+    # (type, id, idempotency keys, notifications) of each routed event, for _account.
+    per_event: list[tuple[str, str, list[str], list[NewNotification]]] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
 
 
@@ -100,11 +101,14 @@ class Consumer:
         now = datetime.now(UTC)
         ruleset = self.rules.current
         cancel_types = ruleset.cancelling_types()
+        s = self.settings
+        stale_after = timedelta(seconds=s.stale_after_seconds)
+        observe_age = metrics.EVENT_AGE.observe
         for entry in entries:
             if entry.fields is None:
                 batch.acks.append(entry.id)  # deleted while pending: nothing to do
                 continue
-            if entry.deliveries > self.settings.max_deliveries:
+            if entry.deliveries > s.max_deliveries:
                 detail = self._last_errors.pop(entry.id, "no error recorded (consumer stopped)")
                 batch.dead.append(
                     DeadLetter(
@@ -117,7 +121,7 @@ class Consumer:
                 )
                 continue
             try:
-                event = decode_entry(entry.id, entry.fields, self.settings.max_event_bytes)
+                event = decode_entry(entry.id, entry.fields, s.max_event_bytes)
             except EventError as exc:
                 batch.dead.append(
                     DeadLetter(entry.id, entry.fields, exc.reason, exc.detail, entry.deliveries)
@@ -128,9 +132,10 @@ class Consumer:
                     event,
                     ruleset,
                     now=now,
-                    default_region=self.settings.default_region,
-                    stale_after=timedelta(seconds=self.settings.stale_after_seconds),
-                    default_timezone=self.settings.default_timezone,
+                    default_region=s.default_region,
+                    stale_after=stale_after,
+                    default_timezone=s.default_timezone,
+                    explain=False,
                 )
             except Exception as exc:
                 self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"
@@ -139,15 +144,15 @@ class Consumer:
                     extra=logs.fields(event_id=event.id, entry_id=entry.id),
                 )
                 continue
-            metrics.EVENT_AGE.observe(max(0.0, (now - event.time).total_seconds()))
-            batch.rows.extend(routed.notifications)
+            observe_age(max(0.0, (now - event.time).total_seconds()))
+            notifications = routed.notifications
+            batch.rows.extend(notifications)
             if event.subject and cancel_types is not None and cancel_types.match(event.type):
                 batch.cancels.append((event.id, event.type, event.subject))
-            keys = [n.idempotency_key for n in routed.notifications]
+            keys = [n.idempotency_key for n in notifications]
             if entry.deliveries > 1:
                 batch.redelivered.update(keys)
-            rules = sorted({n.rule for n in routed.notifications})
-            batch.per_event.append((event.type, event.id, keys, rules))
+            batch.per_event.append((event.type, event.id, keys, notifications))
             batch.acks.append(entry.id)
         return batch
 
@@ -171,34 +176,41 @@ class Consumer:
     def _account(
         self,
         result: BatchResult,
-        per_event: list[tuple[str, str, list[str], list[str]]],
+        per_event: list[tuple[str, str, list[str], list[NewNotification]]],
         inserted: set[str],
         rows: list[NewNotification],
         dead: list[DeadLetter],
         cancelled: int,
     ) -> None:
+        """Count the batch's outcomes: each labelled counter once per label set per batch."""
         fresh = set(inserted)  # a key counts for the first event that produced it in the batch
         verbose = log.isEnabledFor(logging.INFO)
-        for event_type, event_id, keys, rules in per_event:
+        events: Counter[tuple[str, str]] = Counter()
+        for event_type, event_id, keys, notifications in per_event:
             if not keys:
                 outcome = "unmatched"
-            elif any(k in fresh for k in keys):
+            elif not fresh.isdisjoint(keys):
                 outcome = "routed"
                 fresh.difference_update(keys)
             else:
                 outcome = "duplicate"
-            result.outcomes[outcome] += 1
-            metrics.EVENTS.labels(type=event_type, outcome=outcome).inc()
+            events[event_type, outcome] += 1
             if verbose:
+                rules = sorted({n.rule for n in notifications})
                 log.info(
                     "event " + outcome,
                     extra=logs.fields(
                         event_id=event_id, type=event_type, rules=rules, notifications=len(keys)
                     ),
                 )
-        for row in rows:
-            if row.idempotency_key in inserted:
-                metrics.NOTIFICATIONS_INSERTED.labels(row.channel.value, row.status.value).inc()
+        rows_by: Counter[tuple[str, str]] = Counter(
+            (row.channel.value, row.status.value) for row in rows if row.idempotency_key in inserted
+        )
+        for (event_type, outcome), count in events.items():
+            result.outcomes[outcome] += count
+            metrics.EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+        for (channel, status), count in rows_by.items():
+            metrics.NOTIFICATIONS_INSERTED.labels(channel, status).inc(count)
         for letter in dead:
             result.dead += 1
             metrics.DEAD_LETTERS.labels(reason=letter.reason).inc()

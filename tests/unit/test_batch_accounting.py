@@ -1,0 +1,91 @@
+"""A batch's counters, added once per label set, end where one increment per event left them."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from prometheus_client import REGISTRY
+
+from consumer.loop import BatchResult, Consumer
+from schemas import Channel, NewNotification, Status
+
+TYPES = ["shipment.delayed", "order.placed", "x.y"]
+KEYS = ["k1", "k2", "k3", "k4", "k5"]
+
+
+def note(key: str, channel: Channel, status: Status) -> NewNotification:
+    return NewNotification(
+        idempotency_key=key, event_id="e", event_type="t", event_subject=None, rule="r",
+        channel=channel, recipient="x", body="b", status=status,
+    )  # fmt: skip
+
+
+def reference(
+    per_event: list[tuple[str, list[str]]], inserted: set[str], rows: list[NewNotification]
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+    """The increments as `_account` made them before: one per event, one per row."""
+    events: Counter[tuple[str, str]] = Counter()
+    fresh = set(inserted)
+    for event_type, keys in per_event:
+        if not keys:
+            outcome = "unmatched"
+        elif any(k in fresh for k in keys):
+            outcome = "routed"
+            fresh.difference_update(keys)
+        else:
+            outcome = "duplicate"
+        events[event_type, outcome] += 1
+    inserts: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        if row.idempotency_key in inserted:
+            inserts[row.channel.value, row.status.value] += 1
+    return events, inserts
+
+
+def events_total(event_type: str, outcome: str) -> float:
+    labels = {"type": event_type, "outcome": outcome}
+    return REGISTRY.get_sample_value("notify_events_total", labels) or 0.0
+
+
+def inserted_total(channel: str, status: str) -> float:
+    labels = {"channel": channel, "status": status}
+    return REGISTRY.get_sample_value("notify_notifications_inserted_total", labels) or 0.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(TYPES), st.lists(st.sampled_from(KEYS), max_size=3))),
+    st.sets(st.sampled_from(KEYS)),
+    st.lists(
+        st.tuples(
+            st.sampled_from(KEYS),
+            st.sampled_from(list(Channel)),
+            st.sampled_from([Status.PENDING, Status.SCHEDULED, Status.FAILED]),
+        ),
+        max_size=8,
+    ),
+)
+def test_counters_and_outcomes_are_those_of_one_increment_per_event(
+    per_event: list[tuple[str, list[str]]],
+    inserted: set[str],
+    row_specs: list[tuple[str, Channel, Status]],
+) -> None:
+    rows = [note(*spec) for spec in row_specs]
+    events, inserts = reference(per_event, inserted, rows)
+    event_labels = {(t, o) for t in TYPES for o in ("routed", "unmatched", "duplicate")}
+    insert_labels = {(c.value, s.value) for _, c, s in row_specs}
+    before_events = {lv: events_total(*lv) for lv in event_labels}
+    before_inserts = {lv: inserted_total(*lv) for lv in insert_labels}
+    result = BatchResult()
+    consumer = Consumer.__new__(Consumer)  # _account uses no client
+    consumer._account(result, [(t, "e", keys, []) for t, keys in per_event], inserted, rows, [], 0)
+    for lv in event_labels:
+        assert events_total(*lv) - before_events[lv] == events[lv]
+    for lv in insert_labels:
+        assert inserted_total(*lv) - before_inserts[lv] == inserts[lv]
+    outcomes: Counter[str] = Counter()
+    for (_, outcome), count in events.items():
+        outcomes[outcome] += count
+    assert result.outcomes == outcomes
