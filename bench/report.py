@@ -18,11 +18,19 @@ def _ceiling(ceiling: dict[str, Any], _: dict[str, Any]) -> list[Row]:
 
 
 def _share(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     ceiling = results.get("ceiling")
-    if not ceiling:
-        return []
-    share = drain["events_per_s"] / ceiling["events_per_s"]
-    return [("  share of the read+ack ceiling", f"{share:.1%}", "")]
+    if ceiling:
+        share = drain["events_per_s"] / ceiling["events_per_s"]
+        rows.append(("  share of the read+ack ceiling", f"{share:.1%}", ""))
+    insert = drain.get("insert_ceiling")
+    if insert:
+        per_event = insert["rows"] / insert["events"]
+        rows.append((f"  Postgres insert ceiling, its rows ({per_event:.2f} per event)",
+                     f"{insert['events_per_s']:,.0f} ev/s", ""))  # fmt: skip
+        rows.append(("  share of the insert ceiling",
+                     f"{drain['events_per_s'] / insert['events_per_s']:.0%}", ""))  # fmt: skip
+    return rows
 
 
 def _cpu(drain: dict[str, Any]) -> list[Row]:

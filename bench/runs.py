@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from bench import mix
+from bench.ceiling import insert_rate
 from bench.env import BenchEnv
 from bench.load import cpu_per_entry, event_fields, load, throughput, watch
 from bench.naive import run_naive
@@ -60,6 +61,7 @@ def consumer_drain(
     return {
         "events": events,
         "events_per_s": throughput(samples),
+        "insert_ceiling": insert_rate(env, mixed=mixed),
         "cpu_us_per_event": cpu_per_entry(samples) * 1e6,
         "rss_max_mb": max(s.rss_mb for s in samples),
         "rss_samples_mb": [round(s.rss_mb, 1) for s in samples[:: max(1, len(samples) // 20)]],
