@@ -1,15 +1,17 @@
-"""A batch's counters, added once per label set, end where one increment per event left them."""
+"""A batch's counters, added once per label set, end where one increment per event left them;
+a batch shared out over connections keeps what one insert decides together."""
 
 from __future__ import annotations
 
 from collections import Counter
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from consumer.loop import BatchResult, Consumer
-from schemas import Channel, NewNotification, Status
+from consumer.loop import BatchResult, Consumer, share_out
+from schemas import Channel, NewNotification, Status, ThrottleKey
 
 TYPES = ["shipment.delayed", "order.placed", "x.y"]
 KEYS = ["k1", "k2", "k3", "k4", "k5"]
@@ -89,3 +91,47 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
     for (_, outcome), count in events.items():
         outcomes[outcome] += count
     assert result.outcomes == outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["e1", "e2", "e3"]),
+            st.sampled_from(["r1", "r2"]),
+            st.sampled_from(["+14155550100", "+14155550101", "tok"]),
+            st.none() | st.sampled_from(["SHP-1", "SHP-2"]),
+        ),
+        max_size=30,
+    ),
+    st.integers(1, 4),
+)
+def test_shares_keep_each_key_and_throttle_group_whole_and_in_order(
+    specs: list[tuple[str, str, str, str | None]], parts: int
+) -> None:
+    """What lets a batch go to Postgres over several connections (Consumer._insert)."""
+    rows = [
+        msgspec.structs.replace(
+            note(f"{event}|{rule}|{recipient}", Channel.SMS, Status.PENDING),
+            event_id=event, rule=rule, recipient=recipient,
+            throttle=None if key is None else ThrottleKey(key=key, limit=1, window_seconds=60),
+        )
+        for event, rule, recipient, key in specs
+    ]  # fmt: skip
+    shares = share_out(rows, parts)
+    assert len(shares) <= parts and all(shares)
+    position = {id(row): i for i, row in enumerate(rows)}
+    assert sorted(position[id(r)] for share in shares for r in share) == list(range(len(rows)))
+    for share in shares:
+        assert [position[id(r)] for r in share] == sorted(position[id(r)] for r in share)
+    share_of = {id(r): n for n, share in enumerate(shares) for r in share}
+    for a in rows:
+        for b in rows:
+            same_key = a.idempotency_key == b.idempotency_key
+            same_group = (
+                a.throttle is not None
+                and b.throttle is not None
+                and (a.rule, a.throttle.key, a.recipient) == (b.rule, b.throttle.key, b.recipient)
+            )
+            if same_key or same_group:
+                assert share_of[id(a)] == share_of[id(b)]
