@@ -408,7 +408,10 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         else aioredis.from_url(settings.broker_url, health_check_interval=30)
     )
     store = await OutageGuard("postgres").call(
-        lambda: OutcomeStore.connect(settings.database_url, min_size=1, max_size=5)
+        # The batch's insert connections, the cancel after them, the outbox relay, a spare.
+        lambda: OutcomeStore.connect(
+            settings.database_url, min_size=1, max_size=max(5, settings.insert_connections + 3)
+        )
     )
     stream = EventStream(
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
