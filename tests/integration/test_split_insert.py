@@ -16,9 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer import loop
-from consumer.loop import Consumer
-from notify.settings import Settings
+from consumer import batches
 from notify.store import Inserted, OutcomeStore
 from schemas import Channel, NewNotification, Status, ThrottleKey
 
@@ -88,8 +86,6 @@ async def both_ways(
     database_url: str, earlier: list[dict[str, Any]], batch: list[dict[str, Any]]
 ) -> None:
     store = await OutcomeStore.connect(database_url, min_size=2, max_size=4)
-    split = Consumer.__new__(Consumer)  # _insert uses only the settings and the store
-    split.settings, split.store = Settings(insert_connections=2), store
     try:
         results = []
         for way in ("one", "split"):
@@ -100,7 +96,7 @@ async def both_ways(
             if way == "one":
                 inserted = await store.insert(rows, redelivered)
             else:
-                inserted = await split._insert(rows, redelivered)
+                inserted = await batches.insert_shared(store, rows, redelivered, 2)
             results.append(await outcome(store, prefix, inserted))
         assert results[0] == results[1]
     finally:
@@ -117,5 +113,5 @@ def test_two_connections_store_what_one_insert_stores(
     batch: list[dict[str, Any]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(loop, "_SPLIT_ROWS", 1)  # split even the smallest batch
+    monkeypatch.setattr(batches, "_SPLIT_ROWS", 1)  # split even the smallest batch
     asyncio.run(both_ways(database_url, earlier, batch))

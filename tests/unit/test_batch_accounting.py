@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from consumer.loop import BatchResult, Consumer, share_out
+from consumer.batches import BatchResult, account, share_out
 from schemas import Channel, NewNotification, Status, ThrottleKey
 
 TYPES = ["shipment.delayed", "order.placed", "x.y"]
@@ -27,7 +27,7 @@ def note(key: str, channel: Channel, status: Status) -> NewNotification:
 def reference(
     per_event: list[tuple[str, list[str]]], inserted: set[str], rows: list[NewNotification]
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
-    """The increments as `_account` made them before: one per event, one per row."""
+    """The increments as the consumer made them before: one per event, one per row."""
     events: Counter[tuple[str, str]] = Counter()
     fresh = set(inserted)
     for event_type, keys in per_event:
@@ -81,8 +81,7 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
     before_events = {lv: events_total(*lv) for lv in event_labels}
     before_inserts = {lv: inserted_total(*lv) for lv in insert_labels}
     result = BatchResult()
-    consumer = Consumer.__new__(Consumer)  # _account uses no client
-    consumer._account(result, [(t, "e", keys, []) for t, keys in per_event], inserted, rows, [], 0)
+    account(result, [(t, "e", keys, []) for t, keys in per_event], inserted, rows, [], 0)
     for lv in event_labels:
         assert events_total(*lv) - before_events[lv] == events[lv]
     for lv in insert_labels:
@@ -109,7 +108,7 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
 def test_shares_keep_each_key_and_throttle_group_whole_and_in_order(
     specs: list[tuple[str, str, str, str | None]], parts: int
 ) -> None:
-    """What lets a batch go to Postgres over several connections (Consumer._insert)."""
+    """What lets a batch go to Postgres over several connections (insert_shared)."""
     rows = [
         msgspec.structs.replace(
             note(f"{event}|{rule}|{recipient}", Channel.SMS, Status.PENDING),
