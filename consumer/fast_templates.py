@@ -105,15 +105,18 @@ class _Compiler:
                 if isinstance(child, nodes.TemplateData):
                     parts.append(child.data)
                 else:
-                    parts.append(self._output(self.expr(child)))
+                    path = self._path(child, output=True)
+                    parts.append(path if path is not None else self._output(self.expr(child)))
         return _concat(parts)
+
+    def _finalize(self) -> Callable[[Any], Any]:
+        if self.env.finalize is None:
+            raise Unsupported("no finalize")
+        return self.env.finalize
 
     def _output(self, evaluate: Evaluate) -> Evaluate:
         """`str(env.finalize(value))`, what Jinja writes for each `{{ }}`."""
-        finalize = self.env.finalize
-        if finalize is None:
-            raise Unsupported("no finalize")
-        plain = _PLAIN
+        finalize, plain = self._finalize(), _PLAIN
 
         def output(ctx: dict[str, Any]) -> str:
             value = evaluate(ctx)
@@ -167,8 +170,9 @@ class _Compiler:
 
         return load
 
-    def _path(self, node: nodes.Node) -> Evaluate | None:
-        """`name.a.b['c'][0]`, the common case, as one closure walking the steps."""
+    def _path(self, node: nodes.Node, *, output: bool = False) -> Evaluate | None:
+        """`name.a.b['c'][0]`, the common case, as one closure walking the steps (and, for
+        `output`, writing the value as `_output` does)."""
         steps: list[tuple[int, Any]] = []
         while isinstance(node, nodes.Getattr | nodes.Getitem):
             if isinstance(node, nodes.Getattr):
@@ -181,15 +185,21 @@ class _Compiler:
             node = node.node
         if not isinstance(node, nodes.Name):
             return None
-        load = self._name(node.name)
-        if not steps:
-            return load
+        if not steps and not output:
+            return self._name(node.name)
+        self._name(node.name)  # refuses the special names
+        name, globals_, undefined = node.name, self.env.globals, self.env.undefined
         steps.reverse()
         walk = tuple(steps)
         getattr_, getitem = self.env.getattr, self.env.getitem
+        finalize, plain = (self._finalize(), _PLAIN) if output else (None, frozenset())
 
         def path(ctx: dict[str, Any]) -> Any:
-            value = load(ctx)
+            value = ctx.get(name, _MISSING)  # as _name's load, inline: this is the hot path
+            if value is _MISSING:
+                value = globals_.get(name, _MISSING)
+                if value is _MISSING:
+                    value = undefined(name=name)
             for lane, key in walk:
                 if lane == 0:  # an attribute name no dict has
                     if type(value) is dict:
@@ -202,7 +212,9 @@ class _Compiler:
                     value = getattr_(value, key)
                 else:
                     value = getitem(value, key)
-            return value
+            if finalize is None:
+                return value
+            return str(value) if type(value) in plain else str(finalize(value))
 
         return path
 
