@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import runs
+from bench.ceiling import read_ack
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
@@ -19,6 +20,7 @@ from schemas import Channel
 
 PARTS = (
     "consumer",
+    "mix",
     "memory",
     "naive",
     "workers",
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             results["suppressions"] = args.suppressions
         steps = {
             "consumer": lambda: runs.consumer_drain(env, args.events, "drain"),
+            "mix": lambda: runs.consumer_drain(env, args.events, "mix", mixed=True),
             "memory": lambda: runs.consumer_drain(env, args.memory_events, "memory"),
             "naive": lambda: runs.naive(env, args.naive_events),
             "workers": lambda: runs.workers(env, args.sends, 50, args.worker_processes),
@@ -82,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
         }
+        if {"consumer", "mix", "memory"} & set(args.only):
+            # The consumer's figures mean most next to what Redis allows in the same run.
+            print("bench: Redis read+ack ceiling...", file=sys.stderr, flush=True)
+            results["ceiling"] = read_ack(env, args.events)
         for name in PARTS:
             if name in args.only:
                 print(f"bench: {name}...", file=sys.stderr, flush=True)

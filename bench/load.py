@@ -38,6 +38,7 @@ class Sample:
     pending: int
     done: int
     rss_mb: float
+    cpu_s: float  # the process's user + system CPU time so far
 
 
 def watch(
@@ -62,18 +63,31 @@ def watch(
             pending = int(g["pending"])
             lag = int(g["lag"]) if g["lag"] is not None else total - read
             rss = proc.memory_info().rss / 2**20
-            samples.append(Sample(time.monotonic(), lag, pending, read - pending, rss))
+            cpu = proc.cpu_times()
+            done = read - pending
+            samples.append(Sample(time.monotonic(), lag, pending, done, rss, cpu.user + cpu.system))
             if read >= total and pending == 0:
                 return samples
         time.sleep(interval)
     raise TimeoutError(f"group did not drain {total} entries in {timeout}s")
 
 
-def throughput(samples: list[Sample]) -> float:
-    """Entries per second from the first sample with progress to the last."""
+def _span(samples: list[Sample]) -> tuple[Sample, Sample]:
+    """From the sample before the first with progress (it already holds some done work) to
+    the last."""
     moving = [s for s in samples if s.done > 0]
     first = moving[0] if moving else samples[0]
-    last = samples[-1]
-    # The first sample with progress already holds some done work; count from the one before.
-    before = samples[max(0, samples.index(first) - 1)]
+    return samples[max(0, samples.index(first) - 1)], samples[-1]
+
+
+def throughput(samples: list[Sample]) -> float:
+    """Entries per second from the first sample with progress to the last."""
+    before, last = _span(samples)
     return (last.done - before.done) / max(1e-9, last.t - before.t)
+
+
+def cpu_per_entry(samples: list[Sample]) -> float:
+    """The process's CPU seconds per entry over the same span: unlike the rate, it barely
+    depends on what else the machine's cores are doing meanwhile."""
+    before, last = _span(samples)
+    return (last.cpu_s - before.cpu_s) / max(1, last.done - before.done)

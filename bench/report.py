@@ -11,11 +11,45 @@ from typing import Any
 Row = tuple[str, str, str]
 
 
+def _ceiling(ceiling: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    parser = "hiredis" if ceiling["hiredis"] else "NO hiredis"
+    return [(f"Redis read+ack ceiling (XREADGROUP 500 + XACK, {parser})",
+             f"{ceiling['events_per_s']:,.0f} ev/s", "")]  # fmt: skip
+
+
+def _share(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    ceiling = results.get("ceiling")
+    if ceiling:
+        share = drain["events_per_s"] / ceiling["events_per_s"]
+        rows.append(("  share of the read+ack ceiling", f"{share:.1%}", ""))
+    insert = drain.get("insert_ceiling")
+    if insert:
+        per_event = insert["rows"] / insert["events"]
+        rows.append((f"  Postgres insert ceiling, its rows ({per_event:.2f} per event)",
+                     f"{insert['events_per_s']:,.0f} ev/s", ""))  # fmt: skip
+        rows.append(("  share of the insert ceiling",
+                     f"{drain['events_per_s'] / insert['events_per_s']:.0%}", ""))  # fmt: skip
+    return rows
+
+
+def _cpu(drain: dict[str, Any]) -> list[Row]:
+    return [("  consumer CPU per event", f"{drain['cpu_us_per_event']:.1f} us", "")]
+
+
 def _consumer(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
     table = f", {results['suppressions']:,} suppressions" if results.get("suppressions") else ""
-    return [(f"consumer throughput (100k backlog{table})", f"{drain['events_per_s']:,.0f} ev/s",
-             ">= 10,000"),
+    return [(f"consumer throughput ({drain['events'] // 1000}k backlog, 1 SMS rule{table})",
+             f"{drain['events_per_s']:,.0f} ev/s", ">= 25,000"),
+            *_share(drain, results), *_cpu(drain),
             ("consumer max RSS (100k)", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
+
+
+def _mix(drain: dict[str, Any], results: dict[str, Any]) -> list[Row]:
+    return [(f"consumer throughput ({drain['events'] // 1000}k backlog, 3 rules: SMS, "
+             "push, reminder)", f"{drain['events_per_s']:,.0f} ev/s", ">= 15,000"),
+            *_share(drain, results), *_cpu(drain),
+            ("  max RSS", f"{drain['rss_max_mb']:.0f} MB", "<= 150")]  # fmt: skip
 
 
 def _memory(memory: dict[str, Any], _: dict[str, Any]) -> list[Row]:
@@ -111,7 +145,9 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
 
 # Each part's rows, in the order they are printed.
 PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
+    "ceiling": _ceiling,
     "consumer": _consumer,
+    "mix": _mix,
     "memory": _memory,
     "naive": _naive,
     "workers": _worker,

@@ -11,8 +11,10 @@ import asyncpg
 import redis
 import redis.asyncio as aioredis
 
+from bench import mix
+from bench.ceiling import insert_rate
 from bench.env import BenchEnv
-from bench.load import event_fields, load, throughput, watch
+from bench.load import cpu_per_entry, event_fields, load, throughput, watch
 from bench.naive import run_naive
 from consumer.routing import idempotency_key
 from consumer.task_publisher import TaskPublisher
@@ -32,13 +34,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def consumer_drain(env: BenchEnv, events: int, label: str) -> dict[str, Any]:
-    """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS."""
+def consumer_drain(
+    env: BenchEnv, events: int, label: str, *, mixed: bool = False
+) -> dict[str, Any]:
+    """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS.
+
+    `mixed`: bench/mix.py's three rules and events instead of the one SMS rule."""
     client = redis.Redis.from_url(env.redis_url)
     stream = f"{env.stream}-{label}"
+    extra = {"NOTIFY_STREAM": stream}
     try:
-        load(client, stream, events, f"{label}-{env.tag}")
-        proc = env.consumer(NOTIFY_STREAM=stream)
+        if mixed:
+            rules = env.out / "bench-mix-rules.yaml"
+            rules.write_text(mix.RULES)
+            extra["NOTIFY_RULES"] = str(rules)
+            mix.load(client, stream, events, f"{label}-{env.tag}")
+        else:
+            load(client, stream, events, f"{label}-{env.tag}")
+        proc = env.consumer(**extra)
         samples = watch(client, stream, "notifications", events, proc.pid)
         env.stop(proc)
     finally:
@@ -48,6 +61,8 @@ def consumer_drain(env: BenchEnv, events: int, label: str) -> dict[str, Any]:
     return {
         "events": events,
         "events_per_s": throughput(samples),
+        "insert_ceiling": insert_rate(env, mixed=mixed),
+        "cpu_us_per_event": cpu_per_entry(samples) * 1e6,
         "rss_max_mb": max(s.rss_mb for s in samples),
         "rss_samples_mb": [round(s.rss_mb, 1) for s in samples[:: max(1, len(samples) // 20)]],
         "series": [(round(s.t - t0, 3), s.lag, s.done) for s in samples],

@@ -25,7 +25,7 @@ def entry_time(entry_id: str) -> datetime:
 
 
 def entry_size(fields: Mapping[bytes, bytes]) -> int:
-    return sum(len(k) + len(v) for k, v in fields.items())
+    return sum(map(len, fields)) + sum(map(len, fields.values()))
 
 
 def _text(fields: Mapping[str, str], name: str) -> str | None:
@@ -38,13 +38,10 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
     size = entry_size(raw)
     if size > max_bytes:
         raise EventError(Reason.OVERSIZED, f"entry is {size} bytes, limit {max_bytes}")
-    fields: dict[str, str] = {}
-    for key, value in raw.items():
-        try:
-            fields[key.decode()] = value.decode()
-        except UnicodeDecodeError:
-            name = key.decode(errors="replace")
-            raise EventError(Reason.NOT_UTF8, f"field {name!r} is not valid UTF-8") from None
+    try:
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+    except UnicodeDecodeError:
+        raise _not_utf8(raw) from None
     for name in ("id", "type", "data"):
         if not fields.get(name):
             raise EventError(Reason.MISSING_FIELD, f"required field {name!r} is missing or empty")
@@ -67,6 +64,18 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
         subject=_text(fields, "subject"),
         specversion=spec,
     )
+
+
+def _not_utf8(raw: Mapping[bytes, bytes]) -> EventError:
+    """The first field, in entry order, whose name or value is not UTF-8."""
+    for key, value in raw.items():
+        try:
+            key.decode()
+            value.decode()
+        except UnicodeDecodeError:
+            name = key.decode(errors="replace")
+            return EventError(Reason.NOT_UTF8, f"field {name!r} is not valid UTF-8")
+    raise AssertionError("every field decodes")  # pragma: no cover - only called on failure
 
 
 def _decode_data(text: str) -> dict[str, Any]:

@@ -58,6 +58,11 @@ def render(rule: CompiledRule, ctx: dict[str, Any]) -> Manners:
     return Manners(timezone=zone or None, throttle=throttle)
 
 
+def applies(rule: CompiledRule, manners: Manners) -> bool:
+    """False when `apply` would return every notification as it is (most rules)."""
+    return manners is not _PLAIN or rule.quiet_hours is not None
+
+
 def zones_of(notification: NewNotification, manners: Manners) -> tuple[str, ...]:
     """The rule's zone, else the phone number's own zone(s); push tokens have none."""
     if manners.timezone:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import StrictUndefined, Template, Undefined, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from consumer import fast_templates
 from notify.logs import mask
 
 # `{{ expr }}` alone is evaluated as an expression so it can yield a list of recipients.
@@ -88,23 +89,47 @@ def _plain_globals(template: Template) -> None:
     template.globals = dict(template.globals)
 
 
-def compile_template(source: str) -> Renderer:
-    """Compile once per rules version; a sole `{{ expr }}` keeps its native value."""
+def compile_template(source: str, *, fast: bool = True) -> Renderer:
+    """Compile once per rules version; a sole `{{ expr }}` keeps its native value.
+
+    Jinja compiles every template (so its errors are raised here, as before); the ones
+    consumer/fast_templates.py can evaluate render through it, the rest through Jinja.
+    `fast=False` is Jinja alone: the reference the fast path is tested against."""
     sole = _SOLE_EXPRESSION.match(source)
     if sole:
         expr = ENV.compile_expression(sole.group("expr"), undefined_to_none=False)
         _plain_globals(expr._template)
+        quick = fast_templates.compile_expression(ENV, sole.group("expr")) if fast else None
+        if quick is not None:
+            return _finalizing(quick)
         return lambda ctx: reject_undefined(expr(**ctx))
     template = ENV.from_string(source)
     _plain_globals(template)
+    quick = fast_templates.compile_template(ENV, source) if fast else None
+    if quick is not None:
+        return quick  # finalizes each `{{ }}` output as Jinja does
     return template.render  # `finalize` checks each `{{ }}` output
 
 
-def compile_condition(source: str) -> Callable[[dict[str, Any]], bool]:
+def compile_condition(source: str, *, fast: bool = True) -> Callable[[dict[str, Any]], bool]:
     expr = ENV.compile_expression(source, undefined_to_none=False)
     _plain_globals(expr._template)
+    quick = fast_templates.compile_expression(ENV, source) if fast else None
+    if quick is not None:
+        finalizing = _finalizing(quick)
+        return lambda ctx: bool(finalizing(ctx))
     # `[data.missing]` is a non-empty list, so truthy: check before bool() hides it.
     return lambda ctx: bool(reject_undefined(expr(**ctx)))
+
+
+def _finalizing(evaluate: fast_templates.Evaluate) -> Renderer:
+    """`evaluate`'s value through reject_undefined (a str is never Undefined, holds none)."""
+
+    def render(ctx: dict[str, Any]) -> Any:
+        value = evaluate(ctx)
+        return value if type(value) is str else reject_undefined(value)
+
+    return render
 
 
 def unsafe_constructs(source: str, *, expression: bool = False) -> list[str]:

@@ -12,7 +12,7 @@ import msgspec
 from consumer import politeness
 from consumer.recipients import InvalidRecipient, normalise
 from consumer.ruleset import CompiledRule, RuleSet
-from schemas import Channel, Event, NewNotification, PushId, Status
+from schemas import Event, NewNotification, Status
 
 _MAX_ERROR = 500
 
@@ -46,24 +46,59 @@ def route(
     default_region: str = "US",
     stale_after: timedelta = timedelta(hours=1),
     default_timezone: str = "UTC",
+    explain: bool = True,
 ) -> Routed:
+    """The event's notifications; with `explain`, also why each other rule did not apply
+    (`rules preview` shows it; the consumer has no use for the text)."""
     routed = Routed()
     ctx = context(event)
-    for rule in rules.rules:
-        if not rule.rule.enabled:
-            routed.skipped.append((rule.name, "disabled"))
-            continue
-        if not rule.matches(event.type):
-            routed.skipped.append((rule.name, f"type {event.type!r} does not match {rule.rule.on}"))
-            continue
+    for rule in rules.rules if explain else rules.matching(event.type):
+        if explain:
+            if not rule.rule.enabled:
+                routed.skipped.append((rule.name, "disabled"))
+                continue
+            if not rule.matches(event.type):
+                routed.skipped.append(
+                    (rule.name, f"type {event.type!r} does not match {rule.rule.on}")
+                )
+                continue
         decided = _decide(
             event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone
         )
         if decided is None:
-            routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
+            if explain:
+                routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
         else:
             routed.notifications.extend(decided)
     return routed
+
+
+def _failed(
+    event: Event,
+    rule: CompiledRule,
+    version: str,
+    recipient: str,
+    code: str,
+    exc: BaseException,
+    body: str = "",
+) -> NewNotification:
+    return NewNotification(
+        idempotency_key=idempotency_key(event.id, rule.name, recipient),
+        event_id=event.id,
+        event_type=event.type,
+        event_subject=event.subject,
+        rule=rule.name,
+        channel=rule.channel,
+        recipient=recipient,
+        body=body,
+        push_id=rule.push_id,
+        status=Status.FAILED,
+        cancel_on=rule.cancel_on,
+        error_code=code,
+        error_message=_error(exc),
+        rules_version=version,
+        event_time=event.time,
+    )
 
 
 def _decide(
@@ -76,53 +111,30 @@ def _decide(
     stale_after: timedelta,
     zone: str = "UTC",
 ) -> list[NewNotification] | None:
-    channel = Channel(rule.rule.channel)
-    base: dict[str, Any] = {
-        "event_id": event.id,
-        "event_type": event.type,
-        "event_subject": event.subject,
-        "rule": rule.name,
-        "channel": channel,
-        "rules_version": version,
-        "cancel_on": rule.rule.cancel_patterns(),
-        "event_time": event.time,
-        "push_id": PushId(rule.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None,
-    }
-
-    def failed(recipient: str, code: str, exc: BaseException, body: str = "") -> NewNotification:
-        key = idempotency_key(event.id, rule.name, recipient)
-        return NewNotification(
-            idempotency_key=key,
-            recipient=recipient,
-            body=body,
-            status=Status.FAILED,
-            error_code=code,
-            error_message=_error(exc),
-            **base,
-        )
-
     try:
         if rule.when is not None and not rule.when(ctx):
             return None
         raw_to = rule.to(ctx)
     except Exception as exc:  # noqa: BLE001 - any template failure fails this rule only
-        return [failed("", "template_error", exc)]
+        return [_failed(event, rule, version, "", "template_error", exc)]
     recipients = raw_to if isinstance(raw_to, list | tuple) else [raw_to]
     try:
         body = str(rule.body(ctx))
         title = str(rule.title(ctx)) if rule.title else None
-        data = {k: str(r(ctx)) for k, r in rule.data.items()} or None
+        data = {k: str(r(ctx)) for k, r in rule.data.items()} if rule.data else None
         send_at = _send_at(event, rule, ctx)
         manners = politeness.render(rule, ctx)
     except Exception as exc:  # noqa: BLE001
-        return [failed(str(r), "template_error", exc) for r in recipients] or None
+        failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
+        return failed or None
+    channel = rule.channel
     out: list[NewNotification] = []
     seen: set[str] = set()
     for raw in recipients:
         try:
             recipient = normalise(channel, raw, region)
         except InvalidRecipient as exc:
-            out.append(failed(str(raw), "invalid_recipient", exc, body))
+            out.append(_failed(event, rule, version, str(raw), "invalid_recipient", exc, body))
             continue
         if recipient in seen:
             continue
@@ -131,17 +143,27 @@ def _decide(
         out.append(
             NewNotification(
                 idempotency_key=idempotency_key(event.id, rule.name, recipient),
+                event_id=event.id,
+                event_type=event.type,
+                event_subject=event.subject,
+                rule=rule.name,
+                channel=channel,
                 recipient=recipient,
                 body=body,
                 title=title,
                 data=data,
+                push_id=rule.push_id,
                 status=status,
                 send_at=send_at,
+                cancel_on=rule.cancel_on,
                 error_code=code,
                 error_message=message,
-                **base,
+                rules_version=version,
+                event_time=event.time,
             )
         )
+    if not politeness.applies(rule, manners):
+        return out
     return [politeness.apply(n, rule, manners, now=now, default_timezone=zone) for n in out]
 
 
@@ -157,11 +179,14 @@ def _send_at(event: Event, rule: CompiledRule, ctx: dict[str, Any]) -> datetime 
     return None
 
 
+_PENDING: tuple[Status, str | None, str | None] = (Status.PENDING, None, None)
+
+
 def _initial_status(
     send_at: datetime | None, now: datetime, stale_after: timedelta
 ) -> tuple[Status, str | None, str | None]:
     if send_at is None:
-        return Status.PENDING, None, None
+        return _PENDING
     if send_at > now:
         return Status.SCHEDULED, None, None
     if now - send_at > stale_after:

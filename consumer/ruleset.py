@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,7 +18,7 @@ from consumer import rendering
 from consumer.quiet_hours import QuietHours
 from consumer.rules_yaml import Document, Path, parse, syntax_error
 from notify.globs import compile_globs
-from schemas import Rule, RulesError
+from schemas import Channel, PushId, Rule, RulesError
 from schemas.rules import (
     DURATION,
     EVENT_PATTERN,
@@ -59,13 +59,26 @@ class CompiledRule:
     timezone: rendering.Renderer | None = None
     throttle_key: rendering.Renderer | None = None
     throttle_window: timedelta | None = None
+    # Read from `rule` once here rather than for every event routed.
+    name: str = field(init=False)
+    channel: Channel = field(init=False)
+    push_id: PushId | None = field(init=False)
+    cancel_on: list[str] = field(init=False)  # shared by every row: never mutated
 
-    @property
-    def name(self) -> str:
-        return self.rule.name
+    def __post_init__(self) -> None:
+        channel = Channel(self.rule.channel)
+        push_id = PushId(self.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None
+        object.__setattr__(self, "name", self.rule.name)
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "push_id", push_id)
+        object.__setattr__(self, "cancel_on", self.rule.cancel_patterns())
 
     def matches(self, event_type: str) -> bool:
         return self.on.match(event_type) is not None
+
+
+# Distinct event types remembered per rules version; upstream could send endless new ones.
+_MATCHING_CACHE = 4096
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,19 @@ class RuleSet:
     rules: tuple[CompiledRule, ...]
     version: str
     source: str
+    _matching: dict[str, tuple[CompiledRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def matching(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """The enabled rules whose `on` matches `event_type`, in file order."""
+        found = self._matching.get(event_type)
+        if found is None:
+            found = tuple(r for r in self.rules if r.rule.enabled and r.matches(event_type))
+            if len(self._matching) >= _MATCHING_CACHE:
+                self._matching.clear()
+            self._matching[event_type] = found
+        return found
 
     def cancelling_types(self) -> re.Pattern[str] | None:
         patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]

@@ -90,6 +90,8 @@ class Settings:
     rules_poll_seconds: float = 1.0
     task_batch_size: int = 50
     linger_ms: float = 10.0
+    # A large batch's rows go to Postgres over this many connections at once (consumer).
+    insert_connections: int = 2
     send_concurrency: int = 64
     log_level: str = "INFO"
     consumer_name: str = ""
@@ -161,6 +163,7 @@ class Settings:
             rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
             task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),
             linger_ms=_float(e, "NOTIFY_BATCH_LINGER_MS", cls.linger_ms),
+            insert_connections=max(1, _int(e, "NOTIFY_INSERT_CONNECTIONS", cls.insert_connections)),
             send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
             log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
             # Stable when set (a pod name), so a restarted consumer re-reads its own pending

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from consumer.loop import Consumer
 from consumer.reloader import RulesWatcher
-from consumer.stream import EventStream
+from consumer.stream import Entry, EventStream
 from consumer.task_publisher import TaskPublisher
 from notify.settings import Settings
 from notify.store import Inserted
@@ -171,3 +171,41 @@ async def test_rows_the_store_skipped_are_counted_as_skipped_and_not_published(
     assert await client.llen("q") == 1  # the suppressed row has no task
     after = [sample(name, **labels) for name, labels in counted]
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+
+async def test_routing_in_turns_prepares_what_routing_in_one_go_does(tmp_path: object) -> None:
+    """The writer gets turns while a batch is routed; the batch itself is the same."""
+    rules = tmp_path / "rules.yaml"  # type: ignore[operator]
+    rules.write_text(
+        "rules:\n  - name: r\n    on: shipment.*\n    channel: sms\n"
+        '    to: "{{ data.phone }}"\n    body: "hi {{ data.n }}"\n    delay: 1h\n'
+        "    cancel_on: shipment.delivered\n"
+    )
+    consumer = Consumer(
+        Settings(rules_path=str(rules), max_deliveries=3),
+        stream_for(fakeredis.FakeAsyncRedis()),
+        FakeStore(),  # type: ignore[arg-type]
+        TaskPublisher(fakeredis.FakeAsyncRedis(), "q"),  # type: ignore[arg-type]
+        RulesWatcher(str(rules)),
+    )
+    entries = []
+    for n in range(300):  # several turns' worth, every kind of entry
+        data = json.dumps({"phone": f"+1415555{n % 50:04d}", "n": n}).encode()
+        kind = n % 7
+        fields: dict[bytes, bytes] | None = {
+            b"id": f"e{n % 250}".encode(),
+            b"type": b"shipment.delivered" if kind == 1 else b"shipment.delayed",
+            b"subject": f"S{n % 9}".encode(),
+            b"data": b"[]" if kind == 2 else data,
+        }
+        if kind == 3:
+            fields = None
+        entries.append(Entry(f"{1700000000000 + n}-0", fields, 5 if kind == 4 else 1 + kind % 2))
+    one_go = consumer.prepare(entries)
+    in_turns = await consumer.prepare_in_turns(entries)
+    for name in ("size", "acks", "rows", "cancels", "per_event", "redelivered"):
+        assert getattr(in_turns, name) == getattr(one_go, name), name
+    assert [(d.entry_id, d.reason, d.detail) for d in in_turns.dead] == [
+        (d.entry_id, d.reason, d.detail) for d in one_go.dead
+    ]
+    assert one_go.rows and one_go.cancels and one_go.dead and one_go.redelivered

@@ -445,3 +445,38 @@ def test_well_formed_entries_always_decode(
         assert event.time == expected
     else:
         assert event.time == entry_time(entry_id)
+
+
+def reference_decode_fields(raw: Raw) -> dict[str, str]:
+    """Field decoding as it was before one dict comprehension replaced the loop."""
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            out[key.decode()] = value.decode()
+        except UnicodeDecodeError:
+            name = key.decode(errors="replace")
+            raise EventError(
+                DeadLetterReason.NOT_UTF8, f"field {name!r} is not valid UTF-8"
+            ) from None
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(entries)
+def test_fields_decode_and_measure_as_they_did_field_by_field(entry: Raw) -> None:
+    assert entry_size(entry) == sum(len(k) + len(v) for k, v in entry.items())
+    raw = {**entry, b"id": b""}  # decodes (or not) to a known dead letter either way
+    try:
+        expected: object = reference_decode_fields(raw)
+    except EventError as exc:
+        expected = (exc.reason, exc.detail)
+    try:
+        event = decode_entry("1-0", raw, 10**6)
+    except EventError as exc:
+        got: object = (exc.reason, exc.detail)
+    else:
+        raise AssertionError(f"an entry without an id decoded: {event}")
+    if isinstance(expected, tuple):
+        assert got == expected
+    else:  # fields decoded: the dead letter is for the empty id, as before
+        assert got == (DeadLetterReason.MISSING_FIELD, "required field 'id' is missing or empty")
