@@ -15,7 +15,10 @@ from consumer import fast_templates
 from notify.logs import mask
 
 # `{{ expr }}` alone is evaluated as an expression so it can yield a list of recipients.
-_SOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+# Whitespace control (`{{- x -}}`) is Jinja syntax, not part of the expression.
+_SOLE_EXPRESSION = re.compile(
+    r"^\s*\{\{[-+]?(?P<expr>(?:(?!\{\{|\}\}).)*?)[-+]?\}\}\s*$", re.DOTALL
+)
 
 
 def _as_datetime(value: Any) -> datetime:

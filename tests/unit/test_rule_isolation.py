@@ -150,3 +150,12 @@ def test_every_compiled_template_rejects_an_undefined_result(source: str) -> Non
     # compiles through, so a new key is guarded without code of its own.
     with pytest.raises(jinja2.UndefinedError, match="missing"):
         rendering.compile_template(source)({"data": {}})
+
+
+def test_a_sole_expression_with_whitespace_control_keeps_its_native_value() -> None:
+    from consumer.rendering import compile_template
+
+    ctx = {"data": {"tokens": ["a", "b"], "phone": "+14155550100"}}
+    assert compile_template("{{- data.tokens -}}")(ctx) == ["a", "b"]
+    assert compile_template("{{+ data.phone +}}")(ctx) == "+14155550100"
+    assert compile_template("{{ 5 - 2 }}")(ctx) == 3
