@@ -14,7 +14,8 @@ from consumer.ruleset import RuleSet
 from consumer.stream import DeadLetter
 from notify import logs
 from notify import skips as notify_skips
-from notify.store import Inserted, OutcomeStore
+from notify.inserts import Inserted
+from notify.store import OutcomeStore
 from schemas import NewNotification
 
 log = logs.get("consumer")
@@ -89,6 +90,7 @@ async def insert_shared(
         [row for r in results for row in r.to_publish],
         set().union(*(r.inserted_keys for r in results)),
         sum(r.duplicates for r in results),
+        {key: code for r in results for key, code in r.skipped.items()},
     )
 
 

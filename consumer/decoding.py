@@ -15,6 +15,7 @@ from schemas import Event, EventError
 _TYPE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _MAX_ID = 200
+_TEXT_FIELDS = ("id", "subject", "source")
 _json = msgspec.json.Decoder()
 
 
@@ -42,6 +43,11 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
         fields = {key.decode(): value.decode() for key, value in raw.items()}
     except UnicodeDecodeError:
         raise _not_utf8(raw) from None
+    # Postgres text cannot hold NUL: one such event would fail its whole batch's insert.
+    # (`type` is held to a pattern; fields outside the contract are never used.)
+    for name in _TEXT_FIELDS:
+        if "\x00" in fields.get(name, ""):
+            raise EventError(Reason.NUL_CHARACTER, f"field {name!r} contains a NUL character")
     for name in ("id", "type", "data"):
         if not fields.get(name):
             raise EventError(Reason.MISSING_FIELD, f"required field {name!r} is missing or empty")
@@ -51,6 +57,8 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
     if not _TYPE.match(event_type):
         raise EventError(Reason.BAD_TYPE, f"type {event_type[:100]!r} is not a dotted event type")
     data = _decode_data(fields["data"])
+    if "\\u0000" in fields["data"] and _holds_nul(data):  # the walk only when it may
+        raise EventError(Reason.NUL_CHARACTER, "data contains a NUL character (\\u0000)")
     time = _decode_time(fields.get("time"), entry_id)
     spec = _text(fields, "specversion")
     if spec is not None and spec != "1.0":
@@ -86,6 +94,16 @@ def _decode_data(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise EventError(Reason.NOT_OBJECT, f"data is JSON {type(value).__name__}, not an object")
     return value
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    return False
 
 
 def _decode_time(text: str | None, entry_id: str) -> datetime:

@@ -25,19 +25,19 @@ SKIPPED, FAILED = literal(Status.SKIPPED), literal(Status.FAILED)
 
 # A row for a suppressed recipient that would go out is stored `skipped` / `suppressed`
 # instead: the check is a primary-key join in this statement, not a round trip of its own.
+# $1 is the batch as a JSON array of objects (notify/inserts.py: Row); an absent key is null.
 INSERT = f"""
 INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
     error_message, rules_version, event_time, push_id)
-SELECT k, e, t, s, r, c, rc, ti, b, d::jsonb,
+SELECT k, e, t, s, r, c, rc, ti, b, d,
     CASE WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
-    ARRAY(SELECT jsonb_array_elements_text(co::jsonb)),
-    ARRAY(SELECT jsonb_array_elements_text(cp::jsonb)),
+    COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
     CASE WHEN sp.reason IS NULL THEN ec ELSE '{SUPPRESSED}' END,
     CASE WHEN sp.reason IS NULL THEN em ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-    $8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[],
-    $14::text[], $15::text[], $16::text[], $17::text[], $18::timestamptz[], $19::text[])
+FROM ROWS FROM (json_to_recordset($1::json) AS (k text, e text, t text, s text, r text,
+        c text, rc text, ti text, b text, d jsonb, st text, sa timestamptz, co text[],
+        cp text[], ec text, em text, rv text, et timestamptz, pi text))
     WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi, n)
 LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
     AND u.st IN {sql_list({Status.PENDING, Status.SCHEDULED})}

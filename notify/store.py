@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
 
 import asyncpg
 import msgspec
 
-from notify import slots, statements, suppressions, throttles
-from notify.globs import translate
+from notify import inserts, slots, statements, suppressions, throttles
 from notify.inbound_messages import InboundStore
+from notify.inserts import Inserted
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
 from notify.statements import PENDING, SCHEDULED, SENDING
 from notify.statements import literal as _q
@@ -30,8 +29,6 @@ from schemas import (
     Suppression,
     sql_list,
 )
-
-_json = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,53 +85,11 @@ FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 
 """
 
 
-@dataclass(frozen=True)
-class Inserted:
-    """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery).
-    `skipped`: the new rows stored `skipped`, by key, with their error code (`throttled`,
-    `suppressed`)."""
-
-    to_publish: list[tuple[int, Channel]]
-    inserted_keys: set[str]
-    duplicates: int
-    skipped: dict[str, str] = field(default_factory=dict)
-
-
 def _row(record: asyncpg.Record) -> Notification:
     values = dict(record)
     if isinstance(values.get("data"), str):
         values["data"] = msgspec.json.decode(values["data"])
     return msgspec.convert(values, Notification)
-
-
-def _columns(rows: Sequence[NewNotification]) -> list[list[Any]]:
-    """The batch as one array per column of statements.INSERT."""
-    cols: list[list[Any]] = [[] for _ in range(19)]
-    for n in rows:
-        values = (
-            n.idempotency_key,
-            n.event_id,
-            n.event_type,
-            n.event_subject,
-            n.rule,
-            n.channel.value,
-            n.recipient,
-            n.title,
-            n.body,
-            None if n.data is None else _json.encode(n.data).decode(),
-            n.status.value,
-            n.send_at,
-            _json.encode(n.cancel_on).decode(),
-            _json.encode([translate(p) for p in n.cancel_on]).decode(),
-            n.error_code,
-            n.error_message,
-            n.rules_version,
-            n.event_time,
-            None if n.push_id is None else n.push_id.value,
-        )
-        for col, value in zip(cols, values, strict=True):
-            col.append(value)
-    return cols
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -177,31 +132,7 @@ class OutcomeStore:
         if not rows:
             return Inserted([], set(), 0)
         async with self.pool.acquire() as conn, conn.transaction():
-            # Throttles are decided in the transaction that inserts the rows they count.
-            rows = await throttles.apply(conn, rows)
-            cols = _columns(rows)
-            returned = await conn.fetch(statements.INSERT, *cols)
-            inserted: set[str] = set()
-            publish: list[tuple[int, Channel]] = []
-            skipped: dict[str, str] = {}
-            for r in returned:
-                key, status = r["idempotency_key"], r["status"]
-                inserted.add(key)
-                if status == Status.PENDING:
-                    publish.append((r["id"], Channel(r["channel"])))
-                elif status == Status.SKIPPED:
-                    skipped[key] = r["error_code"]
-            missing = [n.idempotency_key for n in rows if n.idempotency_key not in inserted]
-            recheck = [k for k in missing if k in redelivered]
-            if recheck:
-                # A redelivered event: its rows exist; tasks for still-pending ones may be lost.
-                again = await conn.fetch(
-                    "SELECT id, channel FROM notifications "
-                    f"WHERE idempotency_key = ANY($1::text[]) AND status = {PENDING}",
-                    recheck,
-                )
-                publish.extend((r["id"], Channel(r["channel"])) for r in again)
-        return Inserted(publish, inserted, len(set(missing)), skipped)
+            return await inserts.insert(conn, rows, redelivered)
 
     async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
         """Cancel scheduled rows for (event id, type, subject) whose own cancel_on matches."""

@@ -23,6 +23,8 @@ class DeadLetterReason(enum.StrEnum):
     BAD_TIME = "bad_time"
     BAD_SPECVERSION = "bad_specversion"
     MAX_DELIVERIES = "max_deliveries"  # redelivered too often without success
+    # A NUL character (raw, or `\u0000` in data): Postgres text cannot hold one.
+    NUL_CHARACTER = "nul_character"
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from collections import Counter
 from collections.abc import Callable
@@ -89,6 +90,13 @@ def test_malformed_entries_are_dead_lettered_and_the_consumer_carries_on(
         {"id": "b4", "type": "shipment.delayed", "data": "{}", "time": "yesterday"},
         {"id": "b5", "type": "shipment.delayed", "data": "{}", "pad": "x" * 70_000},
         {"id": b"b6", "type": b"shipment.delayed", "data": b'{"a": "\xff"}'},
+        # NUL, which Postgres text cannot hold: stored, it failed its whole batch's insert.
+        {"id": "b7\x00", "type": "shipment.delayed", "data": "{}"},
+        {
+            "id": "b8",
+            "type": "shipment.delayed",
+            "data": json.dumps(dict(shipment(90), name="\x00")),
+        },
     ]
     for fields in bad:
         redis_client.xadd(stream, fields)  # type: ignore[arg-type]
@@ -104,6 +112,8 @@ def test_malformed_entries_are_dead_lettered_and_the_consumer_carries_on(
         "bad_time",
         "oversized",
         "not_utf8",
+        "nul_character",
+        "nul_character",
     ]
     group = redis_client.xinfo_groups(stream)[0]
     processes.wait_until(

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumer import batches
-from notify.store import Inserted, OutcomeStore
+from notify.inserts import Inserted
+from notify.store import OutcomeStore
 from schemas import Channel, NewNotification, Status, ThrottleKey
 
 pytestmark = [pytest.mark.integration]
@@ -63,7 +64,7 @@ def build(prefix: str, spec: dict[str, Any]) -> NewNotification:
 
 async def outcome(
     store: OutcomeStore, prefix: str, inserted: Inserted
-) -> tuple[dict[str, Any], list[str], set[str], int]:
+) -> tuple[dict[str, Any], list[str], set[str], int, dict[str, str]]:
     records = await store.pool.fetch(
         "SELECT id, idempotency_key, rule, recipient, status, error_code, error_message "
         "FROM notifications WHERE idempotency_key LIKE $1 || '%'",
@@ -79,7 +80,8 @@ async def outcome(
     }  # fmt: skip
     published = sorted(by_id[nid] for nid, _ in inserted.to_publish)
     keys = {k.removeprefix(prefix) for k in inserted.inserted_keys}
-    return rows, published, keys, inserted.duplicates
+    skipped = {k.removeprefix(prefix): code for k, code in inserted.skipped.items()}
+    return rows, published, keys, inserted.duplicates, skipped
 
 
 async def both_ways(

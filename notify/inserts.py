@@ -1,0 +1,121 @@
+"""The consumer's insert: a routed batch into `notifications` in one statement.
+
+The batch travels as one JSON document read by `json_to_recordset`: Postgres parses one
+value instead of decoding nineteen arrays, and `cancel_on` / `cancel_patterns` arrive as
+arrays without a subquery per row. Measured on the bench's three-rule mix, one
+connection: 28-32k rows/s with one array per column, 38-39k with this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import msgspec
+
+from notify import statements, throttles
+from notify.globs import translate
+from schemas import Channel, NewNotification, Status
+
+
+@dataclass(frozen=True)
+class Inserted:
+    """Rows to publish for a batch: new pending rows, and old ones still pending (redelivery).
+    `skipped`: the new rows stored `skipped`, by key, with their error code (`throttled`,
+    `suppressed`)."""
+
+    to_publish: list[tuple[int, Channel]]
+    inserted_keys: set[str]
+    duplicates: int
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class Row(msgspec.Struct, omit_defaults=True):
+    """One row of statements.INSERT's document; short names keep the document small.
+
+    An absent field is null (the statement's record definition names every column)."""
+
+    idempotency_key: str = msgspec.field(name="k")
+    event_id: str = msgspec.field(name="e")
+    event_type: str = msgspec.field(name="t")
+    rule: str = msgspec.field(name="r")
+    channel: str = msgspec.field(name="c")
+    recipient: str = msgspec.field(name="rc")
+    body: str = msgspec.field(name="b")
+    status: str = msgspec.field(name="st")
+    event_subject: str | None = msgspec.field(default=None, name="s")
+    title: str | None = msgspec.field(default=None, name="ti")
+    data: dict[str, str] | None = msgspec.field(default=None, name="d")
+    send_at: datetime | None = msgspec.field(default=None, name="sa")
+    cancel_on: list[str] | None = msgspec.field(default=None, name="co")
+    cancel_patterns: list[str] | None = msgspec.field(default=None, name="cp")
+    error_code: str | None = msgspec.field(default=None, name="ec")
+    error_message: str | None = msgspec.field(default=None, name="em")
+    rules_version: str | None = msgspec.field(default=None, name="rv")
+    event_time: datetime | None = msgspec.field(default=None, name="et")
+    push_id: str | None = msgspec.field(default=None, name="pi")
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def document(rows: Sequence[NewNotification]) -> bytes:
+    """The batch as statements.INSERT's JSON parameter."""
+    return _encode(
+        [
+            Row(
+                idempotency_key=n.idempotency_key,
+                event_id=n.event_id,
+                event_type=n.event_type,
+                rule=n.rule,
+                channel=n.channel.value,
+                recipient=n.recipient,
+                body=n.body,
+                status=n.status.value,
+                event_subject=n.event_subject,
+                title=n.title,
+                data=n.data,
+                send_at=n.send_at,
+                cancel_on=n.cancel_on or None,
+                cancel_patterns=[translate(p) for p in n.cancel_on] if n.cancel_on else None,
+                error_code=n.error_code,
+                error_message=n.error_message,
+                rules_version=n.rules_version,
+                event_time=n.event_time,
+                push_id=None if n.push_id is None else n.push_id.value,
+            )
+            for n in rows
+        ]
+    )
+
+
+async def insert(
+    conn: asyncpg.Connection, rows: Sequence[NewNotification], redelivered: frozenset[str]
+) -> Inserted:
+    """Insert a batch in the caller's transaction; see OutcomeStore.insert."""
+    # Throttles are decided in the transaction that inserts the rows they count.
+    rows = await throttles.apply(conn, rows)
+    returned = await conn.fetch(statements.INSERT, document(rows).decode())
+    inserted: set[str] = set()
+    publish: list[tuple[int, Channel]] = []
+    skipped: dict[str, str] = {}
+    for r in returned:
+        key, status = r["idempotency_key"], r["status"]
+        inserted.add(key)
+        if status == Status.PENDING:
+            publish.append((r["id"], Channel(r["channel"])))
+        elif status == Status.SKIPPED:
+            skipped[key] = r["error_code"]
+    missing = [n.idempotency_key for n in rows if n.idempotency_key not in inserted]
+    recheck = [k for k in missing if k in redelivered]
+    if recheck:
+        # A redelivered event: its rows exist; tasks for still-pending ones may be lost.
+        again = await conn.fetch(
+            "SELECT id, channel FROM notifications "
+            f"WHERE idempotency_key = ANY($1::text[]) AND status = {statements.PENDING}",
+            recheck,
+        )
+        publish.extend((r["id"], Channel(r["channel"])) for r in again)
+    return Inserted(publish, inserted, len(set(missing)), skipped)
