@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,6 +34,8 @@ log = logs.get("consumer")
 T = TypeVar("T")
 # Entries routed between two turns of the event loop (about 2-4 ms of CPU).
 _TURN = 64
+# Container allocations between young-generation collections (CPython's default is 700).
+_GC_YOUNG = 50_000
 
 
 class Consumer:
@@ -269,6 +272,20 @@ class Consumer:
                     await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
 
 
+def collect_less() -> None:
+    """Keep the cyclic garbage collector off the per-event path.
+
+    A batch allocates thousands of short-lived containers, freed by reference counting, yet
+    each 700 allocations started a collection, and every so often one that walked everything
+    the imports built (Celery, Jinja2, phonenumbers): 7-10 us an event, a quarter of the
+    consumer's CPU. Everything alive now is frozen out of collections for good, and young
+    collections come every 50,000 allocations; `make bench` shows RSS staying flat.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
+
+
 async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0.
 
@@ -305,6 +322,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     if serve_metrics and settings.metrics_port:
         start_http_server(settings.metrics_port)
     sampler = asyncio.create_task(sample(client, gauges, consumer.stopping, stream.info))
+    collect_less()
     relay = OutboxRelay(store.pool, client, settings.outcomes_stream, settings.outcomes_maxlen)
     relaying = asyncio.create_task(relay.run(consumer.stopping))
     try:

@@ -9,6 +9,7 @@ dialects' differences inside brackets.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable
@@ -44,6 +45,8 @@ def _set(body: str) -> str:
     return ("[^" if negate else "[") + "".join(_literal(c) for c in members) + "]"
 
 
+# Patterns are rules' constants, translated for every row that carries them: remember them.
+@functools.lru_cache(maxsize=4096)
 def translate(pattern: str) -> str:
     """One glob as an anchored regex, valid in Python and in Postgres AREs."""
     out: list[str] = []

@@ -17,7 +17,7 @@ import msgspec
 
 from notify import statements, throttles
 from notify.globs import translate
-from schemas import Channel, NewNotification, Status
+from schemas import Channel, NewNotification, PushId, Status
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,17 @@ class Inserted:
 class Row(msgspec.Struct, omit_defaults=True):
     """One row of statements.INSERT's document; short names keep the document small.
 
-    An absent field is null (the statement's record definition names every column)."""
+    An absent field is null (the statement's record definition names every column); enums
+    are encoded as their values."""
 
     idempotency_key: str = msgspec.field(name="k")
     event_id: str = msgspec.field(name="e")
     event_type: str = msgspec.field(name="t")
     rule: str = msgspec.field(name="r")
-    channel: str = msgspec.field(name="c")
+    channel: Channel = msgspec.field(name="c")
     recipient: str = msgspec.field(name="rc")
     body: str = msgspec.field(name="b")
-    status: str = msgspec.field(name="st")
+    status: Status = msgspec.field(name="st")
     event_subject: str | None = msgspec.field(default=None, name="s")
     title: str | None = msgspec.field(default=None, name="ti")
     data: dict[str, str] | None = msgspec.field(default=None, name="d")
@@ -55,7 +56,7 @@ class Row(msgspec.Struct, omit_defaults=True):
     error_message: str | None = msgspec.field(default=None, name="em")
     rules_version: str | None = msgspec.field(default=None, name="rv")
     event_time: datetime | None = msgspec.field(default=None, name="et")
-    push_id: str | None = msgspec.field(default=None, name="pi")
+    push_id: PushId | None = msgspec.field(default=None, name="pi")
 
 
 _encode = msgspec.json.Encoder().encode
@@ -70,10 +71,10 @@ def document(rows: Sequence[NewNotification]) -> bytes:
                 event_id=n.event_id,
                 event_type=n.event_type,
                 rule=n.rule,
-                channel=n.channel.value,
+                channel=n.channel,
                 recipient=n.recipient,
                 body=n.body,
-                status=n.status.value,
+                status=n.status,
                 event_subject=n.event_subject,
                 title=n.title,
                 data=n.data,
@@ -84,7 +85,7 @@ def document(rows: Sequence[NewNotification]) -> bytes:
                 error_message=n.error_message,
                 rules_version=n.rules_version,
                 event_time=n.event_time,
-                push_id=None if n.push_id is None else n.push_id.value,
+                push_id=n.push_id,
             )
             for n in rows
         ]

@@ -14,8 +14,8 @@ from consumer.loop import Consumer
 from consumer.reloader import RulesWatcher
 from consumer.stream import Entry, EventStream
 from consumer.task_publisher import TaskPublisher
+from notify.inserts import Inserted
 from notify.settings import Settings
-from notify.store import Inserted
 from schemas import NewNotification
 
 pytestmark = pytest.mark.asyncio
@@ -209,3 +209,19 @@ async def test_routing_in_turns_prepares_what_routing_in_one_go_does(tmp_path: o
         (d.entry_id, d.reason, d.detail) for d in one_go.dead
     ]
     assert one_go.rows and one_go.cancels and one_go.dead and one_go.redelivered
+
+
+async def test_collect_less_freezes_startup_objects_and_spaces_young_collections() -> None:
+    import gc
+
+    from consumer import loop
+
+    before = gc.get_threshold()
+    try:
+        loop.collect_less()
+        assert gc.get_freeze_count() > 0  # what the imports built is never walked again
+        assert gc.get_threshold() == (loop._GC_YOUNG, *before[1:])
+        assert gc.isenabled()  # cycles made after startup are still collected
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
