@@ -18,6 +18,9 @@ same order, exactly what Jinja's generated code does with the same environment:
 - constants, `==` and the other comparisons, `and`, `or`, `not`, `~`, `+ - * / // %`,
   list and tuple literals, and output through the environment's `finalize`.
 
+Both take a tree consumer/rendering.py parsed (and checked where values are passed on), as
+Jinja compiles it.
+
 No call (`x()`), no statement, and so nothing the sandbox forbids becomes reachable; any
 other node makes these functions return None, and Jinja renders the template as before.
 tests/unit/test_fast_templates.py holds both paths to the same values and errors.
@@ -30,7 +33,6 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from jinja2 import nodes
-from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import _PassArg
 
@@ -70,23 +72,17 @@ class Unsupported(Exception):
     """A node these closures do not reproduce: Jinja renders the template."""
 
 
-def compile_template(env: SandboxedEnvironment, source: str) -> Evaluate | None:
-    """`source` rendered to text as `Template.render` would, or None if unsupported."""
-    tree = env.parse(source)
+def compile_template(env: SandboxedEnvironment, tree: nodes.Template) -> Evaluate | None:
+    """`tree` rendered to text as `Template.render` would, or None if unsupported."""
     try:
         return _Compiler(env).template(tree)
     except Unsupported:
         return None
 
 
-def compile_expression(env: SandboxedEnvironment, source: str) -> Evaluate | None:
-    """`source`'s value as `env.compile_expression(source, undefined_to_none=False)`'s, or
-    None if unsupported (or not one expression: Jinja then reports it)."""
-    parser = Parser(env, source, state="variable")
+def compile_expression(env: SandboxedEnvironment, expr: nodes.Expr) -> Evaluate | None:
+    """`expr`'s value as Jinja's compiled expression gives it, or None if unsupported."""
     try:
-        expr = parser.parse_expression()
-        if not parser.stream.eos:
-            return None
         return _Compiler(env).expr(expr)
     except Unsupported:
         return None

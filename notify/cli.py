@@ -7,19 +7,17 @@ inside the subcommand's function, so `notify publish` never loads the consumer's
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Sequence
-
-import asyncpg
-import redis.exceptions
 
 from notify import logs
 from notify.settings import Settings
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    import asyncio
+
     from notify.database import ensure_database
 
     asyncio.run(ensure_database(settings.database_url))
@@ -28,6 +26,8 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _consume(settings: Settings, _: argparse.Namespace) -> int:
+    import asyncio
+
     from consumer.loop import consume
     from schemas import RulesError
 
@@ -166,15 +166,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         code: int = args.run(settings, args)
-    except asyncpg.UndefinedTableError as exc:
-        # An operator's first run, or an upgrade: say what to do, not a traceback.
-        print(f"notify: the database is not up to date ({exc}); run `notify migrate`",
-              file=sys.stderr)  # fmt: skip
-        return 2
-    except (OSError, asyncpg.PostgresConnectionError, redis.exceptions.ConnectionError) as exc:
-        print(f"notify: cannot reach a service: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        line = _service_problem(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         return 2
     return code
+
+
+def _service_problem(exc: Exception) -> str | None:
+    """The one line for a schema not migrated or a service not reachable, else None.
+
+    asyncpg and redis are imported here, on the way out, not with this module: only the
+    commands that talk to a service load them."""
+    import asyncpg
+    import redis.exceptions
+
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        # An operator's first run, or an upgrade: say what to do, not a traceback.
+        return f"notify: the database is not up to date ({exc}); run `notify migrate`"
+    unreachable = (OSError, asyncpg.PostgresConnectionError, redis.exceptions.ConnectionError)
+    if isinstance(exc, unreachable):
+        return f"notify: cannot reach a service: {type(exc).__name__}: {exc}"
+    return None
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from schemas import (
     NewNotification,
     Notification,
     Reason,
+    Resolution,
     Settled,
     Status,
     Suppression,
@@ -260,18 +261,10 @@ class OutcomeStore:
         )
         return [_row(r) for r in records]
 
-    async def resolve_sending(
-        self,
-        row: Notification,
-        *,
-        status: Status,
-        outcome: AttemptOutcome,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-    ) -> bool:
+    async def resolve_sending(self, row: Notification, resolution: Resolution) -> bool:
         """Settle a stuck row, unless someone touched it since we looked (then leave it)."""
-        sids = [provider_message_id] if provider_message_id else []
+        sid = resolution.provider_message_id
+        sids = [sid] if sid else []
         async with self.pool.acquire() as conn, conn.transaction():
             if sids:
                 await conn.fetchval(LOCK_SIDS, sids)
@@ -282,10 +275,10 @@ class OutcomeStore:
                    WHERE id = $1 AND status = {SENDING} AND updated_at = $2 RETURNING id""",
                 row.id,
                 row.updated_at,
-                status,
-                provider_message_id,
-                error_code,
-                error_message,
+                resolution.status,
+                sid,
+                resolution.error_code,
+                resolution.error_message,
             )
             if done is None:
                 return False
@@ -295,9 +288,9 @@ class OutcomeStore:
                    WHERE notification_id = $1 AND attempt = $2 AND finished_at IS NULL""",
                 row.id,
                 row.attempts,
-                outcome,
-                error_code,
-                provider_message_id,
+                resolution.outcome,
+                resolution.error_code,
+                sid,
             )
             await apply_pending(conn, sids)
         return True

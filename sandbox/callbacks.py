@@ -22,6 +22,7 @@ from typing import Any
 
 from sandbox.lifecycle import OUTCOME_CODES
 from sandbox.records import RecordedMessage, Recorder
+from sandbox.specs import StatusCallbackSpec
 from sandbox.webhooks import DEFAULT_AUTH_TOKEN, WebhookDelivery, Webhooks, new_idempotency_token
 
 # The statuses Twilio reports to a StatusCallback for an SMS sent from a number.
@@ -69,36 +70,25 @@ class StatusCallbacks:
         params = status_params(message.response, status)
         self._webhooks.deliver_later("status", url, params, self.signing_token(request_token))
 
-    def send(
-        self,
-        sid: str,
-        status: str | None = None,
-        *,
-        url: str | None = None,
-        error_code: int | None = None,
-        signature: str = "valid",
-        repeat: int = 1,
-        idempotency_token: str | None = None,
-    ) -> list[WebhookDelivery]:
-        """Post a callback for message `sid` now (default: its current status, to its
-        StatusCallback), `repeat` times with one idempotency token, as a retry would."""
+    def send(self, spec: StatusCallbackSpec) -> list[WebhookDelivery]:
+        """Post the callback `spec` describes now, as a retry or a forger would."""
+        sid = spec.sid
         message = self._recorder.find(sid)
         if message is None or message.channel != "sms":
             raise ValueError(f"no SMS {sid}")
-        target = url or message.payload.get("StatusCallback")
+        target = spec.url or message.payload.get("StatusCallback")
         if not target:
             raise ValueError(f"{sid} has no StatusCallback; give a url")
-        if repeat < 1:
-            raise ValueError("repeat must be >= 1")
-        params = status_params(message.response, status or message.status or "", error_code)
+        status = spec.status or message.status or ""
+        params = status_params(message.response, status, spec.error_code)
         with self._lock:
             token = self.signing_token(self._tokens.get(sid))
-        once = idempotency_token or new_idempotency_token()
+        once = spec.idempotency_token or new_idempotency_token()
         return [
             self._webhooks.deliver(
-                "status", target, params, token, signature=signature, idempotency_token=once
+                "status", target, params, token, signature=spec.signature, idempotency_token=once
             )
-            for _ in range(repeat)
+            for _ in range(spec.repeat)
         ]
 
     def reset(self) -> None:

@@ -9,12 +9,17 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
+
 from sandbox.faults import Channel, FaultSpec, as_fault
 from sandbox.records import RecordedMessage, RequestRecord
+from sandbox.specs import ControlCalls, InboundSpec, StatusCallbackSpec
 from sandbox.webhooks import WebhookDelivery
 
 
-class SandboxClient:
+class SandboxClient(ControlCalls):
+    """The `Sandbox` methods, for a sandbox in another process (over /_sandbox/)."""
+
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
@@ -105,27 +110,8 @@ class SandboxClient:
     def set_webhook_auth_token(self, token: str | None) -> None:
         self._call("POST", "webhooks", body={"auth_token": token})
 
-    def send_status_callback(
-        self,
-        sid: str,
-        status: str | None = None,
-        *,
-        url: str | None = None,
-        error_code: int | None = None,
-        signature: str = "valid",
-        repeat: int = 1,
-        idempotency_token: str | None = None,
-    ) -> list[WebhookDelivery]:
-        spec = {
-            "sid": sid,
-            "status": status,
-            "url": url,
-            "error_code": error_code,
-            "signature": signature,
-            "repeat": repeat,
-            "idempotency_token": idempotency_token,
-        }
-        raw = self._call("POST", "sms/callback", body=spec, wait=repeat * 10.0)
+    def deliver_status_callback(self, spec: StatusCallbackSpec) -> list[WebhookDelivery]:
+        raw = self._call("POST", "sms/callback", body=spec, wait=spec.repeat * 10.0)
         return [WebhookDelivery.from_json(d) for d in raw]
 
     def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
@@ -150,44 +136,18 @@ class SandboxClient:
     def opted_out(self) -> list[str]:
         return [str(n) for n in self._call("GET", "optouts")]
 
-    def send_inbound(
-        self,
-        url: str,
-        from_: str,
-        to: str,
-        body: str,
-        *,
-        opt_out_type: str | None = None,
-        advanced_opt_out: bool = False,
-        signature: str = "valid",
-        auth_token: str | None = None,
-        account_sid: str | None = None,
-        messaging_service_sid: str | None = None,
-    ) -> WebhookDelivery:
-        spec = {
-            "url": url,
-            "from": from_,
-            "to": to,
-            "body": body,
-            "opt_out_type": opt_out_type,
-            "advanced_opt_out": advanced_opt_out,
-            "signature": signature,
-            "auth_token": auth_token,
-            "account_sid": account_sid,
-            "messaging_service_sid": messaging_service_sid,
-        }
-        raw = self._call("POST", "sms/inbound", body=spec, wait=10.0)
-        return WebhookDelivery.from_json(raw)
+    def deliver_inbound(self, spec: InboundSpec) -> WebhookDelivery:
+        return WebhookDelivery.from_json(self._call("POST", "sms/inbound", body=spec, wait=10.0))
 
     def _call(
         self,
         method: str,
         name: str,
         query: str = "",
-        body: dict[str, Any] | None = None,
+        body: dict[str, Any] | msgspec.Struct | None = None,
         wait: float = 0.0,
     ) -> Any:
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else msgspec.json.encode(body)
         request = urllib.request.Request(
             f"{self.url}/_sandbox/{name}{query}",
             data=data,

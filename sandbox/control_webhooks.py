@@ -5,6 +5,10 @@ POST /_sandbox/webhooks {"auth_token": "..."}               sign with this (null
 POST /_sandbox/sms/callback {"sid": "SM...", "status": "delivered", "url": null,
                              "error_code": null, "signature": "valid|forged|missing",
                              "repeat": 1, "idempotency_token": null}  -> [delivery, ...]
+POST /_sandbox/sms/inbound  {"url": "...", "from": "+1...", "to": "+1...", "body": "STOP",
+                             ...}  -> delivery
+The last two bodies are sandbox.specs' StatusCallbackSpec and InboundSpec (keys optional
+where those have defaults).
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_int, opt_str
+import msgspec
+
+from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_str
 from sandbox.inbound import send_inbound
 from sandbox.protocol import Reply, Request, json_reply
+from sandbox.specs import InboundSpec, StatusCallbackSpec
 from sandbox.state import State
 
 
@@ -47,58 +54,12 @@ def _configure(state: State, req: Request) -> Reply:
 
 
 def _callback(state: State, req: Request) -> Reply:
-    spec = body(req)
-    sid = opt_str(spec, "sid")
-    if not sid:
-        raise BadRequest("'sid' is required")
-    repeat = opt_int(spec, "repeat")
-    sent = state.callbacks.send(
-        sid,
-        opt_str(spec, "status"),
-        url=opt_str(spec, "url"),
-        error_code=opt_int(spec, "error_code"),
-        signature=opt_str(spec, "signature") or "valid",
-        repeat=1 if repeat is None else repeat,
-        idempotency_token=opt_str(spec, "idempotency_token"),
-    )
+    sent = state.callbacks.send(msgspec.json.decode(req.body or b"{}", type=StatusCallbackSpec))
     return json_reply(200, [d.to_json() for d in sent])
 
 
 def _inbound(state: State, req: Request) -> Reply:
-    spec = body(req)
-    unknown = set(spec) - {
-        "url",
-        "from",
-        "to",
-        "body",
-        "opt_out_type",
-        "advanced_opt_out",
-        "signature",
-        "auth_token",
-        "account_sid",
-        "messaging_service_sid",
-    }
-    if unknown:
-        raise BadRequest(f"unknown keys: {sorted(unknown)}")
-    url, from_, to = opt_str(spec, "url"), opt_str(spec, "from"), opt_str(spec, "to")
-    if not (url and from_ and to):
-        raise BadRequest("'url', 'from' and 'to' are required")
-    advanced = spec.get("advanced_opt_out", False)
-    if not isinstance(advanced, bool):
-        raise BadRequest("'advanced_opt_out' must be true or false")
-    delivery = send_inbound(
-        state,
-        url,
-        from_,
-        to,
-        opt_str(spec, "body") or "",
-        opt_out_type=opt_str(spec, "opt_out_type"),
-        advanced_opt_out=advanced,
-        signature=opt_str(spec, "signature") or "valid",
-        auth_token=opt_str(spec, "auth_token"),
-        account_sid=opt_str(spec, "account_sid"),
-        messaging_service_sid=opt_str(spec, "messaging_service_sid"),
-    )
+    delivery = send_inbound(state, msgspec.json.decode(req.body or b"{}", type=InboundSpec))
     return json_reply(200, delivery.to_json())
 
 

@@ -12,11 +12,12 @@ from sandbox.inbound import send_inbound
 from sandbox.lifecycle import reached
 from sandbox.records import Listener, RecordedMessage, RequestRecord
 from sandbox.script import Script
+from sandbox.specs import ControlCalls, InboundSpec, StatusCallbackSpec
 from sandbox.state import State
 from sandbox.webhooks import WebhookDelivery
 
 
-class Sandbox:
+class Sandbox(ControlCalls):
     """Twilio + Google OAuth + FCM emulator on one local port.
 
     Use as ``with Sandbox() as sb: ...`` or call start()/stop().
@@ -174,27 +175,9 @@ class Sandbox:
         """Sign webhooks with this auth token from now on; None: the default choice."""
         self.state.callbacks.auth_token = token
 
-    def send_status_callback(
-        self,
-        sid: str,
-        status: str | None = None,
-        *,
-        url: str | None = None,
-        error_code: int | None = None,
-        signature: str = "valid",
-        repeat: int = 1,
-        idempotency_token: str | None = None,
-    ) -> list[WebhookDelivery]:
-        """POST a status callback for `sid` now (duplicates, out of order, forged...)."""
-        return self.state.callbacks.send(
-            sid,
-            status,
-            url=url,
-            error_code=error_code,
-            signature=signature,
-            repeat=repeat,
-            idempotency_token=idempotency_token,
-        )
+    def deliver_status_callback(self, spec: StatusCallbackSpec) -> list[WebhookDelivery]:
+        """POST a status callback now (duplicates, out of order, forged...)."""
+        return self.state.callbacks.send(spec)
 
     def webhooks(self, kind: str | None = None) -> list[WebhookDelivery]:
         """Every webhook POSTed ("status" or "inbound"), with the application's answer."""
@@ -217,31 +200,6 @@ class Sandbox:
     def opted_out(self) -> list[str]:
         return self.state.optouts.numbers()
 
-    def send_inbound(
-        self,
-        url: str,
-        from_: str,
-        to: str,
-        body: str,
-        *,
-        opt_out_type: str | None = None,
-        advanced_opt_out: bool = False,
-        signature: str = "valid",
-        auth_token: str | None = None,
-        account_sid: str | None = None,
-        messaging_service_sid: str | None = None,
-    ) -> WebhookDelivery:
-        """POST a signed incoming SMS to `url`; STOP/START bodies update opt-outs first."""
-        return send_inbound(
-            self.state,
-            url,
-            from_,
-            to,
-            body,
-            opt_out_type=opt_out_type,
-            advanced_opt_out=advanced_opt_out,
-            signature=signature,
-            auth_token=auth_token,
-            account_sid=account_sid,
-            messaging_service_sid=messaging_service_sid,
-        )
+    def deliver_inbound(self, spec: InboundSpec) -> WebhookDelivery:
+        """POST a signed incoming SMS; STOP/START bodies update opt-outs first."""
+        return send_inbound(self.state, spec)

@@ -80,6 +80,17 @@ class AttemptOutcome(enum.StrEnum):
     LOOKUP_FAILED = "lookup_failed"
 
 
+class Resolution(msgspec.Struct, frozen=True, kw_only=True):
+    """How the sweeper settles a row stuck in `sending`: the row's next status and the end of
+    its open attempt (`resolve_sending`)."""
+
+    status: Status
+    outcome: AttemptOutcome
+    provider_message_id: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
 class TaskResult(enum.StrEnum):
     """What a delivery task did with one row (the `status` label of notify_notifications_total,
     plus `skipped` for a task whose row was no longer pending)."""

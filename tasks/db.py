@@ -18,7 +18,7 @@ from typing import Protocol, TypeVar
 from notify.group_commit import GroupCommit
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
-from schemas import AttemptOutcome, Channel, Notification, Receipt, Settled, Status
+from schemas import Channel, Notification, Receipt, Resolution, Settled, Status
 
 T = TypeVar("T")
 
@@ -49,16 +49,7 @@ class WorkerStore(Protocol):
 
     def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]: ...
 
-    def resolve_sending(
-        self,
-        row: Notification,
-        *,
-        status: Status,
-        outcome: AttemptOutcome,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-    ) -> bool: ...
+    def resolve_sending(self, row: Notification, resolution: Resolution) -> bool: ...
 
     def delete_older_than(self, *, days: float, limit: int) -> int: ...
 
@@ -159,26 +150,8 @@ class StoreRunner:
     def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
         return self.run(lambda store: store.stuck_sending(older_than=older_than, limit=limit))
 
-    def resolve_sending(
-        self,
-        row: Notification,
-        *,
-        status: Status,
-        outcome: AttemptOutcome,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-    ) -> bool:
-        return self.run(
-            lambda store: store.resolve_sending(
-                row,
-                status=status,
-                outcome=outcome,
-                provider_message_id=provider_message_id,
-                error_code=error_code,
-                error_message=error_message,
-            )
-        )
+    def resolve_sending(self, row: Notification, resolution: Resolution) -> bool:
+        return self.run(lambda store: store.resolve_sending(row, resolution))
 
     def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
         return self.run(lambda store: store.taken(provider_message_ids, besides=besides))

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from notify import logs, skips, task_names
 from notify.task_names import SEND_ONE
-from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Status
+from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Resolution, Status
 from tasks import pacing
 from tasks.app import app
 from tasks.delivery import find_earlier_sms
@@ -93,6 +93,21 @@ def sweep() -> dict[str, int]:
     return {"requeued": len(requeued), **counts}
 
 
+# settle's fixed verdicts (the others carry a SID or how long Twilio could not tell).
+_RESEND = Resolution(
+    status=Status.PENDING,
+    outcome=AttemptOutcome.NOT_RECEIVED,
+    error_code="worker_lost",
+    error_message="worker stopped before the provider call",
+)
+_NOT_RESENT = Resolution(
+    status=Status.FAILED,
+    outcome=AttemptOutcome.UNKNOWN,
+    error_code="outcome_unknown",
+    error_message="worker stopped during the provider call; not resent",
+)
+
+
 def settle(rt: Runtime, row: Notification) -> str:
     """The one unrecorded window: the provider may have accepted before the worker died.
 
@@ -116,27 +131,28 @@ def settle(rt: Runtime, row: Notification) -> str:
             if waited < rt.settings.reconcile_budget_seconds:
                 return "deferred"
             rt.db.resolve_sending(
-                row, status=Status.FAILED, outcome=AttemptOutcome.UNKNOWN,
-                error_code="outcome_unknown",
-                error_message=f"worker stopped during the provider call; for {waited:.0f} s "
-                f"Twilio could not say whether it has the message; not resent",
-            )  # fmt: skip
+                row,
+                Resolution(
+                    status=Status.FAILED,
+                    outcome=AttemptOutcome.UNKNOWN,
+                    error_code="outcome_unknown",
+                    error_message=f"worker stopped during the provider call; for {waited:.0f} s "
+                    f"Twilio could not say whether it has the message; not resent",
+                ),
+            )
             return "unknown"
         if sid is not None:
             rt.db.resolve_sending(
-                row, status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid
+                row,
+                Resolution(
+                    status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid
+                ),
             )
             return "reconciled"
-        if rt.db.resolve_sending(
-            row, status=Status.PENDING, outcome=AttemptOutcome.NOT_RECEIVED,
-            error_code="worker_lost", error_message="worker stopped before the provider call",
-        ):  # fmt: skip
+        if rt.db.resolve_sending(row, _RESEND):
             enqueue([(row.id, row.channel)])
         return "resent"
-    rt.db.resolve_sending(
-        row, status=Status.FAILED, outcome=AttemptOutcome.UNKNOWN, error_code="outcome_unknown",
-        error_message="worker stopped during the provider call; not resent",
-    )  # fmt: skip
+    rt.db.resolve_sending(row, _NOT_RESENT)
     return "unknown"
 
 

@@ -14,10 +14,10 @@ from notify.store import Finished
 from schemas import (
     IN_FLIGHT,
     SUPPRESSED,
-    AttemptOutcome,
     Channel,
     Notification,
     Receipt,
+    Resolution,
     Settled,
     Status,
 )
@@ -114,26 +114,8 @@ class FakeStore:
     def stuck_sending(self, *, older_than: float, limit: int) -> list[Notification]:
         return [r for r in self.stuck if r.status in IN_FLIGHT][:limit]
 
-    def resolve_sending(
-        self,
-        row: Notification,
-        *,
-        status: Status,
-        outcome: AttemptOutcome,
-        provider_message_id: str | None = None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-    ) -> bool:
-        self.resolved.append(
-            {
-                "id": row.id,
-                "status": status,
-                "outcome": outcome,
-                "provider_message_id": provider_message_id,
-                "error_code": error_code,
-                "error_message": error_message,
-            }
-        )
+    def resolve_sending(self, row: Notification, resolution: Resolution) -> bool:
+        self.resolved.append({"id": row.id, **msgspec.structs.asdict(resolution)})
         return True
 
     def delete_older_than(self, *, days: float, limit: int) -> int:

@@ -1,10 +1,12 @@
-"""Small helpers shared by integration tests: publishing, reading rows."""
+"""Small helpers shared by integration tests: publishing, waiting for rows, reading them."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import urllib.request
+from collections import Counter
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import asyncpg
@@ -12,6 +14,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.identifiers import registration_token
+from schemas import TERMINAL
+from tests.integration import processes
 
 RULES = """
 rules:
@@ -61,6 +65,48 @@ def publish(
     if subject:
         fields["subject"] = subject
     client.xadd(stream, fields)  # type: ignore[arg-type]
+
+
+def publish_events(
+    client: redis.Redis,
+    stream: str,
+    prefix: str,
+    payloads: Iterable[dict[str, Any]],
+    *,
+    first: int = 0,
+    event_type: str = "shipment.delayed",
+) -> None:
+    """One event per payload, with ids `prefix-<first>`, `prefix-<first + 1>`, ..., in order
+    and in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for n, data in enumerate(payloads, start=first):
+        fields = {"id": f"{prefix}-{n}", "type": event_type, "data": json.dumps(data)}
+        pipe.xadd(stream, fields)  # type: ignore[arg-type]
+    pipe.execute()
+
+
+def wait_for_rows(
+    database_url: str,
+    event_ids: str,
+    total: int,
+    statuses: Collection[str] = TERMINAL,
+    *,
+    timeout: float = 30,
+) -> list[dict[str, Any]]:
+    """Wait until exactly `total` rows have an event id LIKE `event_ids` (`prefix-%`, or one
+    id), each in one of `statuses` (default: done with the provider); return them by id."""
+    found: list[dict[str, Any]] = []
+
+    def done() -> bool:
+        found[:] = rows(database_url, "event_id LIKE $1", event_ids)
+        return len(found) == total and all(r["status"] in statuses for r in found)
+
+    def describe() -> str:
+        now = dict(Counter(r["status"] for r in found))
+        return f"{total} rows of {event_ids} in {sorted(statuses)}; now {now}"
+
+    processes.wait_until(done, timeout=timeout, interval=0.2, message=describe)
+    return found
 
 
 def fetch(database_url: str, sql: str, *args: Any) -> list[dict[str, Any]]:

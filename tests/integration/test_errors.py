@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import socket
 from collections import Counter
-from collections.abc import Callable
 from itertools import pairwise
 
 import pytest
@@ -16,17 +15,17 @@ from sandbox import Sandbox
 from schemas import AmbiguousDeliveryError, TransientDeliveryError
 from tasks.providers.twilio_sms import TwilioSms
 from tests.integration import processes
-from tests.integration.helpers import attempts, publish, push_token, rows, shipment
+from tests.integration.helpers import (
+    attempts,
+    publish,
+    publish_events,
+    push_token,
+    rows,
+    shipment,
+    wait_for_rows,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def settled(database_url: str, prefix: str, count: int) -> Callable[[], bool]:
-    def check() -> bool:
-        found = rows(database_url, "event_id LIKE $1", prefix + "%")
-        return len(found) == count and all(r["status"] in ("sent", "failed") for r in found)
-
-    return check
 
 
 def test_429_then_success_is_retried_with_the_providers_delay(
@@ -35,7 +34,7 @@ def test_429_then_success_is_retried_with_the_providers_delay(
     sandbox.queue_errors("sms", [{"status": 429, "code": 20429, "retry_after": 1}] * 2)
     stream = running["NOTIFY_STREAM"]
     publish(redis_client, stream, f"r429-{stream}", "shipment.delayed", shipment(1, tokens=0))
-    processes.wait_until(settled(database_url, f"r429-{stream}", 1), message="settled")
+    wait_for_rows(database_url, f"r429-{stream}", 1)
     [row] = rows(database_url, "event_id = $1", f"r429-{stream}")
     assert (row["status"], row["attempts"]) == ("sent", 3)
     tries = attempts(database_url, row["id"])
@@ -56,9 +55,8 @@ def test_a_burst_of_503s_is_ridden_out_and_nothing_is_duplicated(
     sandbox.storm("push", 6, {"status": 503, "fcm_status": "UNAVAILABLE"})
     sandbox.storm("sms", 6, {"status": 503})
     stream = running["NOTIFY_STREAM"]
-    for n in range(1, 6):
-        publish(redis_client, stream, f"s503-{stream}-{n}", "shipment.delayed", shipment(n))
-    processes.wait_until(settled(database_url, f"s503-{stream}", 10), timeout=60, message="settled")
+    publish_events(redis_client, stream, f"s503-{stream}", map(shipment, range(1, 6)), first=1)
+    wait_for_rows(database_url, f"s503-{stream}-%", 10, timeout=60)
     assert Counter(m.to for m in sandbox.messages("sms")) == Counter(
         f"+1415555{n:04d}" for n in range(1, 6)
     )
@@ -79,7 +77,7 @@ def test_permanent_errors_fail_at_once_with_the_providers_code(
     stream = running["NOTIFY_STREAM"]
     publish(redis_client, stream, f"perm-{stream}-1", "shipment.delayed", shipment(21))
     publish(redis_client, stream, f"perm-{stream}-2", "shipment.delayed", shipment(22, tokens=1))
-    processes.wait_until(settled(database_url, f"perm-{stream}", 4), message="settled")
+    wait_for_rows(database_url, f"perm-{stream}-%", 4)
     found = {
         (r["channel"], r["recipient"]): r
         for r in rows(database_url, "event_id LIKE $1", f"perm-{stream}%")
@@ -99,7 +97,7 @@ def test_transient_errors_stop_after_the_maximum_attempts(
     sandbox.fail_recipient("+14155550031", {"status": 503})
     stream = running["NOTIFY_STREAM"]
     publish(redis_client, stream, f"max-{stream}", "shipment.delayed", shipment(31, tokens=0))
-    processes.wait_until(settled(database_url, f"max-{stream}", 1), timeout=60, message="settled")
+    wait_for_rows(database_url, f"max-{stream}", 1, timeout=60)
     [row] = rows(database_url, "event_id = $1", f"max-{stream}")
     assert (row["status"], row["error_code"], row["attempts"]) == ("failed", "20503", 4)
     assert len(attempts(database_url, row["id"])) == 4
@@ -113,7 +111,7 @@ def test_invalid_numbers_never_reach_the_provider(
     data = shipment(41, tokens=0)
     data["customer"]["phone"] = "12345"  # type: ignore[index]
     publish(redis_client, stream, f"inv-{stream}", "shipment.delayed", data)
-    processes.wait_until(settled(database_url, f"inv-{stream}", 1), message="settled")
+    wait_for_rows(database_url, f"inv-{stream}", 1)
     [row] = rows(database_url, "event_id = $1", f"inv-{stream}")
     assert (row["status"], row["error_code"], row["attempts"]) == ("failed", "invalid_recipient", 0)
     assert sandbox.requests("sms") == []
@@ -162,7 +160,7 @@ def test_a_timed_out_sms_that_twilio_accepted_is_reconciled_not_sent_twice(
     ).env
     stream = env["NOTIFY_STREAM"]
     publish(redis_client, stream, f"tmo-{stream}", "shipment.delayed", shipment(51, tokens=0))
-    processes.wait_until(settled(database_url, f"tmo-{stream}", 1), timeout=60, message="settled")
+    wait_for_rows(database_url, f"tmo-{stream}", 1, timeout=60)
     [row] = rows(database_url, "event_id = $1", f"tmo-{stream}")
     [message] = sandbox.messages("sms")
     assert (row["status"], row["provider_message_id"]) == ("sent", message.id)

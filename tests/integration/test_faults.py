@@ -10,6 +10,7 @@ import signal
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,34 +18,18 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import RULES, count, publish, rows, shipment
+from tests.integration.helpers import RULES, count, publish_events, rows, shipment, wait_for_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+def sms_only(numbers: range) -> list[dict[str, Any]]:
+    """Shipments whose customers have no device: one SMS each, to expected_sms's numbers."""
+    return [shipment(n, tokens=0) for n in numbers]
+
+
 def expected_sms(numbers: range) -> Counter[str]:
     return Counter(f"+1415555{n:04d}" for n in numbers)
-
-
-class AllSent:
-    """A wait_until predicate that remembers the last status counts for the failure message."""
-
-    def __init__(self, database_url: str, prefix: str, total: int) -> None:
-        self.database_url, self.prefix, self.total = database_url, prefix, total
-        self.last: Counter[str] = Counter()
-
-    def __call__(self) -> bool:
-        found = rows(self.database_url, "event_id LIKE $1", self.prefix + "%")
-        self.last = Counter(r["status"] for r in found)
-        return self.last["sent"] == self.total
-
-    def describe(self) -> str:
-        return f"all {self.total} sent; statuses now {dict(self.last)}"
-
-
-def wait_all_sent(database_url: str, prefix: str, total: int, timeout: float = 90) -> None:
-    check = AllSent(database_url, prefix, total)
-    processes.wait_until(check, timeout=timeout, interval=0.25, message=check.describe)
 
 
 def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
@@ -66,17 +51,7 @@ def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
     }
     total = 3000
     stream = env["NOTIFY_STREAM"]
-    pipe = redis_client.pipeline(transaction=False)
-    for n in range(total):
-        pipe.xadd(
-            stream,
-            {
-                "id": f"kc-{stream}-{n}",
-                "type": "shipment.delayed",
-                "data": __import__("json").dumps(shipment(n, tokens=0)),
-            },
-        )
-    pipe.execute()
+    publish_events(redis_client, stream, f"kc-{stream}", sms_only(range(total)))
     procs(processes.worker(env, tmp_path, concurrency=16)).wait_for_log("ready")
     seen = 0
     for round_ in range(4):
@@ -92,7 +67,7 @@ def test_consumer_killed_repeatedly_loses_and_doubles_nothing(
         seen = count(database_url, "event_id LIKE $1", f"kc-{stream}-%")
     assert seen < total  # the kills really happened mid-run
     procs(processes.consumer(env, tmp_path, name="consumer-final"))
-    wait_all_sent(database_url, f"kc-{stream}-", total, timeout=90)
+    wait_for_rows(database_url, f"kc-{stream}-%", total, {"sent"}, timeout=90)
     sandbox.wait_for(total, timeout=10)
     assert Counter(m.to for m in sandbox.messages("sms")) == expected_sms(range(total))
     assert redis_client.xlen(f"{stream}.dlq") == 0
@@ -124,8 +99,7 @@ def test_worker_killed_mid_send_is_reconciled_without_duplicates(
     first.wait_for_log("ready")
     procs(processes.consumer(env, tmp_path)).wait_for_log("consumer started")
     procs(processes.beat(env, tmp_path))
-    for n in range(total):
-        publish(redis_client, stream, f"kw-{stream}-{n}", "shipment.delayed", shipment(n, tokens=0))
+    publish_events(redis_client, stream, f"kw-{stream}", sms_only(range(total)))
     sending = "event_id LIKE $1 AND status = 'sending'"
     # Claimed rows wait 300 ms on the emulator: killing now lands in the unrecorded window.
     processes.wait_until(
@@ -134,7 +108,7 @@ def test_worker_killed_mid_send_is_reconciled_without_duplicates(
     first.stop(signal.SIGKILL)
     in_flight = count(database_url, sending, f"kw-{stream}-%")
     procs(processes.worker(env, tmp_path, name="worker-2")).wait_for_log("ready")
-    wait_all_sent(database_url, f"kw-{stream}-", total, timeout=90)
+    wait_for_rows(database_url, f"kw-{stream}-%", total, {"sent"}, timeout=90)
     assert Counter(m.to for m in sandbox.messages("sms")) == expected_sms(range(total))
     assert in_flight > 0  # the kill really caught sends in the unrecorded window
     reconciled = rows(
@@ -205,8 +179,9 @@ def test_severed_redis_and_postgres_connections_lose_and_double_nothing(
     severed = 0
     severs: Counter[str] = Counter()
     for start in range(0, total, chunk):
-        for n in range(start, start + chunk):
-            publish(client, stream, f"sv-{stream}-{n}", "shipment.delayed", shipment(n, tokens=0))
+        publish_events(
+            client, stream, f"sv-{stream}", sms_only(range(start, start + chunk)), first=start
+        )
         processes.wait_until(
             lambda start=start: len(sandbox.messages("sms")) >= start + chunk // 2,
             timeout=60,
@@ -216,7 +191,7 @@ def test_severed_redis_and_postgres_connections_lose_and_double_nothing(
         severed += sever_redis(client) if service == "redis" else sever_postgres(database_url)
         severs[service] += 1
     assert severed > 0
-    wait_all_sent(database_url, f"sv-{stream}-", total, timeout=120)
+    wait_for_rows(database_url, f"sv-{stream}-%", total, {"sent"}, timeout=120)
     assert Counter(m.to for m in sandbox.messages("sms")) == expected_sms(range(total))
     # One warning when an outage starts: not one per message, nor one per pooled connection
     # that died with the others, so at most one per sever. (A sever can also go unnoticed:

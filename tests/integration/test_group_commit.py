@@ -13,7 +13,7 @@ import pytest
 
 from consumer.routing import idempotency_key
 from notify.store import Finished, OutcomeStore
-from schemas import Channel, NewNotification, Notification
+from schemas import AttemptOutcome, Channel, NewNotification, Notification, Resolution, Status
 from tasks.db import StoreRunner
 
 pytestmark = pytest.mark.integration
@@ -123,7 +123,10 @@ def test_a_row_the_sweeper_settled_first_keeps_its_status(
     [row] = claimed(runner, 1)
     settled = runner.run(
         lambda store: store.resolve_sending(
-            row, status="sent", outcome="sent", provider_message_id="SMswept"
+            row,
+            Resolution(
+                status=Status.SENT, outcome=AttemptOutcome.SENT, provider_message_id="SMswept"
+            ),
         )
     )
     assert settled

@@ -15,7 +15,7 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import attempts, publish, rows, shipment
+from tests.integration.helpers import attempts, publish, publish_events, shipment, wait_for_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -27,21 +27,6 @@ rules:
     to: "{{ data.customer.phone }}"
     body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
 """
-
-
-def settled(database_url: str, prefix: str, total: int) -> list[dict[str, object]]:
-    """Wait until every row of the run is out of pending/sending; return them."""
-    found: list[dict[str, object]] = []
-
-    def done() -> bool:
-        found[:] = rows(database_url, "event_id LIKE $1", prefix + "%")
-        return len(found) == total and all(r["status"] not in ("pending", "sending") for r in found)
-
-    processes.wait_until(
-        done, timeout=90, interval=0.2,
-        message=lambda: f"{total} settled rows; now {Counter(r['status'] for r in found)}",
-    )  # fmt: skip
-    return found
 
 
 def test_lost_answers_while_twilio_queues_send_each_sms_once(
@@ -58,11 +43,10 @@ def test_lost_answers_while_twilio_queues_send_each_sms_once(
     # Each first attempt is accepted, then the connection drops before the answer.
     sandbox.queue_errors("sms", [{"action": "drop"}] * total)
     stream = pipe.env["NOTIFY_STREAM"]
-    prefix = f"lost-{stream}-"
-    for n in range(total):
-        publish(redis_client, stream, f"{prefix}{n}", "shipment.delayed", shipment(n, tokens=0))
+    prefix = f"lost-{stream}"
+    publish_events(redis_client, stream, prefix, (shipment(n, tokens=0) for n in range(total)))
 
-    found = settled(database_url, prefix, total)
+    found = wait_for_rows(database_url, f"{prefix}-%", total, timeout=90)
 
     messages = sandbox.messages("sms")
     assert Counter(m.to for m in messages) == Counter(f"+1415555{n:04d}" for n in range(total))
@@ -107,7 +91,7 @@ def test_lookups_that_fail_neither_send_nor_use_up_the_attempts(
     publish(redis_client, stream, f"refused-{stream}", "shipment.delayed", shipment(1, tokens=0))
     lose_the_answer_then_refuse(sandbox, 4)
 
-    [found] = settled(database_url, f"refused-{stream}", 1)
+    [found] = wait_for_rows(database_url, f"refused-{stream}", 1, timeout=90)
 
     [message] = sandbox.messages("sms")
     assert (found["status"], found["provider_message_id"]) == ("sent", message.id)
@@ -134,7 +118,7 @@ def test_lookups_failing_past_their_budget_end_as_outcome_unknown_not_a_resend(
     publish(redis_client, stream, f"unknown-{stream}", "shipment.delayed", shipment(2, tokens=0))
     lose_the_answer_then_refuse(sandbox, 5)
 
-    [found] = settled(database_url, f"unknown-{stream}", 1)
+    [found] = wait_for_rows(database_url, f"unknown-{stream}", 1, timeout=90)
 
     assert (found["status"], found["error_code"]) == ("failed", "outcome_unknown")
     assert found["attempts"] > 2  # more lookups than the two sends allowed

@@ -16,7 +16,7 @@ import redis
 
 from sandbox import RecordedMessage, Sandbox
 from tests.integration import processes
-from tests.integration.helpers import count, publish, rows
+from tests.integration.helpers import count, publish, publish_events, rows
 
 pytestmark = pytest.mark.integration
 
@@ -41,10 +41,9 @@ def spans(messages: list[RecordedMessage]) -> list[float]:
     return [b - a for a, b in pairwise(sorted(m.received_at for m in messages))]
 
 
-def publish_texts(client: redis.Redis, stream: str, tag: str, texts: list[str]) -> None:
-    for n, text in enumerate(texts):
-        data = {"phone": f"+1415555{n:04d}", "text": text}
-        publish(client, stream, f"{tag}-{n}", "shipment.delayed", data)
+def texts(text: str, count: int) -> list[dict[str, str]]:
+    """`count` events of RATE_RULES sending `text`, each to its own number."""
+    return [{"phone": f"+1415555{n:04d}", "text": text} for n in range(count)]
 
 
 @pytest.mark.slow
@@ -73,10 +72,10 @@ def test_the_rate_holds_across_two_workers_and_counts_segments(
     beat.wait_for_log("beat: Starting")
     stream, tag = env["NOTIFY_STREAM"], uuid.uuid4().hex[:8]
     try:
-        publish_texts(redis_client, stream, f"{tag}-short", ["Your parcel is late."] * 32)
+        publish_events(redis_client, stream, f"{tag}-short", texts("Your parcel is late.", 32))
         short = sandbox.wait_for(32, timeout=60, channel="sms")
         sandbox.reset()
-        publish_texts(redis_client, stream, f"{tag}-long", [LONG_BODY] * 16)
+        publish_events(redis_client, stream, f"{tag}-long", texts(LONG_BODY, 16))
         long = sandbox.wait_for(16, timeout=60, channel="sms")
     finally:
         redis_client.delete(f"notify:send-rate:{number}")

@@ -13,7 +13,7 @@ import pytest_asyncio
 from consumer.routing import idempotency_key
 from notify.inbound_messages import InboundMessage, InboundStore
 from notify.store import OutcomeStore
-from schemas import AttemptOutcome, Channel, NewNotification, Receipt, Status
+from schemas import AttemptOutcome, Channel, NewNotification, Receipt, Resolution, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -95,9 +95,10 @@ async def test_the_sweeper_applies_a_receipt_that_came_before_its_sid(
                     received_at=datetime.now(UTC))  # fmt: skip
     recorded = await store.receipts.record_callbacks([early])
     assert recorded.settled == [] and recorded.unmatched == [sid]
-    assert await store.resolve_sending(
-        row, status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid
+    resolution = Resolution(
+        status=Status.SENT, outcome=AttemptOutcome.RECONCILED, provider_message_id=sid
     )
+    assert await store.resolve_sending(row, resolution)
     status, code = await store.pool.fetchrow(
         "SELECT status, error_code FROM notifications WHERE id = $1", nid
     )

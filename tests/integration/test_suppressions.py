@@ -19,7 +19,7 @@ from notify import suppressions
 from sandbox import Sandbox
 from schemas import Channel, Reason
 from tests.integration import processes
-from tests.integration.helpers import RULES, publish, rows, shipment
+from tests.integration.helpers import RULES, publish, publish_events, rows, shipment, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -48,38 +48,8 @@ def suppression(database_url: str, channel: Channel, recipient: str) -> Any:
     return on_db(database_url, lambda conn: suppressions.get(conn, channel, recipient))
 
 
-def settled(database_url: str, event_id: str, count: int) -> Callable[[], bool]:
-    def check() -> bool:
-        found = rows(database_url, "event_id = $1", event_id)
-        return len(found) == count and all(
-            r["status"] in ("sent", "failed", "skipped") for r in found
-        )
-
-    return check
-
-
 def by_recipient(database_url: str, event_id: str) -> dict[str, dict[str, Any]]:
     return {r["recipient"]: r for r in rows(database_url, "event_id = $1", event_id)}
-
-
-def publish_until(
-    client: redis.Redis,
-    database_url: str,
-    stream: str,
-    prefix: str,
-    events: list[dict[str, Any]],
-    status: str,
-) -> None:
-    """Publish `prefix-0`, `prefix-1`, ... and wait until each has one row, in `status`."""
-    for n, data in enumerate(events):
-        publish(client, stream, f"{prefix}-{n}", "shipment.delayed", data)
-    processes.wait_until(
-        lambda: (
-            [r["status"] for r in rows(database_url, "event_id LIKE $1", f"{prefix}-%")]
-            == [status] * len(events)
-        ),
-        message=f"every row {status}",
-    )
 
 
 def requests_to(sandbox: Sandbox, recipient: str) -> int:
@@ -98,7 +68,7 @@ def test_a_suppressed_recipient_gets_skipped_and_no_provider_request(
     suppress(database_url, Channel.PUSH, dead)
     event = f"sup-{running['NOTIFY_STREAM']}"
     publish(redis_client, running["NOTIFY_STREAM"], event, "shipment.delayed", data)
-    processes.wait_until(settled(database_url, event, 3), message="all three settled")
+    wait_for_rows(database_url, event, 3)
     found = by_recipient(database_url, event)
     for skipped in (phone, dead):
         assert (found[skipped]["status"], found[skipped]["error_code"]) == ("skipped", "suppressed")
@@ -124,13 +94,13 @@ def test_a_suppression_between_routing_and_sending_is_honoured(
     blocked, other = shipment(9102, tokens=0), shipment(9103, tokens=0)
     phone = blocked["customer"]["phone"]
     # Routed, stored pending, its task waiting in the broker: no worker runs yet.
-    publish_until(redis_client, database_url, stream, f"between-{stream}", [blocked, other],
-                  "pending")  # fmt: skip
+    publish_events(redis_client, stream, f"between-{stream}", [blocked, other])
+    wait_for_rows(database_url, f"between-{stream}-%", 2, {"pending"})
     suppress(database_url, Channel.SMS, phone)
     worker = procs(processes.worker(pipeline_env, tmp_path, concurrency=2))
     worker.wait_for_log("ready")
     sandbox.wait_for(1, timeout=30)
-    processes.wait_until(settled(database_url, f"between-{stream}-0", 1), message="claimed")
+    wait_for_rows(database_url, f"between-{stream}-0", 1)
     [row] = rows(database_url, "event_id = $1", f"between-{stream}-0")
     assert (row["status"], row["error_code"], row["attempts"]) == ("skipped", "suppressed", 0)
     assert [m.to for m in sandbox.messages("sms")] == [other["customer"]["phone"]]
@@ -160,13 +130,13 @@ rules:
     stream = env["NOTIFY_STREAM"]
     blocked, other = shipment(9104), shipment(9105)
     phone = blocked["customer"]["phone"]
-    publish_until(redis_client, database_url, stream, f"due-{stream}", [blocked, other],
-                  "scheduled")  # fmt: skip
+    publish_events(redis_client, stream, f"due-{stream}", [blocked, other])
+    wait_for_rows(database_url, f"due-{stream}-%", 2, {"scheduled"})
     suppress(database_url, Channel.SMS, phone)  # the customer texted STOP meanwhile
     beat = procs(processes.beat(env, tmp_path))
     beat.wait_for_log("beat: Starting")
     sandbox.wait_for(1, timeout=30)
-    processes.wait_until(settled(database_url, f"due-{stream}-0", 1), message="dispatched")
+    wait_for_rows(database_url, f"due-{stream}-0", 1)
     [row] = rows(database_url, "event_id = $1", f"due-{stream}-0")
     assert (row["status"], row["error_code"]) == ("skipped", "suppressed")
     assert [m.to for m in sandbox.messages("sms")] == [other["customer"]["phone"]]
@@ -184,14 +154,14 @@ def test_21610_suppresses_the_number_and_its_next_sms_is_skipped(
     sandbox.fail_recipient(phone, {"code": 21610})
     stream = running["NOTIFY_STREAM"]
     publish(redis_client, stream, f"stop-{stream}-1", "shipment.delayed", data)
-    processes.wait_until(settled(database_url, f"stop-{stream}-1", 1), message="first settled")
+    wait_for_rows(database_url, f"stop-{stream}-1", 1)
     [first] = rows(database_url, "event_id = $1", f"stop-{stream}-1")
     assert (first["status"], first["error_code"]) == ("failed", "21610")
     found = suppression(database_url, Channel.SMS, phone)
     assert found is not None
     assert (found.reason, found.source) == (Reason.TWILIO_21610, f"notification:{first['id']}")
     publish(redis_client, stream, f"stop-{stream}-2", "shipment.delayed", data)
-    processes.wait_until(settled(database_url, f"stop-{stream}-2", 1), message="second settled")
+    wait_for_rows(database_url, f"stop-{stream}-2", 1)
     [second] = rows(database_url, "event_id = $1", f"stop-{stream}-2")
     assert (second["status"], second["error_code"]) == ("skipped", "suppressed")
     assert requests_to(sandbox, phone) == 1  # the refused send, and no more
@@ -211,7 +181,7 @@ def test_dead_push_tokens_are_suppressed_and_our_own_auth_errors_are_not(
     sandbox.fail_recipient(ours, {"error_code": "THIRD_PARTY_AUTH_ERROR"})
     stream = running["NOTIFY_STREAM"]
     publish(redis_client, stream, f"tok-{stream}-1", "shipment.delayed", data)
-    processes.wait_until(settled(database_url, f"tok-{stream}-1", 4), message="first settled")
+    wait_for_rows(database_url, f"tok-{stream}-1", 4)
     first = by_recipient(database_url, f"tok-{stream}-1")
     assert {t: r["status"] for t, r in first.items()} == dict.fromkeys(first, "failed")
     reasons = {
@@ -223,7 +193,7 @@ def test_dead_push_tokens_are_suppressed_and_our_own_auth_errors_are_not(
         malformed: Reason.INVALID_TOKEN, ours: None,
     }  # fmt: skip
     publish(redis_client, stream, f"tok-{stream}-2", "shipment.delayed", data)
-    processes.wait_until(settled(database_url, f"tok-{stream}-2", 4), message="second settled")
+    wait_for_rows(database_url, f"tok-{stream}-2", 4)
     second = by_recipient(database_url, f"tok-{stream}-2")
     assert {t: (r["status"], r["error_code"]) for t, r in second.items()} == {
         gone: ("skipped", "suppressed"), foreign: ("skipped", "suppressed"),

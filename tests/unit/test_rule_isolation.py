@@ -3,7 +3,8 @@
 CONTRACT section 2: "a rule whose template fails for one event fails that notification
 (error code `template_error`), not the event's other rules". Each case puts one broken rule
 between two healthy ones, for every key that holds a template, in each shape an Undefined
-can take: a sole `{{ expr }}` (a native value), nested in a list or dict, inside text.
+can take: a sole `{{ expr }}` (a native value), nested in a list or dict, inside text, or
+passed on (an item's key, an argument) where nothing would use it.
 """
 
 from __future__ import annotations
@@ -86,6 +87,20 @@ BROKEN: dict[str, str] = {
     to: "{{ data.phone }}"
     body: hi
     at: "{{ [data.eta, data.missing] }}\"""",
+    "body-key": """channel: sms
+    to: "{{ data.phone }}"
+    body: "{{ dict[data.missing] }}\"""",
+    "to-key": """channel: sms
+    to: "{{ {'a': data.phone}[data.missing] | default(data.phone) }}"
+    body: hi""",
+    "title-argument": """channel: push
+    to: "{{ data.tokens }}"
+    title: "{{ data.name | default(data.missing) }}"
+    body: hi""",
+    "when-item": """when: "[data.missing] | length"
+    channel: sms
+    to: "{{ data.phone }}"
+    body: hi""",
 }
 
 
@@ -143,7 +158,11 @@ def test_a_defined_value_in_the_same_shapes_still_renders() -> None:
 @pytest.mark.parametrize(
     "source",
     ["{{ data.missing }}", "{{ [1, data.missing] }}", "{{ {'k': [data.missing]} }}",
-     "text {{ [data.missing] }}", "{{ data.missing if true }}"],
+     "text {{ [data.missing] }}", "{{ data.missing if true }}", "{{ dict[data.missing] }}",
+     "x {{ dict[data.missing] }}", "{{ {}[data.missing] }}", "{{ (data.missing, 1)[1] }}",
+     "{{ 'a' | default(data.missing) }}", "{{ 1 is sameas data.missing }}",
+     "{{ dict(k=data.missing) | length }}", "{{ [1, 2][data.missing:] }}",
+     "{{ 'x' ~ data.missing }}"],
 )  # fmt: skip
 def test_every_compiled_template_rejects_an_undefined_result(source: str) -> None:
     # The one entry point every template key (quiet_hours' timezone, throttle keys, ...)

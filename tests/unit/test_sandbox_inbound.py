@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
@@ -12,6 +13,7 @@ from twilio.rest import Client
 from sandbox import Sandbox, SandboxClient
 from sandbox.inbound import DEFAULT_ACCOUNT_SID
 from sandbox.optouts import keyword_type
+from sandbox.specs import InboundSpec
 from sandbox.webhooks import DEFAULT_AUTH_TOKEN
 from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 from tests.unit.test_sandbox_callbacks import Receiver
@@ -159,6 +161,36 @@ def test_control_api_for_optouts_and_inbound(sandbox: Sandbox, receiver: Receive
     assert [d.kind for d in control.wait_for_webhooks(1, kind="inbound")] == ["inbound"]
     with pytest.raises(ValueError, match="required"):
         control.send_inbound("", CUSTOMER, FROM, "x")
+
+
+def test_an_inbound_spec_is_one_value_in_process_and_over_http(
+    sandbox: Sandbox, receiver: Receiver
+) -> None:
+    spec = InboundSpec(url=_inbound_url(receiver), from_=CUSTOMER, to=FROM, body="help",
+                       advanced_opt_out=True, messaging_service_sid="MG" + "1" * 32)  # fmt: skip
+    wire = msgspec.json.encode(spec)
+    assert b'"from":' in wire and b"signature" not in wire  # Twilio's name; defaults left out
+    assert msgspec.json.decode(wire, type=InboundSpec) == spec
+
+    answers = [sandbox.deliver_inbound(spec), SandboxClient(sandbox.url).deliver_inbound(spec)]
+
+    first, second = receiver.wait_for(2)
+    assert [d.params["OptOutType"] for d in answers] == ["HELP", "HELP"]
+    drop = {"MessageSid", "SmsMessageSid", "SmsSid"}  # new for each message
+    assert {k: v for k, v in first.form.items() if k not in drop} == {
+        k: v for k, v in second.form.items() if k not in drop
+    }
+
+
+def test_the_control_api_refuses_what_no_spec_has(sandbox: Sandbox) -> None:
+    control = SandboxClient(sandbox.url)
+    spec = {"url": "http://127.0.0.1:9/", "from": CUSTOMER, "to": FROM, "colour": "red"}
+    with pytest.raises(ValueError, match="colour"):
+        control._call("POST", "sms/inbound", body=spec)
+    with pytest.raises(ValueError, match="repeat must be >= 1"):
+        control._call("POST", "sms/callback", body={"sid": "SM1", "repeat": 0})
+    with pytest.raises(ValueError, match="int"):
+        control._call("POST", "sms/callback", body={"sid": "SM1", "error_code": "30003"})
 
 
 @pytest.mark.parametrize("to", ["+19999999999", "+1415555", "+4400000", "14155550100"])

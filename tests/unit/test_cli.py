@@ -1,0 +1,64 @@
+"""`notify` itself: what it loads to start, and the one line it prints for a service problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+
+from consumer import status_report
+from notify.cli import main
+
+
+def test_importing_the_cli_loads_no_database_or_redis_client() -> None:
+    # A fresh interpreter: this one has loaded both long ago.
+    code = "import sys, notify.cli; print(sorted({'asyncpg', 'redis'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _raising(exc: Exception) -> Callable[..., int]:
+    def run(*_: object) -> int:
+        raise exc
+
+    return run
+
+
+def test_a_missing_table_says_run_migrate(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = asyncpg.UndefinedTableError('relation "notifications" does not exist')
+    monkeypatch.setattr(status_report, "main", _raising(missing))
+    assert main(["status"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run `notify migrate`" in err
+    assert 'relation "notifications" does not exist' in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "argv"),
+    [
+        ("DATABASE_URL", "postgresql://127.0.0.1:1/notifications", ["suppressions", "list"]),
+        ("REDIS_URL", "redis://127.0.0.1:1/0", ["dlq", "list"]),
+    ],
+)
+def test_an_unreachable_service_is_one_line_and_exit_2(
+    variable: str,
+    url: str,
+    argv: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv(variable, url)  # port 1: nothing listens, refused at once
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("notify: cannot reach a service: ") and err.count("\n") == 1
+
+
+def test_any_other_error_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status_report, "main", _raising(KeyError("a bug")))
+    with pytest.raises(KeyError, match="a bug"):
+        main(["status"])
