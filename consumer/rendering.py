@@ -115,17 +115,17 @@ def _check_passing(tree: _Tree) -> _Tree:
     in the `_passed` filter, so an Undefined fails there.
 
     StrictUndefined fails only when it is used, and these need not use it: `dict[data.x]` is
-    a GenericAlias holding it, `[data.x] | length` counts it, `a | default(data.x)` drops it.
-    A filter's or a test's subject stays free: `| default` and `is defined` are made for
-    undefined values. Operands fail by themselves, and the result passes reject_undefined."""
+    a GenericAlias holding it, `[data.x] | length` counts it. Filters and tests are left as
+    Jinja has them, subject and arguments: `| default` and `is defined` are made for undefined
+    values, and `data.phone | default(data.customer.phone)` is a fallback chain rules rely
+    on. Operands fail by themselves, and the result passes reject_undefined."""
 
     def wrap(node: nodes.Expr | None) -> Any:
         if node is None or isinstance(node, nodes.Const | nodes.List | nodes.Tuple | nodes.Dict):
             return node  # never an Undefined (a literal's items are checked in their turn)
         return nodes.Filter(node, _PASSED, [], [], None, None, lineno=node.lineno)
 
-    kinds = (nodes.Getitem, nodes.Slice, nodes.Call, nodes.Filter, nodes.Test, nodes.List,
-             nodes.Tuple, nodes.Dict)  # fmt: skip
+    kinds = (nodes.Getitem, nodes.Slice, nodes.Call, nodes.List, nodes.Tuple, nodes.Dict)
     # Listed first, as the walk must not meet the wraps; find_all leaves out `tree` itself.
     found = [node for node in (tree, *tree.find_all(kinds)) if isinstance(node, kinds)]
     for node in found:
@@ -133,7 +133,7 @@ def _check_passing(tree: _Tree) -> _Tree:
             node.arg = node.arg if isinstance(node.arg, nodes.Slice) else wrap(node.arg)
         elif isinstance(node, nodes.Slice):
             node.start, node.stop, node.step = wrap(node.start), wrap(node.stop), wrap(node.step)
-        elif isinstance(node, nodes.Call | nodes.Filter | nodes.Test):
+        elif isinstance(node, nodes.Call):
             node.args = [wrap(arg) for arg in node.args]
             for keyword in node.kwargs:
                 keyword.value = wrap(keyword.value)
