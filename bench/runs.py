@@ -42,7 +42,10 @@ def consumer_drain(
     `mixed`: bench/mix.py's three rules and events instead of the one SMS rule."""
     client = redis.Redis.from_url(env.redis_url)
     stream = f"{env.stream}-{label}"
-    extra = {"NOTIFY_STREAM": stream}
+    # A queue of its own, dropped after: the tasks it publishes must not reach the workers of
+    # the later parts (they would send this backlog before their own rows).
+    queue = f"{env.queue}-{label}"
+    extra = {"NOTIFY_STREAM": stream, "NOTIFY_TASK_QUEUE": queue}
     try:
         if mixed:
             rules = env.out / "bench-mix-rules.yaml"
@@ -55,7 +58,7 @@ def consumer_drain(
         samples = watch(client, stream, "notifications", events, proc.pid)
         env.stop(proc)
     finally:
-        client.delete(stream)
+        client.delete(stream, queue)
         client.close()
     t0 = samples[0].t
     return {
