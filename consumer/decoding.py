@@ -43,14 +43,14 @@ def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> E
         fields = {key.decode(): value.decode() for key, value in raw.items()}
     except UnicodeDecodeError:
         raise _not_utf8(raw) from None
+    for name in ("id", "type", "data"):
+        if not fields.get(name):
+            raise EventError(Reason.MISSING_FIELD, f"required field {name!r} is missing or empty")
     # Postgres text cannot hold NUL: one such event would fail its whole batch's insert.
     # (`type` is held to a pattern; fields outside the contract are never used.)
     for name in _TEXT_FIELDS:
         if "\x00" in fields.get(name, ""):
             raise EventError(Reason.NUL_CHARACTER, f"field {name!r} contains a NUL character")
-    for name in ("id", "type", "data"):
-        if not fields.get(name):
-            raise EventError(Reason.MISSING_FIELD, f"required field {name!r} is missing or empty")
     event_id, event_type = fields["id"], fields["type"]
     if len(event_id) > _MAX_ID:
         raise EventError(Reason.BAD_ID, f"id is {len(event_id)} characters, limit {_MAX_ID}")

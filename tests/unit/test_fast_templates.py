@@ -168,7 +168,7 @@ def _text(result: tuple[str, Any]) -> str:
 
 
 HYPOTHESIS = settings(
-    max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
