@@ -167,9 +167,7 @@ def _text(result: tuple[str, Any]) -> str:
     return re.sub(r" at 0x[0-9a-f]+", "", repr(result))
 
 
-HYPOTHESIS = settings(
-    max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+HYPOTHESIS = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @HYPOTHESIS
