@@ -6,12 +6,16 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 import redis
+import redis.asyncio as aioredis
 
+from consumer.task_publisher import TaskPublisher
+from notify.store import OutcomeStore
 from sandbox import SandboxClient
 from sandbox.launcher import (
     ROOT,
@@ -22,6 +26,7 @@ from sandbox.launcher import (
     free_port,
     worker,
 )
+from schemas import NewNotification
 
 __all__ = ["ROOT", "BenchEnv"]
 
@@ -102,6 +107,18 @@ class BenchEnv:
                 await conn.close()
 
         asyncio.run(seed())
+
+    async def queue_rows(self, rows: Sequence[NewNotification], batch: int) -> None:
+        """Store `rows` and publish their send tasks on the bench's queue, as the consumer
+        would: a worker part's backlog."""
+        store = await OutcomeStore.connect(self.database_url)
+        client = aioredis.from_url(self.redis_url)
+        try:
+            inserted = await store.insert(rows)
+            await TaskPublisher(client, self.queue, batch).publish(inserted.to_publish)
+        finally:
+            await store.close()
+            await client.aclose()
 
     def sandbox(self) -> SandboxClient:
         return SandboxClient(f"http://127.0.0.1:{self.sandbox_port}", timeout=60)

@@ -17,14 +17,11 @@ import urllib.request
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.env import BenchEnv
 from consumer.routing import idempotency_key
-from consumer.task_publisher import TaskPublisher
 from notify.settings import Settings
-from notify.store import OutcomeStore
 from sandbox.launcher import beat, free_port
 from schemas import Channel, NewNotification
 from tasks.limiter import cost
@@ -41,23 +38,15 @@ def bodies(count: int) -> list[str]:
     return [(SHORT if n % 2 == 0 else LONG).format(n=n) for n in range(count)]
 
 
-async def _queue(env: BenchEnv, texts: list[str], batch: int, tag: str) -> None:
-    store = await OutcomeStore.connect(env.database_url)
-    client = aioredis.from_url(env.redis_url)
-    try:
-        rows = [
-            NewNotification(
-                idempotency_key=idempotency_key(f"l-{tag}-{n}", "bench", "sms"),
-                event_id=f"l-{tag}-{n}", event_type="bench", event_subject=None, rule="bench",
-                channel=Channel.SMS, recipient=f"+1415555{n % 10000:04d}", body=text,
-            )
-            for n, text in enumerate(texts)
-        ]  # fmt: skip
-        inserted = await store.insert(rows)
-        await TaskPublisher(client, env.queue, batch).publish(inserted.to_publish)
-    finally:
-        await store.close()
-        await client.aclose()
+def _rows(texts: list[str], tag: str) -> list[NewNotification]:
+    return [
+        NewNotification(
+            idempotency_key=idempotency_key(f"l-{tag}-{n}", "bench", "sms"),
+            event_id=f"l-{tag}-{n}", event_type="bench", event_subject=None, rule="bench",
+            channel=Channel.SMS, recipient=f"+1415555{n % 10000:04d}", body=text,
+        )
+        for n, text in enumerate(texts)
+    ]  # fmt: skip
 
 
 def _script_calls(client: redis.Redis) -> int:
@@ -93,7 +82,7 @@ def limiter(env: BenchEnv, rate: float, processes: int) -> dict[str, Any]:
     sandbox.reset()
     sandbox.set_latency(0)
     client = redis.Redis.from_url(env.redis_url)
-    asyncio.run(_queue(env, texts, settings.task_batch_size, f"{env.tag}-{sender}"))
+    asyncio.run(env.queue_rows(_rows(texts, f"{env.tag}-{sender}"), settings.task_batch_size))
     extra = {"NOTIFY_SMS_SEGMENTS_PER_SECOND": str(rate), "TWILIO_PHONE_NUMBER": sender}
     ports = [free_port() for _ in range(processes)]
     calls_before = _script_calls(client)

@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import redis
-import redis.asyncio as aioredis
 
 from bench import mix
 from bench.ceiling import insert_rate
@@ -17,9 +16,7 @@ from bench.env import BenchEnv
 from bench.load import cpu_per_entry, event_fields, load, throughput, watch
 from bench.naive import run_naive
 from consumer.routing import idempotency_key
-from consumer.task_publisher import TaskPublisher
 from notify.settings import Settings
-from notify.store import OutcomeStore
 from sandbox.identifiers import registration_token
 from schemas import Channel, NewNotification, PushId
 
@@ -86,27 +83,19 @@ def naive(env: BenchEnv, events: int) -> dict[str, Any]:
     return {"events": events, "events_per_s": rate}
 
 
-async def _pending_rows(env: BenchEnv, count: int, batch: int, channel: Channel, tag: str) -> None:
-    store = await OutcomeStore.connect(env.database_url)
-    client = aioredis.from_url(env.redis_url)
+def pending_rows(count: int, channel: Channel, tag: str) -> list[NewNotification]:
     sms = channel is Channel.SMS
-    try:
-        rows = [
-            NewNotification(
-                idempotency_key=idempotency_key(f"w-{tag}-{n}", "bench", channel.value),
-                event_id=f"w-{tag}-{n}", event_type="bench", event_subject=None,
-                rule="bench", channel=channel,
-                recipient=f"+1415555{n % 10000:04d}" if sms else registration_token(f"b{n}"),
-                push_id=None if sms else PushId.TOKEN,
-                body=f"worker bench {n}", title=None if sms else "Bench",
-            )
-            for n in range(count)
-        ]  # fmt: skip
-        inserted = await store.insert(rows)
-        await TaskPublisher(client, env.queue, batch).publish(inserted.to_publish)
-    finally:
-        await store.close()
-        await client.aclose()
+    return [
+        NewNotification(
+            idempotency_key=idempotency_key(f"w-{tag}-{n}", "bench", channel.value),
+            event_id=f"w-{tag}-{n}", event_type="bench", event_subject=None,
+            rule="bench", channel=channel,
+            recipient=f"+1415555{n % 10000:04d}" if sms else registration_token(f"b{n}"),
+            push_id=None if sms else PushId.TOKEN,
+            body=f"worker bench {n}", title=None if sms else "Bench",
+        )
+        for n in range(count)
+    ]  # fmt: skip
 
 
 async def _attempts(env: BenchEnv, prefix: str) -> list[asyncpg.Record]:
@@ -128,7 +117,8 @@ def workers(
     sandbox.reset()
     sandbox.set_latency(latency_ms)
     tag = f"{env.tag}-{channel.value}"
-    asyncio.run(_pending_rows(env, count, Settings.from_env().task_batch_size, channel, tag))
+    batch = Settings.from_env().task_batch_size
+    asyncio.run(env.queue_rows(pending_rows(count, channel, tag), batch))
     started = time.monotonic()
     procs = [env.worker(f"worker{i}") for i in range(processes)]
     try:

@@ -24,7 +24,7 @@ import redis
 from twilio.request_validator import RequestValidator
 
 from bench.env import BenchEnv
-from bench.runs import _pending_rows, percentile
+from bench.runs import pending_rows, percentile
 from notify.settings import Settings
 from notify.webhook_paths import STATUS_CALLBACK_PATH
 from sandbox.launcher import Process, free_port, wait_until
@@ -281,8 +281,8 @@ def relay(env: BenchEnv, backlog: int, sends: int, processes: int) -> dict[str, 
         sandbox.reset()
         sandbox.set_latency(50)
         tag = f"{env.tag}-relay"
-        asyncio.run(_pending_rows(env, sends, Settings.from_env().task_batch_size,
-                                  Channel.SMS, tag))  # fmt: skip
+        batch = Settings.from_env().task_batch_size
+        asyncio.run(env.queue_rows(pending_rows(sends, Channel.SMS, tag), batch))
         workers = [env.worker(f"relay-worker{i}") for i in range(processes)]
         lag, send_seconds = asyncio.run(_lag_while_sending(env.database_url, f"w-{tag}-", sends))
         caught_up = time.monotonic()
