@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from sandbox import control_sms, control_webhooks
-from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_number
+from sandbox.control_args import BadRequest, body, opt_number, wait_params
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.state import State
 
@@ -84,11 +84,7 @@ def _messages(state: State, req: Request) -> Reply:
     channel = params.get("channel") or None
     if channel not in (None, "sms", "push"):
         return json_reply(400, {"error": "channel must be sms or push"})
-    try:
-        count = int(params.get("wait_for", "0"))
-        timeout = min(float(params.get("timeout", "10")), MAX_WAIT_S)
-    except ValueError:
-        return json_reply(400, {"error": "wait_for/timeout must be numbers"})
+    count, timeout = wait_params(params, 10.0)
     if count > 0:
         try:
             found = state.recorder.wait_for(count, timeout, channel)

@@ -27,6 +27,16 @@ def body(req: Request) -> Mapping[str, Any]:
     return value
 
 
+def wait_params(params: Mapping[str, str], default_timeout: float) -> tuple[int, float]:
+    """A listing's long-poll: how many entries to wait for (0: answer at once), how long."""
+    try:
+        count = int(params.get("wait_for", "0"))
+        timeout = min(float(params.get("timeout", str(default_timeout))), MAX_WAIT_S)
+    except ValueError:
+        raise BadRequest("wait_for/timeout must be numbers") from None
+    return count, timeout
+
+
 def opt_number(spec: Mapping[str, Any], key: str) -> float | None:
     value = spec.get(key)
     if value is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from sandbox.control_args import MAX_WAIT_S, BadRequest, body, opt_str
+from sandbox.control_args import BadRequest, body, opt_str, wait_params
 from sandbox.inbound import send_inbound
 from sandbox.protocol import Reply, Request, json_reply
 from sandbox.specs import InboundSpec, StatusCallbackSpec
@@ -28,11 +28,7 @@ from sandbox.state import State
 def _log(state: State, req: Request) -> Reply:
     params = req.params()
     kind = params.get("kind") or None
-    try:
-        count = int(params.get("wait_for", "0"))
-        timeout = min(float(params.get("timeout", "5")), MAX_WAIT_S)
-    except ValueError:
-        raise BadRequest("wait_for/timeout must be numbers") from None
+    count, timeout = wait_params(params, 5.0)
     if count > 0:
         try:
             found = state.webhooks.wait_for(count, timeout, kind)

@@ -180,3 +180,14 @@ def test_list_is_per_account(sandbox: Sandbox, twilio: Client) -> None:
         other.messages(sandbox.messages()[0].id).fetch()
     assert (err.value.status, err.value.code) == (404, 20404)
     other.http_client.session.close()
+
+
+def test_listings_long_poll_parameters_are_read_once_for_every_listing() -> None:
+    from sandbox.control_args import MAX_WAIT_S, BadRequest, wait_params
+
+    assert wait_params({}, 5.0) == (0, 5.0)
+    assert wait_params({"wait_for": "3", "timeout": "1.5"}, 10.0) == (3, 1.5)
+    assert wait_params({"timeout": "9999"}, 10.0) == (0, MAX_WAIT_S)
+    for bad in ({"wait_for": "x"}, {"timeout": "soon"}):
+        with pytest.raises(BadRequest, match="wait_for/timeout must be numbers"):
+            wait_params(bad, 5.0)
