@@ -13,11 +13,11 @@ from redis.utils import HIREDIS_AVAILABLE
 from bench import mix
 from bench.env import RULES, BenchEnv
 from bench.load import event_fields, load
-from consumer.decoding import decode_entry
-from consumer.routing import route
-from consumer.ruleset import load_text
 from notify.store import OutcomeStore
+from rules.routing import route
+from rules.ruleset import load_text
 from schemas import NewNotification
+from schemas.decoding import decode_entry
 
 BATCH = 500
 

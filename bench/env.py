@@ -15,9 +15,7 @@ import redis
 import redis.asyncio as aioredis
 
 from consumer.task_publisher import TaskPublisher
-from notify.store import OutcomeStore
-from sandbox import SandboxClient
-from sandbox.launcher import (
+from harness.launcher import (
     ROOT,
     Process,
     ThrowawayDatabase,
@@ -26,6 +24,8 @@ from sandbox.launcher import (
     free_port,
     worker,
 )
+from notify.store import OutcomeStore
+from sandbox import SandboxClient
 from schemas import NewNotification
 
 __all__ = ["ROOT", "BenchEnv"]

@@ -12,7 +12,7 @@ from firebase_admin import messaging
 
 from bench.env import BenchEnv
 from notify.settings import Settings
-from sandbox.identifiers import registration_token
+from sandbox.google.identifiers import registration_token
 from tasks.providers.fcm_push import FcmPush
 
 CHUNK = 50  # one send_batch task's rows

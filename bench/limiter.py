@@ -20,9 +20,9 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.env import BenchEnv
-from consumer.routing import idempotency_key
+from harness.launcher import beat, free_port
 from notify.settings import Settings
-from sandbox.launcher import beat, free_port
+from rules.routing import idempotency_key
 from schemas import Channel, NewNotification
 from tasks.limiter import cost
 

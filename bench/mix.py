@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 
-from sandbox.identifiers import registration_token
+from sandbox.google.identifiers import registration_token
 
 RULES = """
 rules:

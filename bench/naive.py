@@ -8,11 +8,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from consumer.decoding import decode_entry
-from consumer.routing import route
-from consumer.ruleset import load_file
 from notify.settings import Settings
 from notify.store import OutcomeStore
+from rules.routing import route
+from rules.ruleset import load_file
+from schemas.decoding import decode_entry
 
 
 async def run_naive(settings: Settings, count: int) -> float:

@@ -15,11 +15,11 @@ from typing import Any
 import redis
 
 from bench.env import ROOT, BenchEnv
-from consumer.decoding import decode_entry
-from consumer.rules_diff import DeadLetter, Differ, compare, plan, route_each
-from consumer.rules_diff_events import stream_window
-from consumer.ruleset import RuleSet, load_text
+from rules.ruleset import RuleSet, load_text
+from rules.tools.diff import DeadLetter, Differ, compare, plan, route_each
+from rules.tools.diff_events import stream_window
 from schemas import Event
+from schemas.decoding import decode_entry
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 NAIVE_EVENTS = 20_000  # routing everything twice is slow; a sample gives its rate

@@ -15,9 +15,9 @@ from bench.ceiling import insert_rate
 from bench.env import BenchEnv
 from bench.load import cpu_per_entry, event_fields, load, throughput, watch
 from bench.naive import run_naive
-from consumer.routing import idempotency_key
 from notify.settings import Settings
-from sandbox.identifiers import registration_token
+from rules.routing import idempotency_key
+from sandbox.google.identifiers import registration_token
 from schemas import Channel, NewNotification, PushId
 
 # The first seconds include each process's first provider connections; reported separately.

@@ -25,9 +25,9 @@ from twilio.request_validator import RequestValidator
 
 from bench.env import BenchEnv
 from bench.runs import pending_rows, percentile
+from harness.launcher import Process, free_port, wait_until
 from notify.settings import Settings
 from notify.webhook_paths import STATUS_CALLBACK_PATH
-from sandbox.launcher import Process, free_port, wait_until
 from schemas import Channel
 
 PUBLIC_URL = "https://notify.bench.invalid"

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from consumer import metrics
-from consumer.ruleset import RuleSet
 from consumer.stream import DeadLetter
 from notify import logs
 from notify import skips as notify_skips
 from notify.inserts import Inserted
 from notify.store import OutcomeStore
+from rules.ruleset import RuleSet
 from schemas import NewNotification
 
 log = logs.get("consumer")

@@ -17,9 +17,7 @@ from prometheus_client import REGISTRY, start_http_server
 
 from consumer import batches, metrics
 from consumer.batches import BatchResult, Prepared
-from consumer.decoding import decode_entry
 from consumer.reloader import RulesWatcher
-from consumer.routing import route
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs
@@ -28,7 +26,9 @@ from notify.outbox import OutboxRelay
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.stream_gauges import StreamGauges, sample
+from rules.routing import route
 from schemas import DeadLetterReason, EventError
+from schemas.decoding import decode_entry
 
 log = logs.get("consumer")
 T = TypeVar("T")

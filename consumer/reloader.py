@@ -6,8 +6,8 @@ import os
 import time
 
 from consumer import metrics
-from consumer.ruleset import RuleSet, load_file
 from notify import logs
+from rules.ruleset import RuleSet, load_file
 from schemas import RulesError
 
 log = logs.get("rules")

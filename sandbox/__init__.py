@@ -8,11 +8,11 @@ Run standalone with ``python -m sandbox --port 8099``. What each emulator checks
 message lifecycle, faults, webhooks and the whole API: sandbox/README.md.
 """
 
-from sandbox.client import SandboxClient
-from sandbox.emulator import Sandbox
-from sandbox.faults import Channel, Fault
-from sandbox.records import RecordedMessage, RequestRecord
-from sandbox.webhooks import WebhookDelivery
+from sandbox.control.client import SandboxClient
+from sandbox.control.faults import Channel, Fault
+from sandbox.server.emulator import Sandbox
+from sandbox.server.records import RecordedMessage, RequestRecord
+from sandbox.twilio.webhooks import WebhookDelivery
 
 __all__ = [
     "Channel",

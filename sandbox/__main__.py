@@ -9,9 +9,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from sandbox.emulator import Sandbox
-from sandbox.masking import mask_phone, mask_token
-from sandbox.records import RecordedMessage
+from sandbox.server.emulator import Sandbox
+from sandbox.server.masking import mask_phone, mask_token
+from sandbox.server.records import RecordedMessage
 
 
 def describe(message: RecordedMessage) -> str:
@@ -105,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).start()
     try:
         if args.write_service_account:
-            from sandbox.credentials import write_service_account
+            from sandbox.google.credentials import write_service_account
 
             path = write_service_account(
                 args.write_service_account, sandbox.token_uri, args.project_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 import msgspec
@@ -14,6 +15,14 @@ Duration = str
 RULE_NAME = r"^[a-z0-9_.-]{1,100}$"
 EVENT_PATTERN = r"^[A-Za-z0-9_.*?\[\]!-]{1,200}$"
 DURATION = r"^-?\d+(\.\d+)?[smhd]$"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A DURATION string (`30m`, `1.5h`) as a timedelta."""
+    return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+
+
 # "21:00-08:00": local wall-clock times, the window may cross midnight.
 QUIET_HOURS = r"^(?:[01]\d|2[0-3]):[0-5]\d-(?:[01]\d|2[0-3]):[0-5]\d$"
 ChannelName = Literal["sms", "push"]

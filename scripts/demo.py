@@ -21,11 +21,12 @@ from typing import Any
 import asyncpg
 import redis
 
+from harness import launcher
+from harness.launcher import BIN, ROOT, emulator_env
 from notify.logs import mask
-from sandbox import Sandbox, launcher
-from sandbox.credentials import write_service_account
-from sandbox.identifiers import registration_token
-from sandbox.launcher import BIN, ROOT, emulator_env
+from sandbox import Sandbox
+from sandbox.google.credentials import write_service_account
+from sandbox.google.identifiers import registration_token
 
 WORK = ROOT / ".demo"
 # Registration tokens shaped like the ones apps get from getToken(): FCM (and its emulator)

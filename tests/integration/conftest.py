@@ -13,9 +13,9 @@ import asyncpg
 import pytest
 import redis
 
+from harness.launcher import ThrowawayDatabase, emulator_env, free_port
 from sandbox import Sandbox
-from sandbox.credentials import write_service_account
-from sandbox.launcher import ThrowawayDatabase, emulator_env, free_port
+from sandbox.google.credentials import write_service_account
 from tests.conftest import DATABASE_URL, REDIS_URL, require_services
 from tests.integration import processes
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks

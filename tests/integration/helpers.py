@@ -13,7 +13,7 @@ import asyncpg
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox.identifiers import registration_token
+from sandbox.google.identifiers import registration_token
 from schemas import TERMINAL
 from tests.integration import processes
 

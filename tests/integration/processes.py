@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sandbox.launcher import BIN, ROOT, Process, beat, consumer, wait_until, webhooks, worker
+from harness.launcher import BIN, ROOT, Process, beat, consumer, wait_until, webhooks, worker
 
 __all__ = [
     "BIN", "ROOT", "Pipeline", "Process", "beat", "consumer", "wait_until", "webhooks", "worker",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.launcher import ROOT, Process, free_port, wait_until
+from harness.launcher import ROOT, Process, free_port, wait_until
 
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 _UNITS = {"s": 1, "m": 60, "h": 3600}

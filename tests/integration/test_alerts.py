@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from sandbox.launcher import free_port, wait_until
+from harness.launcher import free_port, wait_until
 from tests.integration import processes
 from tests.integration.helpers import publish, shipment
 from tests.integration.prometheus import Prometheus, rules_for_test

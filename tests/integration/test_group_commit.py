@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import asyncpg
 import pytest
 
-from consumer.routing import idempotency_key
 from notify.store import Finished, OutcomeStore
+from rules.routing import idempotency_key
 from schemas import AttemptOutcome, Channel, NewNotification, Notification, Resolution, Status
 from tasks.db import StoreRunner
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.launcher import free_port
 from sandbox import Sandbox
-from sandbox.launcher import free_port
 from tests.integration import processes
 from tests.integration.helpers import publish, scrape, shipment, value
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from sandbox import Sandbox
-from sandbox.identifiers import installation_id
+from sandbox.google.identifiers import installation_id
 from tests.integration import processes
 from tests.integration.helpers import RULES, publish, push_token, rows, shipment
 

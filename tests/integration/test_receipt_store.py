@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from consumer.routing import idempotency_key
 from notify.inbound_messages import InboundMessage, InboundStore
 from notify.store import OutcomeStore
+from rules.routing import idempotency_key
 from schemas import AttemptOutcome, Channel, NewNotification, Receipt, Resolution, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -145,8 +145,8 @@ def test_the_window_is_read_in_pages_without_gaps_or_repeats(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from consumer.rules_diff import DeadLetter
-    from consumer.rules_diff_events import stream_window
+    from rules.tools.diff import DeadLetter
+    from rules.tools.diff_events import stream_window
 
     items = list(
         stream_window(

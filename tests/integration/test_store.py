@@ -13,10 +13,10 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from consumer.routing import idempotency_key
 from notify.globs import translate
 from notify.migrations import migrate
 from notify.store import Finished, OutcomeStore
+from rules.routing import idempotency_key
 from schemas import Channel, NewNotification, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -10,7 +10,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sandbox.launcher import free_port, wait_until
+from harness.launcher import free_port, wait_until
 from schemas import Channel, DeadLetterReason, Reason
 from tests.integration import processes
 

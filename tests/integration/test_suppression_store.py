@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from consumer.routing import idempotency_key
 from notify import suppressions
 from notify.inbound import handle_inbound
 from notify.store import Finished, OutcomeStore
 from notify.suppressions import NewSuppression
+from rules.routing import idempotency_key
 from schemas import (
     NOT_E164,
     AttemptOutcome,

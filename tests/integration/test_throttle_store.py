@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from consumer.routing import idempotency_key
 from notify.store import OutcomeStore
+from rules.routing import idempotency_key
 from schemas import Channel, NewNotification, Status, ThrottleKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]

@@ -18,7 +18,7 @@ from tests.integration.processes import Process
 # Not where the server listens: proves signatures are checked over NOTIFY_PUBLIC_URL, as
 # they must be behind a proxy.
 PUBLIC_URL = "https://notify.example.test"
-AUTH_TOKEN = "test-auth-token"  # sandbox.launcher.emulator_env's
+AUTH_TOKEN = "test-auth-token"  # harness.launcher.emulator_env's
 
 
 def new_sid() -> str:

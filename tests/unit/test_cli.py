@@ -9,13 +9,13 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from consumer import status_report
-from notify.cli import main
+from cli import status as status_report
+from cli.main import main
 
 
 def test_importing_the_cli_loads_no_database_or_redis_client() -> None:
     # A fresh interpreter: this one has loaded both long ago.
-    code = "import sys, notify.cli; print(sorted({'asyncpg', 'redis'} & set(sys.modules)))"
+    code = "import sys, cli.main; print(sorted({'asyncpg', 'redis'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

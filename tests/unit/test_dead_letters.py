@@ -9,8 +9,8 @@ import fakeredis
 import pytest
 import redis
 
+from cli.main import main
 from consumer.dead_letters import shorten
-from notify.cli import main
 
 DLQ = "events.dlq"
 LONG_ID = "order-service-" + "x" * 170 + "-tail-0042"

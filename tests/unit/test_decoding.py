@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer.decoding import decode_entry, entry_size, entry_time
 from schemas import DeadLetterReason, Event, EventError
+from schemas.decoding import decode_entry, entry_size, entry_time
 
 REASONS = frozenset(
     {

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from notify.settings import Settings
-from sandbox.identifiers import registration_token
+from sandbox.google.identifiers import registration_token
 from schemas import (
     AmbiguousDeliveryError,
     Channel,

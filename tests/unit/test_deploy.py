@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.launcher import beat_args, consumer_args, webhooks_args, worker_args
+from harness.launcher import beat_args, consumer_args, webhooks_args, worker_args
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LONG_RUNNING = {
@@ -35,7 +35,7 @@ ALERTS = {
 
 
 def test_compose_runs_the_launchers_command_lines(services: dict[str, Any]) -> None:
-    """Demo, tests and bench start processes through sandbox/launcher.py; production must
+    """Demo, tests and bench start processes through harness/launcher.py; production must
     run the same flags, or what we test is not what we ship."""
     assert services["consumer"]["command"] == consumer_args()
     assert services["worker"]["command"] == worker_args(concurrency=32)

@@ -1,6 +1,6 @@
 """The fast path renders exactly what Jinja renders: same values, same errors, same sandbox.
 
-Templates and expressions are generated from the nodes consumer/fast_templates.py handles
+Templates and expressions are generated from the nodes rules/fast_templates.py handles
 (and some it does not, which must fall back); each is rendered both ways over generated
 payloads whose keys include the names of dict's own attributes (`items`, `keys`, ...), so the
 dict shortcut meets the cases where an attribute, not the item, wins.
@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from consumer import fast_templates
-from consumer.rendering import (
+from rules import fast_templates
+from rules.rendering import (
     ENV,
     compile_condition,
     compile_template,

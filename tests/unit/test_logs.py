@@ -11,7 +11,7 @@ import pytest
 
 from notify import logs
 from notify.logs import mask
-from sandbox.identifiers import registration_token
+from sandbox.google.identifiers import registration_token
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from consumer.routing import route
-from consumer.ruleset import load_text
+from rules.routing import route
+from rules.ruleset import load_text
 from schemas import Channel, Event, NewNotification, Status, ThrottleKey
 
 RULES = """

@@ -19,7 +19,7 @@ from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
 
 from notify.settings import Settings
-from sandbox.identifiers import installation_id, registration_token
+from sandbox.google.identifiers import installation_id, registration_token
 from schemas import (
     AmbiguousDeliveryError,
     ConfigurationError,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from consumer.routing import route
-from consumer.ruleset import load_text
-from sandbox.identifiers import installation_id, registration_token
+from rules.routing import route
+from rules.ruleset import load_text
+from sandbox.google.identifiers import installation_id, registration_token
 from schemas import Event, PushId
 
 RULES = """

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from consumer.quiet_hours import QuietHours, hold, is_quiet, zones_for_number
+from rules.quiet_hours import QuietHours, hold, is_quiet, zones_for_number
 
 LONDON, NEW_YORK, LA = "Europe/London", "America/New_York", "America/Los_Angeles"
 NIGHT = QuietHours.parse("21:00-08:00")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumer.rendering import compile_condition, compile_template
+from rules.rendering import compile_condition, compile_template
 
 
 def test_globals_are_still_visible_to_templates_expressions_and_conditions() -> None:

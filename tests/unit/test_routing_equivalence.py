@@ -19,9 +19,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consumer import politeness, rendering
-from consumer.recipients import InvalidRecipient, normalise
-from consumer.routing import (
+from rules import politeness, rendering
+from rules.recipients import InvalidRecipient, normalise
+from rules.routing import (
     Routed,
     _error,
     _initial_status,
@@ -30,7 +30,7 @@ from consumer.routing import (
     idempotency_key,
     route,
 )
-from consumer.ruleset import CompiledRule, RuleSet, load_text
+from rules.ruleset import CompiledRule, RuleSet, load_text
 from schemas import Channel, Event, NewNotification, PushId, Status
 
 NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 import jinja2
 import pytest
 
-from consumer import rendering
-from consumer.routing import route
-from consumer.ruleset import load_text
-from sandbox.identifiers import registration_token
+from rules import rendering
+from rules.routing import route
+from rules.ruleset import load_text
+from sandbox.google.identifiers import registration_token
 from schemas import Event, Status
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -181,7 +181,7 @@ def test_a_fallback_chain_of_defaults_uses_the_first_defined_value() -> None:
 
 
 def test_a_sole_expression_with_whitespace_control_keeps_its_native_value() -> None:
-    from consumer.rendering import compile_template
+    from rules.rendering import compile_template
 
     ctx = {"data": {"tokens": ["a", "b"], "phone": "+14155550100"}}
     assert compile_template("{{- data.tokens -}}")(ctx) == ["a", "b"]

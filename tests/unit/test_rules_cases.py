@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from notify.cli import main
+from cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from notify.cli import main
+from cli.main import main
 
 CORPUS = Path(__file__).parent / "rules_corpus"
 ROOT = CORPUS.parents[2]

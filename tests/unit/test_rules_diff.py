@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from consumer.rules_diff import RuleChange, plan, word_diff
-from consumer.ruleset import load_text
-from notify.cli import main
-from sandbox.identifiers import registration_token
+from cli.main import main
+from rules.ruleset import load_text
+from rules.tools.diff import RuleChange, plan, word_diff
+from sandbox.google.identifiers import registration_token
 
 OLD = """
 rules:

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.rules_diff import Differ, Difference, compare, plan, route_each
-from consumer.ruleset import RuleSet, load_text
+from rules.ruleset import RuleSet, load_text
+from rules.tools.diff import Differ, Difference, compare, plan, route_each
 from schemas import Event
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)

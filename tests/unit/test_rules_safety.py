@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from pytest_mock import MockerFixture
 
-from consumer import rendering
-from consumer.routing import route
-from consumer.ruleset import load_text
+from rules import rendering
+from rules.routing import route
+from rules.ruleset import load_text
 from schemas import Event, Status
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)

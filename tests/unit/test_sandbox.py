@@ -29,10 +29,10 @@ from urllib3.util.retry import Retry
 
 from sandbox import Sandbox, SandboxClient
 from sandbox.__main__ import describe
-from sandbox.credentials import write_service_account
-from sandbox.identifiers import installation_id, registration_token
-from sandbox.masking import mask_phone, mask_token
-from sandbox.sms import segments
+from sandbox.google.credentials import write_service_account
+from sandbox.google.identifiers import installation_id, registration_token
+from sandbox.server.masking import mask_phone, mask_token
+from sandbox.twilio.sms import segments
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "sandbox-auth-token"

@@ -14,7 +14,7 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from sandbox import Sandbox, SandboxClient
-from sandbox.webhooks import DEFAULT_AUTH_TOKEN, sign
+from sandbox.twilio.webhooks import DEFAULT_AUTH_TOKEN, sign
 from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 
 
@@ -276,4 +276,4 @@ def test_control_api_for_callbacks(sandbox: Sandbox, twilio: Client, receiver: R
         control.wait_for_webhooks(99, timeout=0.05)
     control.reset()
     assert control.webhooks() == []
-    assert sandbox.state.callbacks.signing_token() == DEFAULT_AUTH_TOKEN  # the set one is gone
+    assert sandbox.state.callbacks.signing_token() == DEFAULT_AUTH_TOKEN  # the set one: gone

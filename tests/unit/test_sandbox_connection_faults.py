@@ -14,8 +14,8 @@ from firebase_admin import credentials, messaging
 from twilio.rest import Client
 
 from sandbox import Fault, Sandbox, SandboxClient
-from sandbox.credentials import write_service_account
-from sandbox.identifiers import installation_id
+from sandbox.google.credentials import write_service_account
+from sandbox.google.identifiers import installation_id
 from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 
 PROJECT = "demo-project"

@@ -14,8 +14,8 @@ import requests
 from firebase_admin import credentials, exceptions, messaging
 
 from sandbox import Sandbox
-from sandbox.credentials import write_service_account
-from sandbox.identifiers import (
+from sandbox.google.credentials import write_service_account
+from sandbox.google.identifiers import (
     INVALID_TOKEN_MESSAGE,
     installation_id,
     is_installation_id,

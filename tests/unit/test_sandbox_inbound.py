@@ -11,10 +11,10 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from sandbox import Sandbox, SandboxClient
-from sandbox.inbound import DEFAULT_ACCOUNT_SID
-from sandbox.optouts import keyword_type
-from sandbox.specs import InboundSpec
-from sandbox.webhooks import DEFAULT_AUTH_TOKEN
+from sandbox.control.specs import InboundSpec
+from sandbox.twilio.inbound import DEFAULT_ACCOUNT_SID
+from sandbox.twilio.optouts import keyword_type
+from sandbox.twilio.webhooks import DEFAULT_AUTH_TOKEN
 from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 from tests.unit.test_sandbox_callbacks import Receiver
 

@@ -13,7 +13,7 @@ import pytest
 from twilio.rest import Client
 
 from sandbox import RecordedMessage, Sandbox, SandboxClient
-from sandbox.lifecycle import TransitionError, advance, reached
+from sandbox.twilio.lifecycle import TransitionError, advance, reached
 from tests.unit.test_sandbox import (
     ACCOUNT_SID,
     AUTH_TOKEN,

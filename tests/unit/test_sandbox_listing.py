@@ -13,7 +13,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from sandbox import Sandbox
-from sandbox.listing import ListError, build_page, filter_date, matches, parse_query
+from sandbox.twilio.listing import ListError, build_page, filter_date, matches, parse_query
 from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 
 LIST_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
@@ -183,7 +183,7 @@ def test_list_is_per_account(sandbox: Sandbox, twilio: Client) -> None:
 
 
 def test_listings_long_poll_parameters_are_read_once_for_every_listing() -> None:
-    from sandbox.control_args import MAX_WAIT_S, BadRequest, wait_params
+    from sandbox.control.args import MAX_WAIT_S, BadRequest, wait_params
 
     assert wait_params({}, 5.0) == (0, 5.0)
     assert wait_params({"wait_for": "3", "timeout": "1.5"}, 10.0) == (3, 1.5)

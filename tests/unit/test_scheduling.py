@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumer.routing import route
-from consumer.ruleset import RuleSet, load_text
+from rules.routing import route
+from rules.ruleset import RuleSet, load_text
 from schemas import Event, Status
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

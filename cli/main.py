@@ -1,0 +1,195 @@
+"""`notify`: the operator's command line (docs/interfaces.md section 4).
+
+The top layer: it dispatches to a side (`consumer`, `webhooks`, the rules tools) through an
+import inside the subcommand's function, and the argument parsers import nothing heavy, so
+`notify publish` loads neither the template engine nor a database driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from cli import rules as cli_rules
+from cli import suppression_args
+from notify import logs
+from notify.settings import Settings
+
+
+def _migrate(settings: Settings, _: argparse.Namespace) -> int:
+    import asyncio
+
+    from notify.database import ensure_database
+
+    asyncio.run(ensure_database(settings.database_url))
+    print("schema is up to date")
+    return 0
+
+
+def _consume(settings: Settings, _: argparse.Namespace) -> int:
+    import asyncio
+
+    from consumer.loop import consume
+    from schemas import RulesError
+
+    try:
+        return asyncio.run(consume(settings))
+    except RulesError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+
+
+def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
+    from webhooks.server import serve
+
+    return serve(settings)
+
+
+def _publish(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from consumer.dead_letters import publish
+
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        event_id, entry = publish(
+            client,
+            settings.stream,
+            args.type,
+            args.data,
+            event_id=args.id,
+            subject=args.subject,
+            source=args.source,
+            time=args.time,
+        )
+    except ValueError as exc:
+        print(f"notify publish: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"id": event_id, "entry": entry, "stream": settings.stream}))
+    return 0
+
+
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    import redis
+
+    from consumer.dead_letters import dead_letters, replay, table
+
+    client = redis.Redis.from_url(settings.redis_url)
+    if args.dlq_command == "list":
+        entries = dead_letters(client, settings.dlq_stream, count=args.count)
+        if args.json:
+            for e in entries:
+                print(json.dumps(e.as_json()))
+        else:
+            print("\n".join(table(entries)))
+            print(f"{len(entries)} dead letter(s) in {settings.dlq_stream}")
+        return 0
+    ids = None if args.all else list(args.ids)
+    if ids is not None and not ids:
+        print("notify dlq replay: give dead-letter ids, or --all", file=sys.stderr)
+        return 2
+    done = replay(client, settings.stream, settings.dlq_stream, ids)
+    print(f"replayed {len(done)} entr{'y' if len(done) == 1 else 'ies'} to {settings.stream}")
+    return 0
+
+
+def _rules(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import rules
+
+    return rules.main(settings, args)
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import status
+
+    return status.main(settings, args)
+
+
+def _suppressions(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import suppressions
+
+    return suppressions.main(settings, args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notify", description="Event-driven SMS and push: operate the pipeline."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create or upgrade the Postgres schema").set_defaults(
+        run=_migrate
+    )
+    sub.add_parser("consume", help="run the stream consumer").set_defaults(run=_consume)
+    sub.add_parser(
+        "webhooks", help="serve Twilio status callbacks and inbound SMS (NOTIFY_WEBHOOK_PORT)"
+    ).set_defaults(run=_webhooks)
+
+    pub = sub.add_parser("publish", help="add one event to the stream")
+    pub.add_argument("type")
+    pub.add_argument("--data", required=True, help="a JSON object")
+    pub.add_argument("--id")
+    pub.add_argument("--subject")
+    pub.add_argument("--source")
+    pub.add_argument("--time", help="RFC 3339; default now")
+    pub.set_defaults(run=_publish)
+
+    dlq = sub.add_parser("dlq", help="inspect or replay dead-lettered events")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    lst = dlq_sub.add_parser("list")
+    lst.add_argument("--count", type=int, default=1000)
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+    rep = dlq_sub.add_parser("replay")
+    rep.add_argument("ids", nargs="*", help="dead-letter ids or original entry ids")
+    rep.add_argument("--all", action="store_true")
+    dlq.set_defaults(run=_dlq)
+
+    rules = sub.add_parser("rules", help="check, preview, test, diff or describe a rules file")
+    cli_rules.add_arguments(rules)
+    rules.set_defaults(run=_rules)
+
+    supp = sub.add_parser("suppressions", help="list, add or lift suppressed recipients")
+    suppression_args.add_arguments(supp)
+    supp.set_defaults(run=_suppressions)
+
+    status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    logs.configure(settings.log_level)
+    try:
+        code: int = args.run(settings, args)
+    except Exception as exc:
+        line = _service_problem(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
+    return code
+
+
+def _service_problem(exc: Exception) -> str | None:
+    """The one line for a schema not migrated or a service not reachable, else None.
+
+    asyncpg and redis are imported here, on the way out, not with this module: only the
+    commands that talk to a service load them."""
+    import asyncpg
+    import redis.exceptions
+
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        # An operator's first run, or an upgrade: say what to do, not a traceback.
+        return f"notify: the database is not up to date ({exc}); run `notify migrate`"
+    unreachable = (OSError, asyncpg.PostgresConnectionError, redis.exceptions.ConnectionError)
+    if isinstance(exc, unreachable):
+        return f"notify: cannot reach a service: {type(exc).__name__}: {exc}"
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

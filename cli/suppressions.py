@@ -1,0 +1,101 @@
+"""`notify suppressions list|add|remove`: what operators see and change (CONTRACT section 6).
+
+The table masks recipients like the logs do; `--json` shows them in full, for scripts that
+feed upstream systems. Changes are recorded with the source `cli:<user>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import asyncpg
+
+from notify import opt_outs, suppressions
+from notify.logs import mask
+from notify.settings import Settings
+from schemas import Channel, Reason, Suppression
+
+T = TypeVar("T")
+
+
+def operator() -> str:
+    """The source of an operator's change: `cli:<login>`."""
+    try:
+        user = getpass.getuser()
+    except OSError:  # no login name and no passwd entry (a bare container)
+        user = "unknown"
+    return f"cli:{user}"
+
+
+def as_json(s: Suppression) -> dict[str, object]:
+    return {
+        "channel": s.channel.value,
+        "recipient": s.recipient,
+        "reason": s.reason.value,
+        "source": s.source,
+        "created_at": s.created_at.isoformat(),
+        "flag": s.flag,
+    }
+
+
+def table(rows: list[Suppression]) -> list[str]:
+    lines = [f"{'CHANNEL':<8}{'RECIPIENT':<24}{'REASON':<15}{'CREATED':<27}SOURCE"]
+    for s in rows:
+        created = s.created_at.isoformat(timespec="seconds")
+        flag = f"  [{s.flag}]" if s.flag else ""
+        lines.append(
+            f"{s.channel.value:<8}{mask(s.recipient):<24}{s.reason.value:<15}{created:<27}"
+            f"{s.source}{flag}"
+        )
+    return lines
+
+
+def _with_db(settings: Settings, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await call(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def main(settings: Settings, args: argparse.Namespace) -> int:
+    command = args.suppressions_command
+    if command == "list":
+        channel = None if args.channel is None else Channel(args.channel)
+        found = _with_db(settings, lambda conn: suppressions.list_all(conn, channel))
+        if args.json:
+            print(json.dumps([as_json(s) for s in found], indent=2))
+        else:
+            print("\n".join(table(found)))
+            print(f"{len(found)} suppression(s)")
+        return 0
+    channel, recipient = Channel(args.channel), args.recipient
+    shown = f"{channel.value} {mask(recipient)}"
+    if command == "add":
+        reason = Reason(args.reason)
+        changed = _with_db(
+            settings,
+            lambda conn: suppressions.suppress(conn, channel, recipient, reason, operator()),
+        )
+        print(f"suppressed {shown} ({reason.value})" if changed else f"{shown} already suppressed")
+        if opt_outs.flag_for(channel, recipient):
+            print(
+                f"warning: {mask(recipient)} is not E.164; stored as given and flagged, it "
+                "matches no notification (they are addressed in E.164)",
+                file=sys.stderr,
+            )
+        return 0
+    changed = _with_db(
+        settings, lambda conn: suppressions.unsuppress(conn, channel, recipient, operator())
+    )
+    print(f"lifted the suppression of {shown}" if changed else f"{shown} was not suppressed")
+    return 0

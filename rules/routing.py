@@ -1,0 +1,194 @@
+"""Match an event against the rules and decide its notifications. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from rules import politeness
+from rules.recipients import InvalidRecipient, normalise
+from rules.ruleset import CompiledRule, RuleSet
+from schemas import Event, NewNotification, Status
+
+_MAX_ERROR = 500
+
+
+def idempotency_key(event_id: str, rule: str, recipient: str) -> str:
+    """One key per (event id, rule name, recipient); length-prefixed so no two tuples collide."""
+    return hashlib.sha256(msgspec.json.encode([event_id, rule, recipient])).hexdigest()
+
+
+@dataclass
+class Routed:
+    """What one event produced: notifications to insert, and rules that did not apply."""
+
+    notifications: list[NewNotification] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def context(event: Event) -> dict[str, Any]:
+    return {"event": event.template_view(), "data": event.data}
+
+
+def _error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_MAX_ERROR]
+
+
+def route(
+    event: Event,
+    rules: RuleSet,
+    *,
+    now: datetime,
+    default_region: str = "US",
+    stale_after: timedelta = timedelta(hours=1),
+    default_timezone: str = "UTC",
+    explain: bool = True,
+) -> Routed:
+    """The event's notifications; with `explain`, also why each other rule did not apply
+    (`rules preview` shows it; the consumer has no use for the text)."""
+    routed = Routed()
+    ctx = context(event)
+    for rule in rules.rules if explain else rules.matching(event.type):
+        if explain:
+            if not rule.rule.enabled:
+                routed.skipped.append((rule.name, "disabled"))
+                continue
+            if not rule.matches(event.type):
+                routed.skipped.append(
+                    (rule.name, f"type {event.type!r} does not match {rule.rule.on}")
+                )
+                continue
+        decided = _decide(
+            event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone
+        )
+        if decided is None:
+            if explain:
+                routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
+        else:
+            routed.notifications.extend(decided)
+    return routed
+
+
+def _failed(
+    event: Event,
+    rule: CompiledRule,
+    version: str,
+    recipient: str,
+    code: str,
+    exc: BaseException,
+    body: str = "",
+) -> NewNotification:
+    return NewNotification(
+        idempotency_key=idempotency_key(event.id, rule.name, recipient),
+        event_id=event.id,
+        event_type=event.type,
+        event_subject=event.subject,
+        rule=rule.name,
+        channel=rule.channel,
+        recipient=recipient,
+        body=body,
+        push_id=rule.push_id,
+        status=Status.FAILED,
+        cancel_on=rule.cancel_on,
+        error_code=code,
+        error_message=_error(exc),
+        rules_version=version,
+        event_time=event.time,
+    )
+
+
+def _decide(
+    event: Event,
+    rule: CompiledRule,
+    ctx: dict[str, Any],
+    version: str,
+    now: datetime,
+    region: str,
+    stale_after: timedelta,
+    zone: str = "UTC",
+) -> list[NewNotification] | None:
+    try:
+        if rule.when is not None and not rule.when(ctx):
+            return None
+        raw_to = rule.to(ctx)
+    except Exception as exc:  # noqa: BLE001 - any template failure fails this rule only
+        return [_failed(event, rule, version, "", "template_error", exc)]
+    recipients = raw_to if isinstance(raw_to, list | tuple) else [raw_to]
+    try:
+        body = str(rule.body(ctx))
+        title = str(rule.title(ctx)) if rule.title else None
+        data = {k: str(r(ctx)) for k, r in rule.data.items()} if rule.data else None
+        send_at = _send_at(event, rule, ctx)
+        manners = politeness.render(rule, ctx)
+    except Exception as exc:  # noqa: BLE001
+        failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
+        return failed or None
+    channel = rule.channel
+    out: list[NewNotification] = []
+    seen: set[str] = set()
+    for raw in recipients:
+        try:
+            recipient = normalise(channel, raw, region)
+        except InvalidRecipient as exc:
+            out.append(_failed(event, rule, version, str(raw), "invalid_recipient", exc, body))
+            continue
+        if recipient in seen:
+            continue
+        seen.add(recipient)
+        status, code, message = _initial_status(send_at, now, stale_after)
+        out.append(
+            NewNotification(
+                idempotency_key=idempotency_key(event.id, rule.name, recipient),
+                event_id=event.id,
+                event_type=event.type,
+                event_subject=event.subject,
+                rule=rule.name,
+                channel=channel,
+                recipient=recipient,
+                body=body,
+                title=title,
+                data=data,
+                push_id=rule.push_id,
+                status=status,
+                send_at=send_at,
+                cancel_on=rule.cancel_on,
+                error_code=code,
+                error_message=message,
+                rules_version=version,
+                event_time=event.time,
+            )
+        )
+    if not politeness.applies(rule, manners):
+        return out
+    return [politeness.apply(n, rule, manners, now=now, default_timezone=zone) for n in out]
+
+
+def _send_at(event: Event, rule: CompiledRule, ctx: dict[str, Any]) -> datetime | None:
+    if rule.delay is not None:
+        return event.time + rule.delay
+    if rule.at is not None:
+        value = rule.at(ctx)
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        if when.tzinfo is None:
+            raise ValueError(f"'at' rendered {value!r}, which has no timezone")
+        return when + rule.offset
+    return None
+
+
+_PENDING: tuple[Status, str | None, str | None] = (Status.PENDING, None, None)
+
+
+def _initial_status(
+    send_at: datetime | None, now: datetime, stale_after: timedelta
+) -> tuple[Status, str | None, str | None]:
+    if send_at is None:
+        return _PENDING
+    if send_at > now:
+        return Status.SCHEDULED, None, None
+    if now - send_at > stale_after:
+        return Status.FAILED, "expired", f"due at {send_at.isoformat()}, too late to send"
+    return Status.PENDING, None, None

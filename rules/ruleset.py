@@ -1,0 +1,393 @@
+"""Load, validate and compile a rules file into a RuleSet, or explain every problem."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jinja2
+import msgspec
+import yaml
+
+from notify.globs import compile_globs
+from rules import rendering
+from rules.document import Document, Path, parse, syntax_error
+from rules.quiet_hours import QuietHours
+from schemas import Channel, PushId, Rule, RulesError
+from schemas.rules import (
+    DURATION,
+    EVENT_PATTERN,
+    PUSH_ID_NAMES,
+    QUIET_HOURS,
+    RULE_NAME,
+    Defaults,
+    parse_duration,
+)
+
+_TEMPLATE_FIELDS = ("to", "body", "title", "at")
+_MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
+_GLOB = re.compile(r"[*?\[]")
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    """A rule with its templates compiled once for this rules version."""
+
+    rule: Rule
+    on: re.Pattern[str]
+    when: Callable[[dict[str, Any]], bool] | None
+    to: rendering.Renderer
+    body: rendering.Renderer
+    title: rendering.Renderer | None
+    data: dict[str, rendering.Renderer]
+    delay: timedelta | None
+    at: rendering.Renderer | None
+    offset: timedelta
+    # Sending politely: quiet hours in the recipient's zone, and a per-key throttle.
+    quiet_hours: QuietHours | None = None
+    timezone: rendering.Renderer | None = None
+    throttle_key: rendering.Renderer | None = None
+    throttle_window: timedelta | None = None
+    # Read from `rule` once here rather than for every event routed.
+    name: str = field(init=False)
+    channel: Channel = field(init=False)
+    push_id: PushId | None = field(init=False)
+    cancel_on: list[str] = field(init=False)  # shared by every row: never mutated
+
+    def __post_init__(self) -> None:
+        channel = Channel(self.rule.channel)
+        push_id = PushId(self.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None
+        object.__setattr__(self, "name", self.rule.name)
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "push_id", push_id)
+        object.__setattr__(self, "cancel_on", self.rule.cancel_patterns())
+
+    def matches(self, event_type: str) -> bool:
+        return self.on.match(event_type) is not None
+
+
+# Distinct event types remembered per rules version; upstream could send endless new ones.
+_MATCHING_CACHE = 4096
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+    version: str
+    source: str
+    _matching: dict[str, tuple[CompiledRule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def matching(self, event_type: str) -> tuple[CompiledRule, ...]:
+        """The enabled rules whose `on` matches `event_type`, in file order."""
+        found = self._matching.get(event_type)
+        if found is None:
+            found = tuple(r for r in self.rules if r.rule.enabled and r.matches(event_type))
+            if len(self._matching) >= _MATCHING_CACHE:
+                self._matching.clear()
+            self._matching[event_type] = found
+        return found
+
+    def cancelling_types(self) -> re.Pattern[str] | None:
+        patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
+        return compile_globs(patterns) if patterns else None
+
+    def event_types(self) -> frozenset[str]:
+        """The event types named literally in `on` and `cancel_on` (globs name none)."""
+        patterns = (p for r in self.rules for p in (*r.rule.patterns(), *r.rule.cancel_patterns()))
+        return frozenset(p for p in patterns if not _GLOB.search(p))
+
+
+def version_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def load_file(path: str) -> RuleSet:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError([f"{path}:1:1: cannot read rules file: {exc}"]) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, filename: str = "rules.yaml") -> RuleSet:
+    """Compile rules text, or raise RulesError listing every `FILE:LINE:COL: message`."""
+    try:
+        doc = parse(text)
+    except yaml.MarkedYAMLError as exc:
+        line, col, what = syntax_error(exc, text)
+        raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {what}"]) from None
+    checker = _Checker(doc)
+    rules = checker.check()
+    problems = sorted(set(checker.problems))
+    if problems:
+        raise RulesError([f"{filename}:{line}:{col}: {msg}" for line, col, msg in problems])
+    return RuleSet(rules=tuple(rules), version=version_of(text), source=filename)
+
+
+class _Checker:
+    """Collects problems with positions while compiling; never stops at the first."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[tuple[int, int, str]] = list(doc.problems)
+
+    def add(self, path: Path, message: str, *, key: bool = False) -> None:
+        line, col = self.doc.where(path, key=key)
+        self.problems.append((line, col, message))
+
+    def check(self) -> list[CompiledRule]:
+        top = self.doc.value
+        if not isinstance(top, dict):
+            self.add((), "the file must be a mapping with a 'rules' list")
+            return []
+        for key in top:
+            if key not in {"rules", "defaults", "version"}:
+                self.add((key,), f"unknown top-level key {key!r}", key=True)
+        defaults = self._defaults(top.get("defaults"))
+        raw_rules = top.get("rules")
+        if not isinstance(raw_rules, list):
+            self.add(("rules",), "'rules' must be a list of rules")
+            return []
+        compiled: list[CompiledRule] = []
+        names: dict[str, int] = {}
+        for index, raw in enumerate(raw_rules):
+            name = raw.get("name") if isinstance(raw, dict) else None
+            if isinstance(name, str):
+                if name in names:
+                    self.add(("rules", index, "name"), f"duplicate rule name {name!r}")
+                names.setdefault(name, index)
+            rule = self._rule(index, raw, defaults)
+            if rule is None:
+                continue
+            built = self._compile(index, rule)
+            if built is not None:
+                compiled.append(built)
+        return compiled
+
+    def _convert_error(
+        self, base: Path, exc: msgspec.ValidationError, inherited: dict[str, Path] | None = None
+    ) -> str | None:
+        """Report one msgspec error at its position; return the top-level field it names."""
+        text = str(exc)
+        match = _MSGSPEC_PATH.search(text)
+        message = text[: match.start()] if match else text
+        parts: list[str | int] = []
+        if match:
+            for name, idx in _PATH_PART.findall(match.group("path")):
+                parts.append(name if name else int(idx))
+        unknown = _UNKNOWN_FIELD.match(message)
+        if unknown:
+            parts.append(unknown["name"])
+        field = parts[0] if parts and isinstance(parts[0], str) else None
+        where: Path = (*base, *parts)
+        if inherited and field in inherited:
+            where = (*inherited[field], *parts[1:])  # the value came from `defaults`
+        if unknown:
+            self.add(where, f"unknown key {unknown['name']!r}", key=True)
+        else:
+            label = ".".join(str(p) for p in parts) or "rule"
+            self.add(where, f"{label}: {message.replace('`', '')}")
+        return field
+
+    def _defaults(self, raw: Any) -> Defaults:
+        if raw is None:
+            return Defaults()
+        if isinstance(raw, dict):
+            raw = {k: self._known_push_id(("defaults", k), v) for k, v in raw.items()}
+        try:
+            return msgspec.convert(raw, Defaults)
+        except msgspec.ValidationError as exc:
+            self._convert_error(("defaults",), exc)
+            return Defaults()
+
+    def _known_push_id(self, path: Path, raw: Any) -> Any:
+        """`raw` without a `push_id` that names no kind (reported here, in our words)."""
+        if not isinstance(raw, dict) or "push_id" not in raw or raw["push_id"] in PUSH_ID_NAMES:
+            return raw
+        self.add((*path, "push_id"), f"unknown push_id {raw['push_id']!r}: use token or fid")
+        return {k: v for k, v in raw.items() if k != "push_id"}  # check the rest of it
+
+    def _rule(  # noqa: PLR0912 - each branch is one documented check
+        self, index: int, raw: Any, defaults: Defaults
+    ) -> Rule | None:
+        """Validate one rule, reporting every problem found, not only the first."""
+        path: Path = ("rules", index)
+        if not isinstance(raw, dict):
+            self.add(path, "each rule must be a mapping")
+            return None
+        known = set(Rule.__struct_fields__)
+        for key in raw:
+            if key not in known:
+                self.add((*path, key), f"unknown key {key!r}", key=True)
+        merged = {k: v for k, v in raw.items() if k in known}
+        ok = True
+        channel = merged.get("channel")
+        if "channel" in merged and channel not in ("sms", "push"):
+            self.add((*path, "channel"), f"unknown channel {channel!r}: use sms or push")
+            merged["channel"], ok = "sms", False  # keep checking the rest of the rule
+        inherited: dict[str, Path] = {}
+        channel_defaults = getattr(defaults, str(merged.get("channel")), None)
+        if channel_defaults is not None:
+            for key, value in msgspec.structs.asdict(channel_defaults).items():
+                if value is not None and key not in merged:
+                    merged[key] = value
+                    inherited[key] = ("defaults", str(merged["channel"]), key)
+        # (an inherited push_id was checked with the defaults)
+        checked = self._known_push_id(path, merged)
+        ok &= checked is merged
+        merged = checked
+        for required in ("name", "on", "channel", "to"):
+            if required not in merged:
+                self.add(path, f"rule is missing required key {required!r}")
+                ok = False
+        if not ok and any(r not in merged for r in ("name", "on", "to")):
+            return None
+        for _ in range(len(merged) + 1):
+            try:
+                rule = msgspec.convert(merged, Rule)
+                break
+            except msgspec.ValidationError as exc:
+                ok = False
+                field = self._convert_error(path, exc, inherited)
+                if field is None or field in ("name", "on", "channel", "to"):
+                    return None
+                merged.pop(field, None)  # drop it and look for further problems
+        else:
+            return None
+        ok &= self._semantics(path, rule, inherited)
+        return rule if ok else None
+
+    def _semantics(  # noqa: PLR0912 - one check per rule property
+        self, path: Path, rule: Rule, inherited: dict[str, Path] | None = None
+    ) -> bool:
+        before = len(self.problems)
+        inherited = inherited or {}
+
+        def at(key: str) -> Path:
+            return inherited.get(key, (*path, key))
+
+        if not re.match(RULE_NAME, rule.name):
+            self.add((*path, "name"), f"rule name {rule.name!r} must match [a-z0-9_.-]+")
+        for key in ("delay", "offset"):
+            value = getattr(rule, key)
+            if value is not None and not re.match(DURATION, value):
+                self.add(at(key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
+        if rule.body is None:
+            self.add(path, "rule is missing required key 'body'")
+        if rule.channel != "push":
+            for key in ("title", "data", "push_id"):
+                if getattr(rule, key) is not None:
+                    self.add(at(key), f"{key!r} is only allowed on push rules", key=True)
+        if rule.delay is not None and rule.at is not None:
+            self.add(at("at"), "use either 'delay' or 'at', not both", key=True)
+        if rule.offset is not None and rule.at is None:
+            self.add(at("offset"), "'offset' needs 'at'", key=True)
+        if rule.cancel_on and rule.delay is None and rule.at is None and not rule.quiet_hours:
+            self.add(at("cancel_on"), "'cancel_on' needs 'delay', 'at' or 'quiet_hours'", key=True)
+        self._manners(path, rule, at)
+        for key, patterns in (("on", rule.patterns()), ("cancel_on", rule.cancel_patterns())):
+            for pattern in patterns:
+                bad = not re.match(EVENT_PATTERN, pattern)
+                if bad or pattern.count("[") != pattern.count("]") or ".." in pattern:
+                    self.add(at(key), f"bad event type pattern {pattern!r}")
+        return len(self.problems) == before
+
+    def _manners(self, path: Path, rule: Rule, at: Callable[[str], Path]) -> None:
+        """quiet_hours, timezone, urgent and throttle (CONTRACT section 8)."""
+        if rule.quiet_hours is not None:
+            if not re.match(QUIET_HOURS, rule.quiet_hours):
+                self.add(at("quiet_hours"), f"quiet_hours: {rule.quiet_hours!r} is not a "
+                         "local-time window like 21:00-08:00")  # fmt: skip
+            elif rule.quiet_hours[:5] == rule.quiet_hours[6:]:
+                self.add(at("quiet_hours"), "quiet_hours: the window starts and ends at the "
+                         "same time")  # fmt: skip
+        else:
+            for key in ("timezone", "urgent"):
+                if getattr(rule, key) not in (None, False):
+                    self.add(at(key), f"{key!r} needs 'quiet_hours'", key=True)
+        if rule.timezone is not None and "{" not in rule.timezone:
+            try:
+                ZoneInfo(rule.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                self.add(at("timezone"), f"timezone: unknown time zone {rule.timezone!r} "
+                         "(use an IANA name like Europe/London)")  # fmt: skip
+        throttle = rule.throttle
+        if throttle is not None:
+            where: Path = (*path, "throttle")
+            if throttle.limit < 1:
+                self.add((*where, "limit"), f"throttle.limit: {throttle.limit} must be 1 or more")
+            if not re.match(DURATION, throttle.window) or parse_duration(throttle.window) <= (
+                timedelta(0)
+            ):
+                self.add((*where, "window"), f"throttle.window: {throttle.window!r} is not a "
+                         "positive duration like 30m, 2h, 1d")  # fmt: skip
+
+    def _template(self, path: Path, source: str, *, expression: bool = False) -> bool:
+        try:
+            problems = rendering.unsafe_constructs(source, expression=expression)
+        except jinja2.TemplateSyntaxError as exc:
+            self.add(path, f"template syntax error: {exc.message}")
+            return False
+        for problem in problems:
+            self.add(path, problem)
+        return not problems
+
+    def _compile(self, index: int, rule: Rule) -> CompiledRule | None:
+        path: Path = ("rules", index)
+        ok = True
+        if rule.when is not None:
+            ok &= self._template((*path, "when"), rule.when, expression=True)
+        to_sources = [rule.to] if isinstance(rule.to, str) else rule.to
+        for i, source in enumerate(to_sources):
+            sub: Path = (*path, "to") if isinstance(rule.to, str) else (*path, "to", i)
+            ok &= self._template(sub, source)
+        for key in ("body", "title", "at"):
+            value = getattr(rule, key)
+            if value is not None:
+                ok &= self._template((*path, key), value)
+        for key, value in (rule.data or {}).items():
+            ok &= self._template((*path, "data", key), value)
+        if rule.timezone is not None:
+            ok &= self._template((*path, "timezone"), rule.timezone)
+        if rule.throttle is not None:
+            ok &= self._template((*path, "throttle", "key"), rule.throttle.key)
+        if not ok or rule.body is None:
+            return None
+        renderers = [rendering.compile_template(s) for s in to_sources]
+        return CompiledRule(
+            rule=rule,
+            on=compile_globs(rule.patterns()),
+            when=rendering.compile_condition(rule.when) if rule.when else None,
+            to=renderers[0] if isinstance(rule.to, str) else _list_renderer(renderers),
+            body=rendering.compile_template(rule.body),
+            title=rendering.compile_template(rule.title) if rule.title else None,
+            data={k: rendering.compile_template(v) for k, v in (rule.data or {}).items()},
+            delay=parse_duration(rule.delay) if rule.delay else None,
+            at=rendering.compile_template(rule.at) if rule.at else None,
+            offset=parse_duration(rule.offset) if rule.offset else timedelta(0),
+            quiet_hours=QuietHours.parse(rule.quiet_hours) if rule.quiet_hours else None,
+            timezone=rendering.compile_template(rule.timezone) if rule.timezone else None,
+            throttle_key=rendering.compile_template(rule.throttle.key) if rule.throttle else None,
+            throttle_window=parse_duration(rule.throttle.window) if rule.throttle else None,
+        )
+
+
+def _list_renderer(parts: list[rendering.Renderer]) -> rendering.Renderer:
+    def render(ctx: dict[str, Any]) -> list[Any]:
+        out: list[Any] = []
+        for part in parts:
+            value = part(ctx)
+            out.extend(value if isinstance(value, list | tuple) else [value])
+        return out
+
+    return render
