@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export REDIS_URL ?= redis://localhost:6379/0
 export DATABASE_URL ?= postgresql://localhost/notifications
 STAMP := $(VENV)/.installed
-PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
+PY_DIRS := notify rules consumer tasks webhooks console cli harness schemas sandbox tests scripts $(wildcard bench)
 
 .PHONY: install services migrate test unit integration lint format alerts demo bench clean
 
@@ -27,7 +27,7 @@ migrate: install services
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy --strict notify rules consumer tasks webhooks cli harness schemas sandbox bench scripts/demo.py
+	$(BIN)/mypy --strict notify rules consumer tasks webhooks console cli harness schemas sandbox bench scripts/demo.py
 	$(BIN)/lint-imports
 
 format: install

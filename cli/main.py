@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from cli import console as cli_console
 from cli import rules as cli_rules
 from cli import suppression_args
 from notify import logs
@@ -50,7 +51,7 @@ def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import publish
+    from notify.dead_letters import publish
 
     client = redis.Redis.from_url(settings.redis_url)
     try:
@@ -74,7 +75,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import dead_letters, replay, table
+    from notify.dead_letters import dead_letters, replay, table
 
     client = redis.Redis.from_url(settings.redis_url)
     if args.dlq_command == "list":
@@ -111,6 +112,24 @@ def _suppressions(settings: Settings, args: argparse.Namespace) -> int:
     from cli import suppressions
 
     return suppressions.main(settings, args)
+
+
+def _console(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.main(settings, args)
+
+
+def _find(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.find(settings, args)
+
+
+def _show(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.show(settings, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     supp = sub.add_parser("suppressions", help="list, add or lift suppressed recipients")
     suppression_args.add_arguments(supp)
     supp.set_defaults(run=_suppressions)
+
+    console = sub.add_parser("console", help="serve the web console (NOTIFY_CONSOLE_PORT)")
+    cli_console.add_arguments(console)
+    console.set_defaults(run=_console)
+    find = sub.add_parser("find", help="notifications by recipient, subject or event")
+    show = sub.add_parser("show", help="one notification's timeline and explanation")
+    cli_console.add_lookup_arguments(find, show)
+    find.set_defaults(run=_find)
+    show.set_defaults(run=_show)
 
     status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
     status.add_argument("--json", action="store_true")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from consumer import metrics
+from consumer.decisions import Record
 from consumer.stream import DeadLetter
 from notify import logs
 from notify import skips as notify_skips
@@ -40,6 +41,8 @@ class Prepared:
     # (type, id, idempotency keys, notifications) of each routed event, for `account`.
     per_event: list[tuple[str, str, list[str], list[NewNotification]]] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
+    # "Why not?" records of the events whose rows do not tell it all (consumer/decisions.py).
+    decisions: list[Record] = field(default_factory=list)
 
 
 def share_out(rows: list[NewNotification], parts: int) -> list[list[NewNotification]]:

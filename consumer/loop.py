@@ -17,6 +17,7 @@ from prometheus_client import REGISTRY, start_http_server
 
 from consumer import batches, metrics
 from consumer.batches import BatchResult, Prepared
+from consumer.decisions import DecisionLog, decide
 from consumer.reloader import RulesWatcher
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
@@ -49,8 +50,10 @@ class Consumer:
         publisher: Publisher,
         rules: RulesWatcher,
         redis_clients: Sequence[aioredis.Redis] = (),
+        decisions: DecisionLog | None = None,
     ) -> None:
         self.settings = settings
+        self.decisions = decisions
         self.stream = stream
         self.store = store
         self.publisher = publisher
@@ -153,6 +156,9 @@ class Consumer:
             observe_age(max(0.0, (now - event.time).total_seconds()))
             notifications = routed.notifications
             batch.rows.extend(notifications)
+            record = decide(event, ruleset.matching(event.type), notifications, ruleset.version)
+            if record is not None:
+                batch.decisions.append(record)
             if event.subject and cancel_types is not None and cancel_types.match(event.type):
                 batch.cancels.append((event.id, event.type, event.subject))
             keys = [n.idempotency_key for n in notifications]
@@ -175,6 +181,8 @@ class Consumer:
             cancelled = 0
         await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))
         await self.redis_guard.call(lambda: self.stream.finish(batch.acks, batch.dead))
+        if self.decisions is not None and batch.decisions:
+            self.decisions.add(batch.decisions)
         batches.account(result, batch.per_event, inserted, rows, batch.dead, cancelled)
         result.acked = len(batch.acks)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
@@ -310,8 +318,15 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     stream = EventStream(
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
     )
+    decisions = DecisionLog(store.pool)
     consumer = Consumer(
-        settings, stream, store, make_publisher(settings, broker), rules, redis_clients=[broker]
+        settings,
+        stream,
+        store,
+        make_publisher(settings, broker),
+        rules,
+        redis_clients=[broker],
+        decisions=decisions,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -325,12 +340,14 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     collect_less()
     relay = OutboxRelay(store.pool, client, settings.outcomes_stream, settings.outcomes_maxlen)
     relaying = asyncio.create_task(relay.run(consumer.stopping))
+    recording = asyncio.create_task(decisions.run(consumer.stopping))
     try:
         await consumer.run()
     finally:
         consumer.stopping.set()
         await sampler
         await relaying
+        await recording
         REGISTRY.unregister(gauges)
         await store.close()
         await client.aclose()

@@ -105,6 +105,12 @@ class Settings:
     outcomes_maxlen: int = 1_000_000
     receipt_timeout_seconds: float = 3600.0
     receipt_lookups_per_run: int = 100
+    # The console (CONTRACT section 12): where it listens, its users file, the dashboard it
+    # links to.
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_users: str = "console-users"
+    grafana_url: str = "http://localhost:3000/d/notify-overview"
     # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
     prometheus_multiproc_dir: str | None = None
 
@@ -184,6 +190,10 @@ class Settings:
             receipt_lookups_per_run=_int(
                 e, "NOTIFY_RECEIPT_LOOKUPS_PER_RUN", cls.receipt_lookups_per_run
             ),
+            console_host=e.get("NOTIFY_CONSOLE_HOST") or cls.console_host,
+            console_port=_int(e, "NOTIFY_CONSOLE_PORT", cls.console_port),
+            console_users=e.get("NOTIFY_CONSOLE_USERS") or cls.console_users,
+            grafana_url=e.get("NOTIFY_GRAFANA_URL") or cls.grafana_url,
         )
 
     @property
