@@ -24,6 +24,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
 def _rate(env: Mapping[str, str], name: str) -> float | None:
     """A positive rate, or None (unset, empty or 0: no limit)."""
     value = _float(env, name, 0.0)
@@ -92,6 +103,10 @@ class Settings:
     linger_ms: float = 10.0
     # A large batch's rows go to Postgres over this many connections at once (consumer).
     insert_connections: int = 2
+    # asyncpg's prepared-statement cache per connection; 0 behind a transaction pooler.
+    statement_cache_size: int = 100
+    # REDIS_URL names a node of a Redis Cluster: every client for it is a cluster client.
+    redis_cluster: bool = False
     send_concurrency: int = 64
     log_level: str = "INFO"
     consumer_name: str = ""
@@ -164,6 +179,10 @@ class Settings:
             task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),
             linger_ms=_float(e, "NOTIFY_BATCH_LINGER_MS", cls.linger_ms),
             insert_connections=max(1, _int(e, "NOTIFY_INSERT_CONNECTIONS", cls.insert_connections)),
+            statement_cache_size=max(
+                0, _int(e, "NOTIFY_DB_STATEMENT_CACHE_SIZE", cls.statement_cache_size)
+            ),
+            redis_cluster=_bool(e, "NOTIFY_REDIS_CLUSTER", cls.redis_cluster),
             send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
             log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
             # Stable when set (a pod name), so a restarted consumer re-reads its own pending
