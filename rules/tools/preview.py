@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-
 from notify import database, segments, suppressions
 from notify.settings import Settings
 from rules.routing import route
