@@ -69,7 +69,12 @@ def _with_service(settings: Settings, call: Callable[[Any], Awaitable[T]]) -> T:
     from console.service import ConsoleService
 
     async def run() -> T:
-        db = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1)
+        db = await asyncpg.create_pool(
+            settings.database_url,
+            min_size=1,
+            max_size=1,
+            statement_cache_size=settings.statement_cache_size,
+        )
         client = aioredis.from_url(settings.redis_url)
         service = ConsoleService(settings, db, client)
         try:

@@ -102,7 +102,7 @@ class Console:
             self.settings.database_url,
             min_size=1,
             max_size=4,
-            statement_cache_size=0 if "pgbouncer" in self.settings.database_url else 100,
+            statement_cache_size=self.settings.statement_cache_size,
         )
         client = aioredis.from_url(self.settings.redis_url)
         self._service = ConsoleService(self.settings, db, client)
