@@ -6,6 +6,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from notify.backfills import fill_segments
 from notify.migrations import migrate
 
 
@@ -34,6 +35,7 @@ async def ensure_database(dsn: str) -> None:
         conn = await asyncpg.connect(dsn)
     try:
         await migrate(conn)
+        await fill_segments(conn)
     finally:
         await conn.close()
 

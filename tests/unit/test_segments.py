@@ -26,7 +26,7 @@ TABLE: list[tuple[str, str, str, int, int]] = [
     ("an escape pair never straddles parts", "a" * 152 + "€" + "a" * 10, GSM, 164, 2),
     ("the straddle can add a part", "a" * 152 + "€" + "a" * 152, GSM, 306, 3),
     ("GSM-7 accents stay GSM-7", "Ça coute ñ é ü", GSM, 14, 1),
-    ("a curly quote switches to UCS-2", "It’s here", UCS, 9, 1),
+    ("a curly quote switches to UCS-2", "It\u2019s here", UCS, 9, 1),
     ("exactly 70 UCS-2", "й" * 70, UCS, 70, 1),
     ("71 UCS-2: two parts of 67", "й" * 71, UCS, 71, 2),
     ("exactly 134 UCS-2 (2 x 67)", "й" * 134, UCS, 134, 2),
@@ -61,7 +61,7 @@ def test_the_emulator_counts_the_same(
 
 
 def test_the_characters_that_cause_ucs2_are_named_once_in_order() -> None:
-    assert segments.non_gsm("It’s “late” ’") == ["’", "“", "”"]
+    assert segments.non_gsm("It\u2019s \u201clate\u201d \u2019") == ["\u2019", "\u201c", "\u201d"]
     assert segments.non_gsm("plain {text} €") == []
 
 
