@@ -239,8 +239,23 @@ class Settings:
         within(0, 15),
     )
 
+    redis_cluster: bool = setting(
+        "NOTIFY_REDIS_CLUSTER",
+        False,
+        "`true` when `REDIS_URL` names a node of a Redis Cluster: every client for it is then "
+        "a cluster client (the Celery broker must not be the cluster)",
+        boolean,
+    )
+
     section("Postgres")
     database_url: str = setting("DATABASE_URL", "postgresql://localhost/notifications", "Postgres")
+    statement_cache_size: int = setting(
+        "NOTIFY_DB_STATEMENT_CACHE_SIZE",
+        100,
+        "prepared statements each Postgres connection keeps (asyncpg's cache); 0 when "
+        "`DATABASE_URL` points at PgBouncer or another transaction-mode pooler",
+        at_least(0),
+    )
     retention_days: float = setting(
         "NOTIFY_RETENTION_DAYS", 90.0, "notifications older than this are removed", number
     )
@@ -291,6 +306,12 @@ class Settings:
     retry_max_seconds: float = setting(
         "NOTIFY_RETRY_MAX_SECONDS", 60.0, "longest backoff of a transient error", number
     )
+    quota_retry_base_seconds: float = setting(
+        "NOTIFY_QUOTA_RETRY_BASE_SECONDS", 60.0,
+        "first wait after an FCM quota answer without Retry-After (FCM asks for >= 60 s); "
+        "it doubles with each attempt",
+        number,
+    )  # fmt: skip
     provider_timeout_seconds: float = setting(
         "NOTIFY_PROVIDER_TIMEOUT_SECONDS", 10.0, "timeout of each provider HTTP call", number
     )

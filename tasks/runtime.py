@@ -44,7 +44,9 @@ def runtime(settings: Settings) -> Runtime:
             limit = settings.sms_country_hourly_segments
             _current = Runtime(
                 settings=settings,
-                db=StoreRunner(settings.database_url),
+                db=StoreRunner(
+                    settings.database_url, statement_cache_size=settings.statement_cache_size
+                ),
                 sms=TwilioSms(settings),
                 push=FcmPush(settings),
                 pid=os.getpid(),
