@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from cli import console as cli_console
+from cli import cost as cli_cost
 from cli import rules as cli_rules
 from cli import suppression_args
 from notify import logs
@@ -132,6 +133,14 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
     return console.show(settings, args)
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    return cli_cost.report(settings, args)
+
+
+def _sms(settings: Settings, args: argparse.Namespace) -> int:
+    return cli_cost.sms(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notify", description="Event-driven SMS and push: operate the pipeline."
@@ -180,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     cli_console.add_lookup_arguments(find, show)
     find.set_defaults(run=_find)
     show.set_defaults(run=_show)
+    report = sub.add_parser("report", help="what SMS cost: `report spend`")
+    cli_cost.add_report_arguments(report)
+    report.set_defaults(run=_report)
+
+    sms = sub.add_parser("sms", help="lift a country's SMS pause: `sms resume COUNTRY`")
+    cli_cost.add_sms_arguments(sms)
+    sms.set_defaults(run=_sms)
 
     status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
     status.add_argument("--json", action="store_true")

@@ -85,6 +85,7 @@ def preview(rules: RuleSet, text: str, settings: Settings) -> dict[str, Any]:
         now=event.time - timedelta(seconds=1),
         default_region=settings.default_region,
         default_timezone=settings.default_timezone,
+        sms_countries=settings.sms_countries,
     )
     return {
         "event": event.id,
