@@ -323,7 +323,7 @@ class _Checker:
         return len(self.problems) == before
 
     def _manners(self, path: Path, rule: Rule, at: Callable[[str], Path]) -> None:
-        """quiet_hours, timezone, urgent and throttle (CONTRACT section 8)."""
+        """quiet_hours, timezone, urgent and throttle (docs/interfaces.md section 8)."""
         if rule.quiet_hours is not None:
             if not re.match(QUIET_HOURS, rule.quiet_hours):
                 self.add(at("quiet_hours"), f"quiet_hours: {rule.quiet_hours!r} is not a "
