@@ -9,10 +9,10 @@ from typing import Any
 
 import msgspec
 
-from rules import politeness
+from rules import politeness, push_limits
 from rules.recipients import InvalidRecipient, normalise
 from rules.ruleset import CompiledRule, RuleSet
-from schemas import Event, NewNotification, Status
+from schemas import Channel, Event, NewNotification, Status
 
 _MAX_ERROR = 500
 
@@ -79,7 +79,7 @@ def _failed(
     version: str,
     recipient: str,
     code: str,
-    exc: BaseException,
+    error: BaseException | str,
     body: str = "",
 ) -> NewNotification:
     return NewNotification(
@@ -95,7 +95,7 @@ def _failed(
         status=Status.FAILED,
         cancel_on=rule.cancel_on,
         error_code=code,
-        error_message=_error(exc),
+        error_message=error[:_MAX_ERROR] if isinstance(error, str) else _error(error),
         rules_version=version,
         event_time=event.time,
     )
@@ -128,6 +128,8 @@ def _decide(
         failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
         return failed or None
     channel = rule.channel
+    # FCM refuses the push whole (INVALID_ARGUMENT): fail it here, without the call.
+    oversized = push_limits.too_large(title, body, data) if channel is Channel.PUSH else None
     out: list[NewNotification] = []
     seen: set[str] = set()
     for raw in recipients:
@@ -139,6 +141,10 @@ def _decide(
         if recipient in seen:
             continue
         seen.add(recipient)
+        if oversized is not None:
+            out.append(_failed(event, rule, version, recipient, "message_too_large", oversized,
+                               body))  # fmt: skip
+            continue
         status, code, message = _initial_status(send_at, now, stale_after)
         out.append(
             NewNotification(
