@@ -1,5 +1,5 @@
 """The checks of one rule whose types are right: its name, durations and patterns, the keys
-that only go together, and sending politely (CONTRACT section 8). Pure."""
+that only go together, and sending politely (docs/interfaces.md section 8). Pure."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The rules file product staff edit (CONTRACT section 2), as typed data."""
+"""The rules file product staff edit (docs/interfaces.md section 2), as typed data."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     offset: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
     description: str | None = None
-    # Sending politely (CONTRACT section 8).
+    # Sending politely (docs/interfaces.md section 8).
     quiet_hours: str | None = None
     timezone: str | None = None
     urgent: bool = False
