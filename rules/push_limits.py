@@ -14,23 +14,33 @@ than what FCM counts (observed elsewhere: the data alone).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 RESERVED_KEYS = ("from", "notification", "message_type")
 RESERVED_PREFIXES = ("google", "gcm")
 MAX_PAYLOAD_BYTES = 4096
-# The same rule for the JSON Schema (rules.schema.json), as a pattern a data key must not match.
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# The same rule for the JSON Schema (rules.schema.json): a pattern a data key must not match,
+# in any case (FCM's own comparison is not documented; `From` is refused, not sent).
 RESERVED_KEY_PATTERN = (
-    "^(?:" + "|".join(RESERVED_KEYS) + ")$|^(?:" + "|".join(RESERVED_PREFIXES) + ")"
+    "^(?:" + "|".join(map(_any_case, RESERVED_KEYS)) + ")$"
+    "|^(?:" + "|".join(map(_any_case, RESERVED_PREFIXES)) + ")"
 )
 
 
 def reserved_key_problem(key: str) -> str | None:
     """Why FCM refuses `key` as a data key, or None if it does not."""
-    if key in RESERVED_KEYS:
+    folded = key.lower()
+    if folded in RESERVED_KEYS:
         return f"data key {key!r} is reserved by FCM"
-    prefix = next((p for p in RESERVED_PREFIXES if key.startswith(p)), None)
+    prefix = next((p for p in RESERVED_PREFIXES if folded.startswith(p)), None)
     if prefix is not None:
         return f"data key {key!r} is reserved by FCM (no key may start with {prefix!r})"
     return None

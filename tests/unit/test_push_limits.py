@@ -31,8 +31,8 @@ rules:
     body: "{{ data.body }}"
 """
 RESERVED = ["from", "notification", "message_type", "google.c.a.e", "google", "gcm.n.e",
-            "gcm.notification.title", "gcmx"]  # fmt: skip
-ALLOWED = ["shipment_id", "From", "notifications", "message", "fromage", "my.google.id", "type"]
+            "gcm.notification.title", "gcmx", "From", "GOOGLE.x", "Message_Type"]  # fmt: skip
+ALLOWED = ["shipment_id", "notifications", "message", "fromage", "my.google.id", "type", "_from"]
 
 
 @pytest.mark.parametrize("key", RESERVED)
