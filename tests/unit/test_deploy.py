@@ -216,3 +216,26 @@ def test_promtool_unit_tests_pass() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_rabbitmq_variant_moves_only_the_celery_broker(services: dict[str, Any]) -> None:
+    """`-f docker-compose.yml -f docker-compose.rabbitmq.yml`: compose merges each service's
+    environment and depends_on maps, so every process that talks to Celery gets the AMQP
+    broker and waits for RabbitMQ, and the stream stays on Redis."""
+    variant = load("docker-compose.rabbitmq.yml")
+    assert variant["name"] == load("docker-compose.yml")["name"]
+    extra = variant["services"]
+    rabbit = extra.pop("rabbitmq")
+    assert rabbit["image"].startswith("rabbitmq:") and "healthcheck" in rabbit
+    vhost = rabbit["environment"]["RABBITMQ_DEFAULT_VHOST"]
+    user = rabbit["environment"]["RABBITMQ_DEFAULT_USER"]
+    assert set(extra) == {"consumer", "worker", "beat", "webhooks", "flower"} <= set(services)
+    for name, service in extra.items():
+        env = service["environment"]
+        assert set(env) == {"CELERY_BROKER_URL"}, name
+        assert env["CELERY_BROKER_URL"].startswith(f"amqp://{user}:")
+        assert env["CELERY_BROKER_URL"].endswith(f"@rabbitmq:5672/{vhost}")
+        assert "command" not in service, name  # the base's command lines, as tested above
+        if name != "webhooks":  # it publishes nothing to Celery
+            assert service["depends_on"] == {"rabbitmq": {"condition": "service_healthy"}}
+    assert "rabbitmq-data" in variant["volumes"]
