@@ -91,6 +91,12 @@ class RuleSet:
             self._matching[event_type] = found
         return found
 
+    def longest_cancellable_delay(self) -> timedelta:
+        """The longest `delay` of a rule with `cancel_on`: how long after an event a reminder
+        it cancels can still be due (how long a cancel is kept, notify/cancellations.py)."""
+        delays = [r.delay for r in self.rules if r.cancel_on and r.delay is not None]
+        return max(delays, default=timedelta(0))
+
     def cancelling_types(self) -> re.Pattern[str] | None:
         patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
         return compile_globs(patterns) if patterns else None
