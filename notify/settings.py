@@ -42,6 +42,45 @@ def _zone(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+SMS_PROVIDERS = ("twilio", "vonage")
+
+
+def _providers(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """CONTRACT section 13: SMS providers in order of preference, e.g. `twilio,vonage`."""
+    names = tuple(p.strip().lower() for p in (env.get(name) or "twilio").split(",") if p.strip())
+    unknown = [p for p in names if p not in SMS_PROVIDERS]
+    if unknown or not names or len(set(names)) != len(names):
+        message = f"{name} must name each of {', '.join(SMS_PROVIDERS)} at most once"
+        raise ValueError(f"{message}, got {env.get(name)!r}")
+    return names
+
+
+def _weights(
+    env: Mapping[str, str], name: str, providers: tuple[str, ...]
+) -> tuple[tuple[str, float], ...]:
+    """A share per provider (`twilio=80,vonage=20`); unset: everything to the first."""
+    raw = env.get(name) or ""
+    if not raw.strip():
+        return tuple((p, 100.0 if i == 0 else 0.0) for i, p in enumerate(providers))
+    given: dict[str, float] = {}
+    for part in raw.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        try:
+            share = float(value) if sep else -1.0
+        except ValueError:
+            share = -1.0
+        if key not in providers or share < 0 or key in given:
+            raise ValueError(
+                f"{name} must be provider=share pairs for NOTIFY_SMS_PROVIDERS "
+                f"({', '.join(providers)}), e.g. twilio=80,vonage=20; got {raw!r}"
+            )
+        given[key] = share
+    if not any(given.values()):
+        raise ValueError(f"{name} gives every provider a share of 0: {raw!r}")
+    return tuple((p, given.get(p, 0.0)) for p in providers)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     redis_url: str = "redis://localhost:6379/0"
@@ -105,6 +144,18 @@ class Settings:
     outcomes_maxlen: int = 1_000_000
     receipt_timeout_seconds: float = 3600.0
     receipt_lookups_per_run: int = 100
+    # A second SMS provider (CONTRACT section 13).
+    sms_providers: tuple[str, ...] = ("twilio",)
+    sms_provider_weights: tuple[tuple[str, float], ...] = (("twilio", 100.0),)
+    vonage_application_id: str | None = None
+    vonage_private_key: str | None = None  # a file: the application's private key (PEM)
+    vonage_from: str | None = None
+    vonage_api_url: str = "https://api.nexmo.com"
+    vonage_signature_secret: str | None = None
+    # How often beat weighs the providers' health from our own data (tasks/health.py).
+    sms_health_interval_seconds: float = 15.0
+    # A receipt later than this after the send counts as slow delivery (Notify: 5 minutes).
+    sms_slow_delivery_seconds: float = 300.0
     # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
     prometheus_multiproc_dir: str | None = None
 
@@ -112,6 +163,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
         stream = e.get("NOTIFY_STREAM") or "events"
+        providers = _providers(e, "NOTIFY_SMS_PROVIDERS")
         return cls(
             redis_url=e.get("REDIS_URL") or cls.redis_url,
             stream=stream,
@@ -183,6 +235,19 @@ class Settings:
             ),
             receipt_lookups_per_run=_int(
                 e, "NOTIFY_RECEIPT_LOOKUPS_PER_RUN", cls.receipt_lookups_per_run
+            ),
+            sms_providers=providers,
+            sms_provider_weights=_weights(e, "NOTIFY_SMS_PROVIDER_WEIGHTS", providers),
+            vonage_application_id=e.get("VONAGE_APPLICATION_ID") or None,
+            vonage_private_key=e.get("VONAGE_PRIVATE_KEY") or None,
+            vonage_from=e.get("VONAGE_FROM") or None,
+            vonage_api_url=(e.get("VONAGE_API_URL") or cls.vonage_api_url).rstrip("/"),
+            vonage_signature_secret=e.get("VONAGE_SIGNATURE_SECRET") or None,
+            sms_health_interval_seconds=_float(
+                e, "NOTIFY_SMS_HEALTH_INTERVAL_SECONDS", cls.sms_health_interval_seconds
+            ),
+            sms_slow_delivery_seconds=_float(
+                e, "NOTIFY_SMS_SLOW_DELIVERY_SECONDS", cls.sms_slow_delivery_seconds
             ),
         )
 

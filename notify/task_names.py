@@ -13,6 +13,7 @@ DISPATCH_DUE = "tasks.dispatch_due"
 SWEEP = "tasks.sweep"
 PURGE = "tasks.purge"
 LOOK_UP_RECEIPTS = "tasks.look_up_receipts"
+WEIGH_SMS_PROVIDERS = "tasks.weigh_sms_providers"
 
 # The single-row task for each channel: retries, the sweeper and beat use these.
 SEND_ONE: dict[Channel, str] = {Channel.SMS: SEND_SMS, Channel.PUSH: SEND_PUSH}
