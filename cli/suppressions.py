@@ -1,4 +1,4 @@
-"""`notify suppressions list|add|remove`: what operators see and change (CONTRACT section 6).
+"""`notify suppressions list|add|remove`: what operators see and change (interfaces section 6).
 
 The table masks recipients like the logs do; `--json` shows them in full, for scripts that
 feed upstream systems. Changes are recorded with the source `cli:<user>`.
@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from notify import opt_outs, suppressions
+from notify import database, opt_outs, suppressions
 from notify.logs import mask
 from notify.settings import Settings
 from schemas import Channel, Reason, Suppression
@@ -58,7 +58,7 @@ def table(rows: list[Suppression]) -> list[str]:
 
 def _with_db(settings: Settings, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     async def run() -> T:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await database.connect(settings.database_url, settings.statement_cache_size)
         try:
             return await call(conn)
         finally:

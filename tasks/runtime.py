@@ -90,7 +90,7 @@ def _build(settings: Settings) -> Runtime:
             rates[provider] = rate
     return Runtime(
         settings=settings,
-        db=StoreRunner(settings.database_url),
+        db=StoreRunner(settings.database_url, statement_cache_size=settings.statement_cache_size),
         sms=TwilioSms(settings),
         push=FcmPush(settings),
         pid=os.getpid(),

@@ -54,7 +54,7 @@ class ProviderWeights:
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self.client = client
         self.order = settings.sms_providers
-        self.base = dict(settings.sms_provider_weights)
+        self.base = dict(settings.sms_shares)
         self._lock = threading.Lock()
         self._cached: tuple[float, dict[str, float]] | None = None
         for provider in self.order:
@@ -123,7 +123,7 @@ def weigh(rt: Runtime) -> dict[str, float]:
         return {}
     evidence = rt.db.provider_evidence(order, s.sms_slow_delivery_seconds)
     before = rt.weights.current()
-    after = reweigh(before, dict(s.sms_provider_weights), evidence, order)
+    after = reweigh(before, dict(s.sms_shares), evidence, order)
     healthy = {p: evidence[p].healthy for p in order}
     rt.weights.store(after, healthy)
     for provider in order:
