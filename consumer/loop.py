@@ -143,6 +143,7 @@ class Consumer:
                     stale_after=stale_after,
                     default_timezone=s.default_timezone,
                     explain=False,
+                    sms_countries=s.sms_countries,
                 )
             except Exception as exc:
                 self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"

@@ -57,6 +57,9 @@ class Row(msgspec.Struct, omit_defaults=True):
     rules_version: str | None = msgspec.field(default=None, name="rv")
     event_time: datetime | None = msgspec.field(default=None, name="et")
     push_id: PushId | None = msgspec.field(default=None, name="pi")
+    segments: int | None = msgspec.field(default=None, name="sg")
+    encoding: str | None = msgspec.field(default=None, name="en")
+    country: str | None = msgspec.field(default=None, name="cc")
 
 
 _encode = msgspec.json.Encoder().encode
@@ -86,6 +89,9 @@ def document(rows: Sequence[NewNotification]) -> bytes:
                 rules_version=n.rules_version,
                 event_time=n.event_time,
                 push_id=n.push_id,
+                segments=n.segments,
+                encoding=n.encoding,
+                country=n.country,
             )
             for n in rows
         ]

@@ -250,8 +250,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         7,
         "the provider that holds each notification and made each attempt",
         """
-        -- Chosen when a row is first claimed (tasks/routing.py); it changes only after an
-        -- attempt that proves the provider did not take the message (failover).
+        -- Chosen when a row is first claimed (tasks/providers/choice.py); it changes only
+        -- after an attempt that proves the provider did not take the message (failover).
         ALTER TABLE notifications ADD COLUMN provider text
             CHECK (provider IN ('twilio', 'vonage', 'fcm'));
         ALTER TABLE notification_attempts ADD COLUMN provider text
@@ -299,6 +299,30 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             ORDER BY n.id;
             RETURN NULL;
         END $fn$;
+        """,
+    ),
+    (
+        8,
+        "what SMS cost: segments, encoding, country, price",
+        """
+        -- Routing fills segments, encoding and country on SMS rows; rows from before this
+        -- version get them from notify/backfills.py, which `notify migrate` runs after this
+        -- in bounded batches (one segment counter: notify/segments.py, in Python).
+        -- `price` is positive, in `price_unit`, once the provider reports it.
+        ALTER TABLE notifications
+            ADD COLUMN segments integer,
+            ADD COLUMN encoding text CHECK (encoding IN ('GSM-7', 'UCS-2')),
+            ADD COLUMN country text,
+            ADD COLUMN price numeric,
+            ADD COLUMN price_unit text,
+            ADD COLUMN price_lookups integer NOT NULL DEFAULT 0,
+            ADD COLUMN price_checked_at timestamptz;
+        -- The price backfill's queue: sent SMS whose price Twilio has not reported yet.
+        CREATE INDEX notifications_unpriced ON notifications (price_checked_at NULLS FIRST, id)
+            WHERE channel = 'sms' AND price IS NULL AND provider_message_id IS NOT NULL;
+        -- The segment backfill's queue; empty once it has run.
+        CREATE INDEX notifications_unsegmented ON notifications (id)
+            WHERE channel = 'sms' AND segments IS NULL;
         """,
     ),
 ]

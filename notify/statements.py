@@ -29,16 +29,19 @@ SKIPPED, FAILED = literal(Status.SKIPPED), literal(Status.FAILED)
 INSERT = f"""
 INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time, push_id)
+    error_message, rules_version, event_time, push_id, segments, encoding, country)
 SELECT k, e, t, s, r, c, rc, ti, b, d,
     CASE WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
     COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
     CASE WHEN sp.reason IS NULL THEN ec ELSE '{SUPPRESSED}' END,
-    CASE WHEN sp.reason IS NULL THEN em ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi
+    CASE WHEN sp.reason IS NULL THEN em ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi,
+    sg, en, cc
 FROM ROWS FROM (json_to_recordset($1::json) AS (k text, e text, t text, s text, r text,
         c text, rc text, ti text, b text, d jsonb, st text, sa timestamptz, co text[],
-        cp text[], ec text, em text, rv text, et timestamptz, pi text))
-    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi, n)
+        cp text[], ec text, em text, rv text, et timestamptz, pi text, sg int, en text,
+        cc text))
+    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi,
+        sg, en, cc, n)
 LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
     AND u.st IN {sql_list({Status.PENDING, Status.SCHEDULED})}
 -- A join may reorder rows; ids are handed out in batch (stream) order, as without one.
@@ -49,7 +52,7 @@ RETURNING id, channel, status, idempotency_key, error_code
 
 COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
     data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
-    unsure_since, lookup_failures, provider"""
+    unsure_since, lookup_failures, segments, encoding, country, provider"""
 
 # A suppressed recipient's reminder is skipped even when overdue: it was never to be sent.
 DISPATCH = f"""

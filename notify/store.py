@@ -10,7 +10,7 @@ from operator import attrgetter
 import asyncpg
 import msgspec
 
-from notify import database, inserts, slots, statements, suppressions, throttles
+from notify import costs, database, inserts, slots, statements, suppressions, throttles
 from notify.inbound_messages import InboundStore
 from notify.inserts import Inserted
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
@@ -209,6 +209,19 @@ class OutcomeStore:
 
     async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return await slots.due(self.pool, within=within, limit=limit)
+
+    async def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return await costs.hold_back(self.pool, held, code, message)
+
+    async def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[costs.Unpriced]:
+        return await costs.unpriced(
+            self.pool, limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+        )
+
+    async def record_prices(self, prices: Sequence[costs.Price]) -> list[costs.Priced]:
+        return await costs.record_prices(self.pool, prices)
 
     async def finish_many(self, finished: Sequence[Finished]) -> list[Settled]:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from notify import provider_health
+from notify.costs import Price, Priced, Unpriced
 from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
 from notify.provider_health import Evidence
@@ -43,6 +44,14 @@ class WorkerStore(Protocol):
     def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int: ...
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
+
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int: ...
+
+    def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[Unpriced]: ...
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]: ...
 
     def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]: ...
 
@@ -153,6 +162,19 @@ class StoreRunner:
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return self.run(lambda store: store.due_slots(within=within, limit=limit))
+
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return self.run(lambda store: store.hold_back(held, code, message))
+
+    def unpriced(self, *, limit: int, interval_seconds: float, max_lookups: int) -> list[Unpriced]:
+        return self.run(
+            lambda store: store.unpriced(
+                limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+            )
+        )
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]:
+        return self.run(lambda store: store.record_prices(prices))
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int

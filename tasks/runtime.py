@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import redis
 
+from notify.country_breaker import CountryBreaker
 from notify.settings import Settings
 from schemas import ConfigurationError, Provider
 from tasks import limiter
@@ -59,6 +60,9 @@ class Runtime:
     def failover_target(self, provider: str | None) -> str | None:
         return None if self.weights is None else self.weights.failover_target(provider)
 
+    # The pumping breaker (NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS); None: no limit.
+    breaker: CountryBreaker | None = None
+
 
 _lock = threading.Lock()
 _current: Runtime | None = None
@@ -77,6 +81,7 @@ def _build(settings: Settings) -> Runtime:
     from tasks.weights import ProviderWeights  # tasks.weights registers a task: import late
 
     client = redis.Redis.from_url(settings.redis_url)
+    limit = settings.sms_country_hourly_segments
     senders = {
         Provider.TWILIO.value: settings.sms_sender,
         Provider.VONAGE.value: settings.vonage_from,
@@ -100,6 +105,7 @@ def _build(settings: Settings) -> Runtime:
         rates=rates,
         vonage=VonageSms(settings) if Provider.VONAGE in settings.sms_providers else None,
         weights=ProviderWeights(client, settings) if len(settings.sms_providers) > 1 else None,
+        breaker=None if limit is None else CountryBreaker(client, limit),
     )
 
 
@@ -124,4 +130,6 @@ def reset() -> None:
                 rate.client.close()
             if _current.weights is not None:
                 _current.weights.client.close()
+            if _current.breaker is not None:
+                _current.breaker.client.close()
         _current = None
