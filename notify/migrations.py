@@ -325,6 +325,24 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             WHERE channel = 'sms' AND segments IS NULL;
         """,
     ),
+    (
+        6,
+        "cancellations kept as facts",
+        """
+        -- Each cancelling event, kept while a reminder from an earlier event could still be
+        -- written (notify/cancellations.py); beat's purge deletes it after `keep_until`.
+        CREATE TABLE cancellations (
+            subject text NOT NULL,
+            event_id text NOT NULL,
+            event_type text NOT NULL,
+            event_time timestamptz NOT NULL,
+            keep_until timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (subject, event_id)
+        );
+        CREATE INDEX cancellations_keep_until ON cancellations (keep_until);
+        """,
+    ),
 ]
 
 # Any constant works; it only has to be the same in every process that migrates.

@@ -69,6 +69,8 @@ class WorkerStore(Protocol):
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
 
+    def forget_cancellations(self, *, limit: int) -> int: ...
+
     def delete_heard_older_than(self, *, days: float, limit: int) -> int: ...
 
     def awaiting_receipt(
@@ -200,6 +202,9 @@ class StoreRunner:
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))
+
+    def forget_cancellations(self, *, limit: int) -> int:
+        return self.run(lambda store: store.forget_cancellations(limit=limit))
 
     def delete_heard_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_heard_older_than(days=days, limit=limit))

@@ -160,9 +160,12 @@ def settle(rt: Runtime, row: Notification) -> str:
 @app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
     """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches; and
-    throttle windows that have ended (the next notification starts a new one)."""
+    throttle windows that have ended (the next notification starts a new one), and
+    cancellations no reminder can still need."""
     rt = runtime(app.settings)
     while rt.db.forget_expired_throttles(limit=5000) == 5000:
+        pass
+    while rt.db.forget_cancellations(limit=5000) == 5000:
         pass
     total = 0
     for delete in (rt.db.delete_older_than, rt.db.delete_heard_older_than):
