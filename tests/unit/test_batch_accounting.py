@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from consumer.batches import BatchResult, account, share_out
 from notify.store import Inserted
 from schemas import Channel, NewNotification, Status, ThrottleKey
+from tests.profiles import examples
 
 TYPES = ["shipment.delayed", "order.placed", "x.y"]
 KEYS = ["k1", "k2", "k3", "k4", "k5"]
@@ -57,7 +58,7 @@ def inserted_total(channel: str, status: str) -> float:
     return REGISTRY.get_sample_value("notify_notifications_inserted_total", labels) or 0.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(st.tuples(st.sampled_from(TYPES), st.lists(st.sampled_from(KEYS), max_size=3))),
     st.sets(st.sampled_from(KEYS)),
@@ -94,7 +95,7 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
     assert result.outcomes == outcomes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
