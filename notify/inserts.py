@@ -15,7 +15,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
-from notify import statements, throttles
+from notify import cancellations, statements, throttles
 from notify.globs import translate
 from schemas import Channel, NewNotification, PushId, Status
 
@@ -98,10 +98,24 @@ def document(rows: Sequence[NewNotification]) -> bytes:
     )
 
 
+_GOING_OUT = frozenset({Status.PENDING, Status.SCHEDULED})
+
+
+def cancellable_subjects(rows: Sequence[NewNotification]) -> set[str]:
+    """The subjects of rows a cancelling event could still stop: they are inserted under
+    those subjects' locks (notify/cancellations.py)."""
+    return {
+        n.event_subject for n in rows if n.cancel_on and n.event_subject and n.status in _GOING_OUT
+    }
+
+
 async def insert(
     conn: asyncpg.Connection, rows: Sequence[NewNotification], redelivered: frozenset[str]
 ) -> Inserted:
     """Insert a batch in the caller's transaction; see OutcomeStore.insert."""
+    subjects = cancellable_subjects(rows)
+    if subjects:  # first: these locks come before any other of the transaction
+        await cancellations.lock_subjects(conn, subjects)
     # Throttles are decided in the transaction that inserts the rows they count.
     rows = await throttles.apply(conn, rows)
     returned = await conn.fetch(statements.INSERT, document(rows).decode())

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from notify import countries, segments
-from rules import politeness
+from rules import politeness, push_limits
 from rules.recipients import InvalidRecipient, normalise
 from rules.ruleset import CompiledRule, RuleSet
 from schemas import Channel, Event, NewNotification, Status
@@ -139,6 +139,8 @@ def _decide(
         failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
         return failed or None
     channel = rule.channel
+    # FCM refuses the push whole (INVALID_ARGUMENT): fail it here, without the call.
+    oversized = push_limits.too_large(title, body, data) if channel is Channel.PUSH else None
     # Counted once per body: every recipient of this rule and event gets the same one.
     sms = segments.count(body) if channel is Channel.SMS else None
     out: list[NewNotification] = []
@@ -152,6 +154,10 @@ def _decide(
         if recipient in seen:
             continue
         seen.add(recipient)
+        if oversized is not None:
+            out.append(_failed(event, rule, version, recipient, "message_too_large", oversized,
+                               body))  # fmt: skip
+            continue
         country = None if sms is None else countries.country_of(recipient)
         if sms is not None and not countries.allowed(country, sms_countries):
             refused = f"SMS to {country or 'an unknown country'} is not allowed"

@@ -16,6 +16,7 @@ from schemas import (
     DeliveryError,
     Notification,
     Reason,
+    RefusedDeliveryError,
     Status,
     TransientDeliveryError,
 )
@@ -40,15 +41,29 @@ class Failure:
     unsure: bool
     # The provider's answer means: never send to this recipient again.
     suppress: Reason | None
+    # Refused before acceptance: the provider did not take it, so this one may.
+    move_to: str | None = None
 
     @property
     def retry(self) -> bool:
         return self.retry_in is not None
 
 
-def decide(row: Notification, exc: DeliveryError, s: Settings) -> Failure:
+def decide(
+    row: Notification,
+    exc: DeliveryError,
+    s: Settings,
+    *,
+    has_lookup: bool = True,
+    alternative: str | None = None,
+) -> Failure:
+    """`has_lookup`: a lost send at this row's provider can be looked up; `alternative`: the
+    provider a refused send would move to (None: no other)."""
     kind = kind_of(exc)
     unsure = isinstance(exc, AmbiguousDeliveryError)
+    if unsure and row.channel is Channel.SMS and not has_lookup:
+        # It may have the message, and nothing can tell: never sent again, anywhere.
+        return Failure(kind, AttemptOutcome.UNKNOWN, Status.FAILED, None, True, None)
     # An SMS whose answer was lost is always followed by one more attempt, which looks for
     # it at the provider before it sends again (and sends only within the budget). FCM has
     # no lookup: a push is resent within the budget, tagged so that it replaces the first.
@@ -57,6 +72,11 @@ def decide(row: Notification, exc: DeliveryError, s: Settings) -> Failure:
     if not (looks_first or (transient and row.sends < s.max_send_attempts)):
         dead = suppression_for(row.channel, exc.code, exc.message)
         return Failure(kind, OUTCOMES[kind], Status.FAILED, None, False, dead)
+    refused = isinstance(exc, RefusedDeliveryError) and row.channel is Channel.SMS
+    if refused and alternative is not None:
+        # The other provider's turn comes at once: this one's Retry-After is not about it.
+        delay = backoff(1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
+        return Failure(kind, OUTCOMES[kind], Status.PENDING, delay, False, None, alternative)
     retry_after = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
     floor = quota_floor(row.channel, exc.code, retry_after, row.attempts,
                         s.quota_retry_base_seconds)  # fmt: skip

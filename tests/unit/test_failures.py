@@ -12,6 +12,7 @@ from schemas import (
     ConfigurationError,
     PermanentDeliveryError,
     Reason,
+    RefusedDeliveryError,
     Status,
     TransientDeliveryError,
 )
@@ -68,3 +69,23 @@ def test_a_configuration_error_is_its_own_outcome() -> None:
     failure = failures.decide(row(1), ConfigurationError("20003", "bad auth"), SETTINGS)
     assert failure.kind == "config" and failure.outcome is AttemptOutcome.CONFIG_ERROR
     assert failure.retry_in is None and failure.suppress is None
+
+
+def test_a_refused_sms_moves_to_the_other_provider_at_once() -> None:
+    exc = RefusedDeliveryError("503", "unavailable", retry_after=30)
+    failure = failures.decide(row(1, attempts=1), exc, SETTINGS, alternative="vonage")
+    assert failure.move_to == "vonage" and failure.status is Status.PENDING
+    assert failure.retry_in is not None and failure.retry_in < 30
+
+
+def test_a_refused_sms_with_no_other_provider_retries_where_it_is() -> None:
+    exc = RefusedDeliveryError("503", "unavailable", retry_after=30)
+    failure = failures.decide(row(1, attempts=1), exc, SETTINGS, alternative=None)
+    assert failure.move_to is None and failure.retry_in is not None and failure.retry_in >= 30
+
+
+def test_a_lost_answer_at_a_provider_without_lookup_is_never_resent() -> None:
+    exc = AmbiguousDeliveryError("timeout", "no answer")
+    failure = failures.decide(row(1), exc, SETTINGS, has_lookup=False, alternative="twilio")
+    assert failure.outcome is AttemptOutcome.UNKNOWN and failure.retry_in is None
+    assert failure.move_to is None
