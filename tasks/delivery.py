@@ -16,20 +16,19 @@ from notify.store import Finished
 from notify.suppressions import NewSuppression
 from schemas import (
     SUPPRESSED,
-    AmbiguousDeliveryError,
     AttemptOutcome,
     Channel,
-    ConfigurationError,
     DeliveryError,
     Notification,
     PermanentDeliveryError,
+    Provider,
     PushId,
     Status,
     TaskResult,
     TransientDeliveryError,
 )
-from tasks import country_pause, metrics, pacing, reconcile
-from tasks.classification import backoff, kind_of, quota_floor, suppression_for
+from tasks import country_pause, failures, metrics, pacing, reconcile
+from tasks.classification import backoff
 from tasks.runtime import Runtime
 
 log = logs.get("delivery")
@@ -48,13 +47,27 @@ def _deferred(held: pacing.Held) -> Outcome:
     return Outcome(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
 
 
-def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]:
-    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`).
+@dataclass(frozen=True)
+class Freed:
+    """A lookup at the row's provider found no earlier send: it never took the message, so
+    the row may go to `to` (CONTRACT section 13: failover only on proof)."""
+
+    to: str
+
+
+def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome] | Freed:
+    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`),
+    or Freed when an earlier unanswered send proved not to have arrived.
 
     Raises LookupFailed (nothing sent) when Twilio cannot say whether it has an earlier send.
     """
     if row.channel is Channel.SMS:
+        sms = rt.sms_provider(row.provider)
         if row.unsure_since is not None:
+            if not rt.has_lookup(row.provider):  # `_failed` never leaves such a row to retry
+                raise PermanentDeliveryError(
+                    "outcome_unknown", f"{row.provider} has no lookup of an unanswered send"
+                )
             earlier = find_earlier_sms(rt, row, row.unsure_since)
             if earlier is not None:
                 return earlier, AttemptOutcome.RECONCILED
@@ -64,7 +77,10 @@ def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]
                     row.error_code or "connection_error",
                     f"no answer to send {row.sends - 1}, and Twilio does not have it",
                 )
-        return rt.sms.send(row.recipient, row.body), AttemptOutcome.SENT
+            target = rt.failover_target(row.provider)
+            if target is not None:
+                return Freed(target)
+        return sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
     kind = row.push_id or PushId.TOKEN
     name = rt.push.send(row.recipient, row.title, row.body, data or None, kind, collapse_id(row))
@@ -112,7 +128,7 @@ def deliver(
     rt: Runtime, notification_id: int, channel: Channel, slot: float | None = None
 ) -> Outcome:
     """One row; `slot` is the send slot a row brought back by the limiter already holds."""
-    row = rt.db.claim(notification_id)
+    row = rt.db.claim(notification_id, _picks(rt, channel, 1)[0])
     if row is None:
         log.info(
             "skipped: not pending (duplicate task or already final)",
@@ -123,7 +139,7 @@ def deliver(
         return _suppressed([row])[0][1]
     if _paused(rt, [row])[1]:
         return Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)
-    paced = pacing.pace(rt.rate, rt.db, rt.settings, [row], slot)
+    paced = pacing.pace(rt.rates, rt.db, rt.settings, [row], slot)
     if paced.held:
         return _deferred(paced.held[0])
     [(ready, at)] = paced.ready
@@ -135,7 +151,7 @@ def deliver_many(
     rt: Runtime, notification_ids: list[int], channel: Channel
 ) -> list[tuple[int, Outcome]]:
     """Claim a batch in one statement, then call the provider for each row concurrently."""
-    claimed = rt.db.claim_many(notification_ids)
+    claimed = rt.db.claim_many(notification_ids, _picks(rt, channel, len(notification_ids)))
     rows = [r for r in claimed if r.status is not Status.SKIPPED]
     suppressed = _suppressed([r for r in claimed if r.status is Status.SKIPPED])
     skipped = set(notification_ids) - {r.id for r in claimed}
@@ -146,10 +162,17 @@ def deliver_many(
         )
     rows, paused = _paused(rt, rows)
     suppressed += [(nid, Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)) for nid in paused]
-    paced = pacing.pace(rt.rate, rt.db, rt.settings, rows)
+    paced = pacing.pace(rt.rates, rt.db, rt.settings, rows)
     futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
     waiting = [(held.row.id, _deferred(held)) for held in paced.held]
     return [(nid, future.result()) for nid, future in futures] + waiting + suppressed
+
+
+def _picks(rt: Runtime, channel: Channel, count: int) -> list[str]:
+    """The provider each row gets if this is its first claim (a row keeps the one it has)."""
+    if channel is Channel.SMS:
+        return rt.pick(count)
+    return [Provider.FCM.value] * count
 
 
 def _paused(rt: Runtime, rows: list[Notification]) -> tuple[list[Notification], list[int]]:
@@ -189,11 +212,12 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         "channel": row.channel.value,
         "recipient": mask(row.recipient),
         "attempt": row.attempts,
+        "provider": row.provider,
     }
     began = datetime.now(UTC)
     started = time.perf_counter()
     try:
-        provider_id, result = _call_provider(rt, row)
+        called = _call_provider(rt, row)
     except reconcile.LookupFailed as exc:
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
         return _lookup_failed(rt, row, exc, ctx, began)
@@ -205,6 +229,9 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
         return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+    if isinstance(called, Freed):
+        return _move(rt, row, called.to, ctx, began)
+    provider_id, result = called
     _record(rt, Finished(row.id, row.attempts, Status.SENT, result, began, provider_id))
     metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.SENT).inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
@@ -219,68 +246,115 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
 def _failed(
     rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
 ) -> Outcome:
-    s = rt.settings
-    channel = row.channel.value
-    kind = kind_of(exc)
-    metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
-    unsure = isinstance(exc, AmbiguousDeliveryError)
-    # An SMS whose answer was lost is always followed by one more attempt, which looks for
-    # it at Twilio before it sends again (and sends only within the budget). FCM has no
-    # lookup: a push is resent within the budget, tagged so that it replaces the first.
-    looks_first = unsure and row.channel is Channel.SMS
-    retry = looks_first or (
-        isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts
+    sms = row.channel is Channel.SMS
+    failure = failures.decide(
+        row,
+        exc,
+        rt.settings,
+        has_lookup=not sms or rt.has_lookup(row.provider),
+        alternative=rt.failover_target(row.provider) if sms else None,
     )
-    status = Status.PENDING if retry else Status.FAILED
-    outcome = AttemptOutcome(f"{kind}_error")
-    dead = None if retry else suppression_for(row.channel, exc.code, exc.message)
+    if failure.outcome is AttemptOutcome.UNKNOWN:
+        metrics.PROVIDER_ERRORS.labels(row.channel.value, exc.code, failure.kind).inc()
+        return _unknown(rt, row, exc, ctx, began)
     # Recorded with the failed attempt, in its transaction: the provider's word that this
     # recipient must get nothing more is never lost between the two.
     suppress = None
-    if dead is not None:
-        suppress = NewSuppression(row.channel, row.recipient, dead, f"notification:{row.id}")
+    if failure.suppress is not None:
+        source = f"notification:{row.id}"
+        suppress = NewSuppression(row.channel, row.recipient, failure.suppress, source)
     _record(
         rt,
         Finished(
-            row.id, row.attempts, status, outcome, began,
-            error_code=exc.code, error_message=exc.message, unsure=looks_first,
-            suppress=suppress,
+            row.id, row.attempts, failure.status, failure.outcome, began,
+            error_code=exc.code, error_message=exc.message, unsure=failure.unsure,
+            move_to=failure.move_to, suppress=suppress,
         ),
     )  # fmt: skip
-    if dead is not None:
-        log.warning(
-            "recipient suppressed by the provider's answer",
-            extra=logs.fields(**ctx, error_code=exc.code, reason=dead.value),
-        )
-    if retry:
-        assert isinstance(exc, TransientDeliveryError)
-        floor = quota_floor(
-            row.channel, exc.code, exc.retry_after, row.attempts, s.quota_retry_base_seconds
-        )
-        if unsure:
-            # A request the provider may still be working on must land before the retry
-            # looks for it.
-            floor = max(floor or 0.0, s.provider_timeout_seconds)
-        delay = backoff(
-            row.attempts,
-            base=s.retry_base_seconds,
-            cap=s.retry_max_seconds,
-            retry_after=floor,
-            retry_after_cap=s.visibility_timeout_seconds / 2,
-        )
+    _count_failure(row, exc, failure)
+    _log_failure(ctx, exc, failure)
+    if failure.retry_in is not None:
+        return Outcome(TaskResult.RETRIED, exc.code, failure.retry_in)
+    return Outcome(TaskResult.FAILED, exc.code)
+
+
+def _count_failure(row: Notification, exc: DeliveryError, failure: failures.Failure) -> None:
+    channel = row.channel.value
+    metrics.PROVIDER_ERRORS.labels(channel, exc.code, failure.kind).inc()
+    if failure.move_to is not None:
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
+        metrics.FAILOVERS.labels(row.provider or "twilio", failure.move_to, "refused").inc()
+    elif failure.retry:
         metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
         metrics.RETRIES.labels(channel, exc.code).inc()
+    else:
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
+        metrics.ATTEMPTS.labels(channel).observe(row.attempts)
+
+
+def _log_failure(ctx: dict[str, object], exc: DeliveryError, failure: failures.Failure) -> None:
+    if failure.suppress is not None:
         log.warning(
-            "transient error; retrying",
-            extra=logs.fields(**ctx, error_code=exc.code, retry_in=round(delay, 2)),
+            "recipient suppressed by the provider's answer",
+            extra=logs.fields(**ctx, error_code=exc.code, reason=failure.suppress.value),
         )
-        return Outcome(TaskResult.RETRIED, exc.code, delay)
-    metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
-    metrics.ATTEMPTS.labels(channel).observe(row.attempts)
-    level = log.error if isinstance(exc, ConfigurationError) else log.warning
-    reason = "configuration error: operators must act" if kind == "config" else "failed"
-    level(reason, extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
-    return Outcome(TaskResult.FAILED, exc.code)
+    if failure.retry_in is not None:
+        retry_in = round(failure.retry_in, 2)
+        if failure.move_to is not None:
+            log.warning(
+                "provider refused the send; failing over",
+                extra=logs.fields(**ctx, error_code=exc.code, to_provider=failure.move_to,
+                                  retry_in=retry_in),
+            )  # fmt: skip
+        else:
+            log.warning(
+                "transient error; retrying",
+                extra=logs.fields(**ctx, error_code=exc.code, retry_in=retry_in),
+            )
+    elif failure.kind == "config":
+        fields = logs.fields(**ctx, error_code=exc.code, error=exc.message)
+        log.error("configuration error: operators must act", extra=fields)
+    else:
+        log.warning("failed", extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
+
+
+def _move(
+    rt: Runtime, row: Notification, to: str, ctx: dict[str, object], began: datetime
+) -> Outcome:
+    """The lookup cleared the earlier unanswered send: the row goes to `to`, at once."""
+    _record(
+        rt,
+        Finished(
+            row.id, row.attempts, Status.PENDING, AttemptOutcome.NOT_RECEIVED, began,
+            error_code="not_received",
+            error_message=f"{row.provider} has no message from the unanswered send; moved to {to}",
+            move_to=to,
+        ),
+    )  # fmt: skip
+    metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.RETRIED).inc()
+    metrics.FAILOVERS.labels(row.provider or "twilio", to, "not_received").inc()
+    log.warning(
+        "lookup found no earlier send; failing over", extra=logs.fields(**ctx, to_provider=to)
+    )
+    return Outcome(TaskResult.RETRIED, "not_received", 0.0)
+
+
+def _unknown(
+    rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
+) -> Outcome:
+    """A lost answer from a provider with no lookup: it may have the message, and nothing can
+    tell, so the row is never sent again, there or anywhere (docs/delivery-guarantees.md)."""
+    message = f"no answer from {row.provider} ({exc.code}), which has no lookup; not resent"
+    _record(
+        rt,
+        Finished(
+            row.id, row.attempts, Status.FAILED, AttemptOutcome.UNKNOWN, began,
+            error_code="outcome_unknown", error_message=message, unsure=True,
+        ),
+    )  # fmt: skip
+    metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.FAILED).inc()
+    log.error("outcome unknown: not resent", extra=logs.fields(**ctx, error=message))
+    return Outcome(TaskResult.FAILED, "outcome_unknown")
 
 
 def _lookup_failed(

@@ -14,6 +14,7 @@ from consumer.batches import BatchResult, RoutedEvent, account, share_out
 from consumer.metrics import EVENT_OUTCOMES
 from notify.store import Inserted
 from schemas import Channel, NewNotification, Status, ThrottleKey
+from tests.profiles import examples
 
 TYPES = ["shipment.delayed", "order.placed", "x.y"]
 KEYS = ["k1", "k2", "k3", "k4", "k5"]
@@ -58,7 +59,7 @@ def inserted_total(channel: str, status: str) -> float:
     return REGISTRY.get_sample_value("notify_notifications_inserted_total", labels) or 0.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -100,7 +101,7 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
     assert result.outcomes == outcomes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
