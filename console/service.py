@@ -219,10 +219,16 @@ class ConsoleService:
     # Changes (operator)
 
     async def replay(self, user: User, dlq_id: str) -> list[str]:
+        """As `notify dlq replay ID`: the dead letter goes back to the stream, once."""
         s = self.settings
-        done: list[str] = await run_in_threadpool(
-            dead_letters.replay, self.sync_client, s.stream, s.dlq_stream, [dlq_id]
-        )
+
+        def run() -> list[str]:
+            found = dead_letters.select(
+                dead_letters.dead_letters(self.sync_client, s.dlq_stream, count=100_000), [dlq_id]
+            )
+            return dead_letters.replay(self.sync_client, s.stream, s.dlq_stream, found.entries)
+
+        done: list[str] = await run_in_threadpool(run)
         for replayed in done:
             await self.audit(user, "replay", f"dead letter {replayed}")
         return done
