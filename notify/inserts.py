@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 import msgspec
 
-from notify import statements, throttles
+from notify import partitions, statements, throttles
 from notify.globs import translate
 from schemas import Channel, NewNotification, PushId, Status
 
@@ -92,13 +92,28 @@ def document(rows: Sequence[NewNotification]) -> bytes:
     )
 
 
+_seen = partitions.Seen()
+
+
+def _days(rows: Sequence[NewNotification]) -> set[date]:
+    """The event days of a batch: the partitions its rows go to (statements.INSERT)."""
+    now = datetime.now(UTC)
+    return {(n.event_time or now).astimezone(UTC).date() for n in rows}
+
+
 async def insert(
     conn: asyncpg.Connection, rows: Sequence[NewNotification], redelivered: frozenset[str]
 ) -> Inserted:
     """Insert a batch in the caller's transaction; see OutcomeStore.insert."""
     # Throttles are decided in the transaction that inserts the rows they count.
     rows = await throttles.apply(conn, rows)
-    returned = await conn.fetch(statements.INSERT, document(rows).decode())
+    await _seen.cover(conn, _days(rows))
+    try:
+        returned = await conn.fetch(statements.INSERT, document(rows).decode())
+    except asyncpg.PostgresError as exc:
+        if partitions.missing_partition(exc):
+            _seen.forget()  # the batch fails and comes back; then its days are created
+        raise
     inserted: set[str] = set()
     publish: list[tuple[int, Channel]] = []
     skipped: dict[str, str] = {}

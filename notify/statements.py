@@ -8,6 +8,7 @@ A suppression added at any time before the claim is honoured.
 
 from __future__ import annotations
 
+from notify.partitions import id_sql
 from schemas import SUPPRESSED, Status, sql_list
 
 
@@ -26,11 +27,14 @@ SKIPPED, FAILED = literal(Status.SKIPPED), literal(Status.FAILED)
 # A row for a suppressed recipient that would go out is stored `skipped` / `suppressed`
 # instead: the check is a primary-key join in this statement, not a round trip of its own.
 # $1 is the batch as a JSON array of objects (notify/inserts.py: Row); an absent key is null.
+# The id carries the event's day, which picks the partition (notify/partitions.py); the
+# idempotency key is unique in each partition, so the conflict names no columns (no unique
+# index on the parent can hold it).
 INSERT = f"""
-INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
+INSERT INTO notifications (id, idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
     error_message, rules_version, event_time, push_id)
-SELECT k, e, t, s, r, c, rc, ti, b, d,
+SELECT {id_sql("COALESCE(et, now())")}, k, e, t, s, r, c, rc, ti, b, d,
     CASE WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
     COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
     CASE WHEN sp.reason IS NULL THEN ec ELSE '{SUPPRESSED}' END,
@@ -43,7 +47,7 @@ LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
     AND u.st IN {sql_list({Status.PENDING, Status.SCHEDULED})}
 -- A join may reorder rows; ids are handed out in batch (stream) order, as without one.
 ORDER BY u.n
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id, channel, status, idempotency_key, error_code
 """
 

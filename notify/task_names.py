@@ -12,6 +12,7 @@ SEND_BATCH = "tasks.send_batch"
 DISPATCH_DUE = "tasks.dispatch_due"
 SWEEP = "tasks.sweep"
 PURGE = "tasks.purge"
+PARTITIONS = "tasks.partitions"
 LOOK_UP_RECEIPTS = "tasks.look_up_receipts"
 
 # The single-row task for each channel: retries, the sweeper and beat use these.

@@ -4,6 +4,15 @@ from tasks import signals as _signals  # noqa: F401 - registers worker hooks
 from tasks.app import app
 from tasks.channels import send_push, send_sms
 from tasks.receipts import look_up_receipts
-from tasks.schedule import dispatch_due, purge, sweep
+from tasks.schedule import dispatch_due, keep_partitions, purge, sweep
 
-__all__ = ["app", "dispatch_due", "look_up_receipts", "purge", "send_push", "send_sms", "sweep"]
+__all__ = [
+    "app",
+    "dispatch_due",
+    "keep_partitions",
+    "look_up_receipts",
+    "purge",
+    "send_push",
+    "send_sms",
+    "sweep",
+]

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar
 
 from notify.group_commit import GroupCommit
+from notify.partitions import Upkeep
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
 from schemas import Channel, Notification, Receipt, Resolution, Settled, Status
@@ -52,6 +53,8 @@ class WorkerStore(Protocol):
     def resolve_sending(self, row: Notification, resolution: Resolution) -> bool: ...
 
     def delete_older_than(self, *, days: float, limit: int) -> int: ...
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep: ...
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
 
@@ -158,6 +161,9 @@ class StoreRunner:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_older_than(days=days, limit=limit))
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep:
+        return self.run(lambda store: store.keep_partitions(retention_days=retention_days))
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))

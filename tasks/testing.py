@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from notify.partitions import Upkeep
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished
 from schemas import (
@@ -120,6 +121,9 @@ class FakeStore:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return 0
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep:
+        return Upkeep(created=[], dropped=[], busy=[], newest_end=None)
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return 0
