@@ -8,7 +8,7 @@ export DATABASE_URL ?= postgresql://localhost/notifications
 STAMP := $(VENV)/.installed
 PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
 
-.PHONY: install services migrate test unit integration lint format alerts demo bench clean
+.PHONY: install services migrate test unit integration lint format alerts docs demo bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,9 @@ lint: install
 format: install
 	$(BIN)/ruff format $(PY_DIRS)
 	$(BIN)/ruff check --fix $(PY_DIRS)
+
+docs: install
+	$(BIN)/python -m notify.settings_doc
 
 alerts:
 	deploy/check-alerts.sh

@@ -23,7 +23,7 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
     from notify.database import ensure_database
 
-    asyncio.run(ensure_database(settings.database_url))
+    asyncio.run(ensure_database(settings.database_url, settings.statement_cache_size))
     print("schema is up to date")
     return 0
 

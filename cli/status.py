@@ -29,7 +29,12 @@ async def collect(settings: Settings) -> dict[str, Any] | None:
         dead = int(await client.xlen(settings.dlq_stream))
     finally:
         await client.aclose()
-    store = await OutcomeStore.connect(settings.database_url, min_size=1, max_size=1)
+    store = await OutcomeStore.connect(
+        settings.database_url,
+        min_size=1,
+        max_size=1,
+        statement_cache_size=settings.statement_cache_size,
+    )
     try:
         counts = await store.status_counts(since_seconds=3600)
     finally:

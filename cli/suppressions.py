@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from notify import opt_outs, suppressions
+from notify import database, opt_outs, suppressions
 from notify.logs import mask
 from notify.settings import Settings
 from schemas import Channel, Reason, Suppression
@@ -58,7 +58,7 @@ def table(rows: list[Suppression]) -> list[str]:
 
 def _with_db(settings: Settings, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     async def run() -> T:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await database.connect(settings.database_url, settings.statement_cache_size)
         try:
             return await call(conn)
         finally:

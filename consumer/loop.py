@@ -304,7 +304,10 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     store = await OutageGuard("postgres").call(
         # The batch's insert connections, the cancel after them, the outbox relay, a spare.
         lambda: OutcomeStore.connect(
-            settings.database_url, min_size=1, max_size=max(5, settings.insert_connections + 3)
+            settings.database_url,
+            min_size=1,
+            max_size=max(5, settings.insert_connections + 3),
+            statement_cache_size=settings.statement_cache_size,
         )
     )
     stream = EventStream(

@@ -1,12 +1,44 @@
-"""Create, migrate and drop a database: `notify migrate`, and throwaway test/bench databases."""
+"""Postgres connections as every process opens them; create, migrate and drop a database
+(`notify migrate`, and throwaway test/bench databases)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
 from notify.migrations import migrate
+from notify.settings import Settings
+
+# NOTIFY_DB_STATEMENT_CACHE_SIZE's default, for callers that have no Settings (tests, bench).
+STATEMENT_CACHE_SIZE = Settings.statement_cache_size
+
+
+async def connect(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> asyncpg.Connection:
+    """One connection. The statement cache cannot go in the DSN (Postgres rejects it as an
+    unknown parameter), so every connection and pool of ours is opened here or by `pool`."""
+    return await asyncpg.connect(dsn, statement_cache_size=statement_cache_size)
+
+
+async def pool(
+    dsn: str,
+    *,
+    min_size: int,
+    max_size: int,
+    statement_cache_size: int = STATEMENT_CACHE_SIZE,
+    **options: Any,
+) -> asyncpg.Pool:
+    """A pool whose connections keep `statement_cache_size` prepared statements (0: none,
+    as a transaction pooler such as PgBouncer needs: a later statement may reach another
+    server connection, where the prepared one does not exist)."""
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        statement_cache_size=statement_cache_size,
+        **options,
+    )
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -18,30 +50,30 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', "") + '"'
 
 
-async def ensure_database(dsn: str) -> None:
+async def ensure_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> None:
     """Create the target database if the server has none of that name, then migrate."""
     try:
-        conn = await asyncpg.connect(dsn)
+        conn = await connect(dsn, statement_cache_size)
     except asyncpg.InvalidCatalogNameError:
         name = urlsplit(dsn).path.lstrip("/")
-        admin = await asyncpg.connect(with_database(dsn, "postgres"))
+        admin = await connect(with_database(dsn, "postgres"), statement_cache_size)
         try:
             await admin.execute(f"CREATE DATABASE {_quoted(name)}")
         except asyncpg.DuplicateDatabaseError:
             pass  # another migrate created it first
         finally:
             await admin.close()
-        conn = await asyncpg.connect(dsn)
+        conn = await connect(dsn, statement_cache_size)
     try:
         await migrate(conn)
     finally:
         await conn.close()
 
 
-async def drop_database(dsn: str) -> None:
+async def drop_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> None:
     """Drop the database `dsn` names, even with clients still connected."""
     name = urlsplit(dsn).path.lstrip("/")
-    admin = await asyncpg.connect(with_database(dsn, "postgres"))
+    admin = await connect(with_database(dsn, "postgres"), statement_cache_size)
     try:
         await admin.execute(f"DROP DATABASE IF EXISTS {_quoted(name)} WITH (FORCE)")
     finally:

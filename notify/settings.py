@@ -1,190 +1,407 @@
-"""One frozen settings object, built from the environment once and passed down."""
+"""One frozen settings object, built from the environment once and passed down.
+
+Each setting is declared once, as a field: its environment variable, default, parser and
+documentation travel together in the field's metadata. `Settings.from_env` reads them, and
+`docs/configuration.md` is generated from them (`make docs`; a test fails when it is stale).
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+Parse = Callable[[str, str], Any]  # (raw text, variable name) -> value; ValueError if bad
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+
+def text(raw: str, _: str) -> str:
+    return raw
+
+
+def url(raw: str, _: str) -> str:
+    """A base URL: a trailing slash is dropped so paths join cleanly."""
+    return raw.rstrip("/")
+
+
+def number(raw: str, name: str) -> float:
     try:
         return float(raw)
     except ValueError:
         raise ValueError(f"{name} must be a number, got {raw!r}") from None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    return int(_float(env, name, default))
+def integer(raw: str, name: str) -> int:
+    return int(number(raw, name))
 
 
-def _rate(env: Mapping[str, str], name: str) -> float | None:
-    """A positive rate, or None (unset, empty or 0: no limit)."""
-    value = _float(env, name, 0.0)
+def at_least(low: int) -> Parse:
+    def parse(raw: str, name: str) -> int:
+        return max(low, integer(raw, name))
+
+    return parse
+
+
+def within(low: float, high: float) -> Parse:
+    """A number in (low, high]."""
+
+    def parse(raw: str, name: str) -> float:
+        value = number(raw, name)
+        if not low < value <= high:
+            raise ValueError(f"{name} must be in ({low:g}, {high:g}], got {value:g}")
+        return value
+
+    return parse
+
+
+def rate(raw: str, name: str) -> float | None:
+    """A positive rate, or None (0: no limit)."""
+    value = number(raw, name)
     if value < 0:
-        raise ValueError(f"{name} must not be negative, got {value}")
+        raise ValueError(f"{name} must not be negative, got {value:g}")
     return value or None
 
 
-def _zone(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name) or default
+def zone(raw: str, name: str) -> str:
     try:
-        ZoneInfo(value)
+        ZoneInfo(raw)
     except (ZoneInfoNotFoundError, ValueError):
-        message = f"{name} must be an IANA time zone like Europe/London, got {value!r}"
+        message = f"{name} must be an IANA time zone like Europe/London, got {raw!r}"
         raise ValueError(message) from None
-    return value
+    return raw
+
+
+def upper(raw: str, _: str) -> str:
+    return raw.upper()
+
+
+def boolean(raw: str, name: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Where a setting comes from and what it means."""
+
+    env: tuple[str, ...]  # the first that is set and not empty wins
+    doc: str
+    parse: Parse
+    section: str
+    shown: str | None  # the default as the documentation shows it; None: the value
+    derive: Callable[[dict[str, Any]], Any] | None  # a default computed from other settings
+
+
+_section = "Streams and rules"
+
+
+def setting(
+    env: str | tuple[str, ...],
+    default: Any,
+    doc: str,
+    parse: Parse = text,
+    *,
+    shown: str | None = None,
+    derive: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
+    """Declare a setting: a dataclass field whose metadata is its Spec."""
+    names = (env,) if isinstance(env, str) else env
+    spec = Spec(names, doc, parse, _section, shown, derive)
+    return field(default=default, metadata={"spec": spec})
+
+
+def section(title: str) -> None:
+    """Settings declared after this call are documented under `title`."""
+    global _section
+    _section = title
+
+
+def _consumer_name(_: dict[str, Any]) -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
-    redis_url: str = "redis://localhost:6379/0"
-    stream: str = "events"
-    group: str = "notifications"
-    dlq_stream: str = "events.dlq"
-    rules_path: str = "rules.yaml"
-    database_url: str = "postgresql://localhost/notifications"
-    broker_url: str = "redis://localhost:6379/0"
-    result_backend: str = "redis://localhost:6379/1"
-    task_queue: str = "celery"
-    twilio_account_sid: str | None = None
-    twilio_auth_token: str | None = None
-    twilio_phone_number: str | None = None
-    twilio_api_url: str = "https://api.twilio.com"
-    # When set, SMS go through this Messaging Service (Twilio picks the number), not From.
-    twilio_messaging_service_sid: str | None = None
-    # Segments per second per sender (the number, or the Messaging Service); None: no limit.
-    sms_segments_per_second: float | None = None
-    # The backlog alert fires when a sender's queue would take longer than this to drain.
-    sms_backlog_alert_seconds: float = 3600.0
-    # Quiet hours: the zone of a recipient with no rule timezone and no zone from the number.
-    default_timezone: str = "UTC"
-    google_credentials: str = "serviceAccountKey.json"
-    fcm_api_url: str = "https://fcm.googleapis.com"
-    metrics_port: int = 9464
-    worker_metrics_port: int = 9465
-    claim_idle_seconds: float = 60.0
-    max_event_bytes: int = 65536
-    max_deliveries: int = 5
-    visibility_timeout_seconds: float = 300.0
-    stuck_seconds: float = 300.0
-    schedule_interval_seconds: float = 5.0
-    batch_size: int = 500
-    block_ms: int = 1000
-    default_region: str = "US"
-    max_send_attempts: int = 5
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 60.0
-    provider_timeout_seconds: float = 10.0
-    stale_after_seconds: float = 3600.0
-    # How long attempts keep asking Twilio whether a send whose answer was lost arrived,
-    # while the lookups fail, before the row fails as `outcome_unknown` (never sent blind).
-    reconcile_budget_seconds: float = 3600.0
-    retention_days: float = 90.0
-    rules_poll_seconds: float = 1.0
-    task_batch_size: int = 50
-    linger_ms: float = 10.0
-    # A large batch's rows go to Postgres over this many connections at once (consumer).
-    insert_connections: int = 2
-    send_concurrency: int = 64
-    log_level: str = "INFO"
-    consumer_name: str = ""
-    # How often lag and pending are read for /metrics, on the consumer and the workers.
-    stream_sample_seconds: float = 5.0
-    # Hearing back (CONTRACT sections 6 and 7).
-    public_url: str | None = None
-    webhook_host: str = "0.0.0.0"
-    webhook_port: int = 8080
-    outcomes_stream: str = "notifications.outcomes"
-    outcomes_maxlen: int = 1_000_000
-    receipt_timeout_seconds: float = 3600.0
-    receipt_lookups_per_run: int = 100
+    section("Streams and rules")
+    redis_url: str = setting(
+        "REDIS_URL", "redis://localhost:6379/0", "Redis holding the event stream"
+    )
+    stream: str = setting("NOTIFY_STREAM", "events", "the event stream")
+    group: str = setting("NOTIFY_GROUP", "notifications", "the consumer group")
+    dlq_stream: str = setting(
+        "NOTIFY_DLQ_STREAM",
+        "events.dlq",
+        "the dead-letter stream",
+        shown="`<stream>.dlq`",
+        derive=lambda values: f"{values['stream']}.dlq",
+    )
+    rules_path: str = setting(
+        "NOTIFY_RULES", "rules.yaml", "rules file; edits are picked up without a restart"
+    )
+    rules_poll_seconds: float = setting(
+        "NOTIFY_RULES_POLL_SECONDS", 1.0, "how often the consumer looks for a changed rules file",
+        number,
+    )  # fmt: skip
+    consumer_name: str = setting(
+        "NOTIFY_CONSUMER_NAME",
+        "",
+        "this consumer's name in the group; a stable one (a pod name) lets a restarted "
+        "consumer re-read its own pending entries",
+        shown="host-pid-random",
+        derive=_consumer_name,
+    )
+    batch_size: int = setting("NOTIFY_BATCH_SIZE", 500, "entries per `XREADGROUP`", integer)
+    block_ms: int = setting("NOTIFY_BLOCK_MS", 1000, "`XREADGROUP` block time (ms)", integer)
+    linger_ms: float = setting(
+        "NOTIFY_BATCH_LINGER_MS",
+        10.0,
+        "after a short read the consumer waits this long for more events, so a trickle "
+        "still makes batches (full batches never wait)",
+        number,
+    )
+    claim_idle_seconds: float = setting(
+        "NOTIFY_CLAIM_IDLE_SECONDS",
+        60.0,
+        "entries pending this long on a consumer that stopped are claimed by a live one",
+        number,
+    )
+    max_event_bytes: int = setting(
+        "NOTIFY_MAX_EVENT_BYTES",
+        65536,
+        "a stream entry larger than this in all is dead-lettered as `oversized`",
+        integer,
+    )
+    max_deliveries: int = setting(
+        "NOTIFY_MAX_DELIVERIES",
+        5,
+        "an entry delivered this many times without success is dead-lettered (`max_deliveries`)",
+        integer,
+    )
+    insert_connections: int = setting(
+        "NOTIFY_INSERT_CONNECTIONS",
+        2,
+        "a batch of 200 rows or more is inserted over this many connections at once, shared "
+        "out by (rule, recipient) so each idempotency key and throttle group stays in one "
+        "statement",
+        at_least(1),
+    )
+    default_region: str = setting(
+        "NOTIFY_DEFAULT_REGION", "US", "the region of phone numbers written without `+`"
+    )
+    default_timezone: str = setting(
+        "NOTIFY_DEFAULT_TIMEZONE",
+        "UTC",
+        "quiet hours: the zone of a recipient with no rule `timezone` and no zone from its number",
+        zone,
+    )
+    stale_after_seconds: float = setting(
+        "NOTIFY_STALE_AFTER_SECONDS",
+        3600.0,
+        "a reminder overdue by more than this fails as `expired` instead of going out late",
+        number,
+    )
+    metrics_port: int = setting(
+        "NOTIFY_METRICS_PORT", 9464, "the consumer's Prometheus `/metrics` (0: off)", integer
+    )
+    stream_sample_seconds: float = setting(
+        "NOTIFY_STREAM_SAMPLE_SECONDS",
+        5.0,
+        "how often the consumer and the workers read lag and pending for `/metrics` "
+        "(at most 15: the contract's refresh promise)",
+        within(0, 15),
+    )
+
+    redis_cluster: bool = setting(
+        "NOTIFY_REDIS_CLUSTER",
+        False,
+        "`true` when `REDIS_URL` names a node of a Redis Cluster: every client for it is then "
+        "a cluster client (the Celery broker must not be the cluster)",
+        boolean,
+    )
+
+    section("Postgres")
+    database_url: str = setting("DATABASE_URL", "postgresql://localhost/notifications", "Postgres")
+    statement_cache_size: int = setting(
+        "NOTIFY_DB_STATEMENT_CACHE_SIZE",
+        100,
+        "prepared statements each Postgres connection keeps (asyncpg's cache); 0 when "
+        "`DATABASE_URL` points at PgBouncer or another transaction-mode pooler",
+        at_least(0),
+    )
+    retention_days: float = setting(
+        "NOTIFY_RETENTION_DAYS", 90.0, "notifications older than this are removed", number
+    )
+
+    section("Celery and delivery")
+    broker_url: str = setting("CELERY_BROKER_URL", "redis://localhost:6379/0", "the Celery broker")
+    result_backend: str = setting(
+        "CELERY_RESULT_BACKEND", "redis://localhost:6379/1", "the Celery result backend"
+    )
+    task_queue: str = setting("NOTIFY_TASK_QUEUE", "celery", "the Celery queue of send tasks")
+    task_batch_size: int = setting(
+        "NOTIFY_TASK_BATCH_SIZE",
+        50,
+        "rows per `send_batch` message (1 publishes one task per row)",
+        integer,
+    )
+    worker_metrics_port: int = setting(
+        "NOTIFY_WORKER_METRICS_PORT",
+        9465,
+        "the workers' Prometheus `/metrics` (all pool processes together)",
+        integer,
+    )
+    visibility_timeout_seconds: float = setting(
+        "NOTIFY_VISIBILITY_TIMEOUT_SECONDS",
+        300.0,
+        "a Celery task not acknowledged within this is redelivered (broker visibility timeout)",
+        number,
+    )
+    stuck_seconds: float = setting(
+        "NOTIFY_STUCK_SECONDS",
+        300.0,
+        "the sweeper re-enqueues rows left `pending`, and resolves rows left `sending`, "
+        "longer than this",
+        number,
+    )
+    schedule_interval_seconds: float = setting(
+        "NOTIFY_SCHEDULE_INTERVAL_SECONDS",
+        5.0,
+        "how often beat dispatches due scheduled rows",
+        number,
+    )
+    max_send_attempts: int = setting(
+        "NOTIFY_MAX_SEND_ATTEMPTS", 5, "provider calls per notification at most", integer
+    )
+    retry_base_seconds: float = setting(
+        "NOTIFY_RETRY_BASE_SECONDS", 1.0, "first backoff of a transient error", number
+    )
+    retry_max_seconds: float = setting(
+        "NOTIFY_RETRY_MAX_SECONDS", 60.0, "longest backoff of a transient error", number
+    )
+    provider_timeout_seconds: float = setting(
+        "NOTIFY_PROVIDER_TIMEOUT_SECONDS", 10.0, "timeout of each provider HTTP call", number
+    )
+    send_concurrency: int = setting(
+        "NOTIFY_SEND_CONCURRENCY", 64, "provider calls in flight per worker process", integer
+    )
+    reconcile_budget_seconds: float = setting(
+        "NOTIFY_RECONCILE_BUDGET_SECONDS",
+        3600.0,
+        "how long an SMS whose answer was lost keeps asking the provider whether it has it, "
+        "while those lookups fail, before it fails as `outcome_unknown` (never sent blind)",
+        number,
+    )
+    log_level: str = setting(
+        ("NOTIFY_LOG_LEVEL", "LOG_LEVEL"), "INFO", "log level (`LOG_LEVEL` also works)", upper
+    )
     # prometheus-client's own variable: set for prefork workers (see tasks/metrics.py).
-    prometheus_multiproc_dir: str | None = None
+    prometheus_multiproc_dir: str | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        None,
+        "prometheus-client's directory for prefork workers' metrics",
+    )
+
+    section("Twilio")
+    twilio_account_sid: str | None = setting("TWILIO_ACCOUNT_SID", None, "Twilio account SID")
+    twilio_auth_token: str | None = setting(
+        "TWILIO_AUTH_TOKEN", None, "Twilio auth token; also checks webhook signatures"
+    )
+    twilio_phone_number: str | None = setting(
+        "TWILIO_PHONE_NUMBER", None, "the number SMS are sent from"
+    )
+    twilio_api_url: str = setting(
+        "TWILIO_API_URL", "https://api.twilio.com", "Twilio base URL (a mock, a proxy)", url
+    )
+    twilio_messaging_service_sid: str | None = setting(
+        "TWILIO_MESSAGING_SERVICE_SID",
+        None,
+        "send SMS through this Messaging Service (`MessagingServiceSid`, no `From`) instead "
+        "of `TWILIO_PHONE_NUMBER`",
+    )
+    sms_segments_per_second: float | None = setting(
+        "NOTIFY_SMS_SEGMENTS_PER_SECOND",
+        None,
+        "SMS segments per second for the sender (the number, or the Messaging Service), "
+        "shared by every worker",
+        rate,
+        shown="unset: no limit",
+    )
+    sms_backlog_alert_seconds: float = setting(
+        "NOTIFY_SMS_BACKLOG_ALERT_SECONDS",
+        3600.0,
+        "the drain time above which `NotifySmsBacklogSlowToDrain` fires",
+        number,
+    )
+
+    section("Firebase Cloud Messaging")
+    google_credentials: str = setting(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "serviceAccountKey.json",
+        "Firebase service-account file; its `token_uri` is honoured",
+    )
+    fcm_api_url: str = setting(
+        "FCM_API_URL", "https://fcm.googleapis.com", "FCM base URL (a mock, a proxy)", url
+    )
+
+    section("Hearing back: webhooks, receipts, outcomes")
+    public_url: str | None = setting(
+        "NOTIFY_PUBLIC_URL",
+        None,
+        "the URL providers call for `notify webhooks` (e.g. `https://notify.example.com`); "
+        "when set, every SMS asks for status callbacks there, and signatures are checked "
+        "over it",
+        url,
+    )
+    webhook_host: str = setting("NOTIFY_WEBHOOK_HOST", "0.0.0.0", "where `notify webhooks` binds")
+    webhook_port: int = setting(
+        "NOTIFY_WEBHOOK_PORT", 8080, "the port `notify webhooks` binds", integer
+    )
+    receipt_timeout_seconds: float = setting(
+        "NOTIFY_RECEIPT_TIMEOUT_SECONDS",
+        3600.0,
+        "a `sent` SMS with no final status this long after it was sent is looked up",
+        number,
+    )
+    receipt_lookups_per_run: int = setting(
+        "NOTIFY_RECEIPT_LOOKUPS_PER_RUN",
+        100,
+        "at most this many receipt lookups per beat run, which bounds their rate",
+        integer,
+    )
+    outcomes_stream: str = setting(
+        "NOTIFY_OUTCOMES_STREAM", "notifications.outcomes", "the outcomes stream"
+    )
+    outcomes_maxlen: int = setting(
+        "NOTIFY_OUTCOMES_MAXLEN",
+        1_000_000,
+        "the outcomes stream is trimmed to about this many entries (`MAXLEN ~`)",
+        integer,
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
-        stream = e.get("NOTIFY_STREAM") or "events"
-        return cls(
-            redis_url=e.get("REDIS_URL") or cls.redis_url,
-            stream=stream,
-            group=e.get("NOTIFY_GROUP") or cls.group,
-            dlq_stream=e.get("NOTIFY_DLQ_STREAM") or f"{stream}.dlq",
-            rules_path=e.get("NOTIFY_RULES") or cls.rules_path,
-            database_url=e.get("DATABASE_URL") or cls.database_url,
-            broker_url=e.get("CELERY_BROKER_URL") or cls.broker_url,
-            result_backend=e.get("CELERY_RESULT_BACKEND") or cls.result_backend,
-            task_queue=e.get("NOTIFY_TASK_QUEUE") or cls.task_queue,
-            twilio_account_sid=e.get("TWILIO_ACCOUNT_SID") or None,
-            twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
-            twilio_phone_number=e.get("TWILIO_PHONE_NUMBER") or None,
-            twilio_api_url=(e.get("TWILIO_API_URL") or cls.twilio_api_url).rstrip("/"),
-            twilio_messaging_service_sid=e.get("TWILIO_MESSAGING_SERVICE_SID") or None,
-            sms_segments_per_second=_rate(e, "NOTIFY_SMS_SEGMENTS_PER_SECOND"),
-            sms_backlog_alert_seconds=_float(
-                e, "NOTIFY_SMS_BACKLOG_ALERT_SECONDS", cls.sms_backlog_alert_seconds
-            ),
-            default_timezone=_zone(e, "NOTIFY_DEFAULT_TIMEZONE", cls.default_timezone),
-            google_credentials=e.get("GOOGLE_APPLICATION_CREDENTIALS") or cls.google_credentials,
-            fcm_api_url=(e.get("FCM_API_URL") or cls.fcm_api_url).rstrip("/"),
-            metrics_port=_int(e, "NOTIFY_METRICS_PORT", cls.metrics_port),
-            worker_metrics_port=_int(e, "NOTIFY_WORKER_METRICS_PORT", cls.worker_metrics_port),
-            claim_idle_seconds=_float(e, "NOTIFY_CLAIM_IDLE_SECONDS", cls.claim_idle_seconds),
-            max_event_bytes=_int(e, "NOTIFY_MAX_EVENT_BYTES", cls.max_event_bytes),
-            max_deliveries=_int(e, "NOTIFY_MAX_DELIVERIES", cls.max_deliveries),
-            visibility_timeout_seconds=_float(
-                e, "NOTIFY_VISIBILITY_TIMEOUT_SECONDS", cls.visibility_timeout_seconds
-            ),
-            stuck_seconds=_float(e, "NOTIFY_STUCK_SECONDS", cls.stuck_seconds),
-            schedule_interval_seconds=_float(
-                e, "NOTIFY_SCHEDULE_INTERVAL_SECONDS", cls.schedule_interval_seconds
-            ),
-            batch_size=_int(e, "NOTIFY_BATCH_SIZE", cls.batch_size),
-            block_ms=_int(e, "NOTIFY_BLOCK_MS", cls.block_ms),
-            default_region=e.get("NOTIFY_DEFAULT_REGION") or cls.default_region,
-            max_send_attempts=_int(e, "NOTIFY_MAX_SEND_ATTEMPTS", cls.max_send_attempts),
-            retry_base_seconds=_float(e, "NOTIFY_RETRY_BASE_SECONDS", cls.retry_base_seconds),
-            retry_max_seconds=_float(e, "NOTIFY_RETRY_MAX_SECONDS", cls.retry_max_seconds),
-            provider_timeout_seconds=_float(
-                e, "NOTIFY_PROVIDER_TIMEOUT_SECONDS", cls.provider_timeout_seconds
-            ),
-            stale_after_seconds=_float(e, "NOTIFY_STALE_AFTER_SECONDS", cls.stale_after_seconds),
-            reconcile_budget_seconds=_float(
-                e, "NOTIFY_RECONCILE_BUDGET_SECONDS", cls.reconcile_budget_seconds
-            ),
-            retention_days=_float(e, "NOTIFY_RETENTION_DAYS", cls.retention_days),
-            rules_poll_seconds=_float(e, "NOTIFY_RULES_POLL_SECONDS", cls.rules_poll_seconds),
-            task_batch_size=_int(e, "NOTIFY_TASK_BATCH_SIZE", cls.task_batch_size),
-            linger_ms=_float(e, "NOTIFY_BATCH_LINGER_MS", cls.linger_ms),
-            insert_connections=max(1, _int(e, "NOTIFY_INSERT_CONNECTIONS", cls.insert_connections)),
-            send_concurrency=_int(e, "NOTIFY_SEND_CONCURRENCY", cls.send_concurrency),
-            log_level=(e.get("NOTIFY_LOG_LEVEL") or e.get("LOG_LEVEL") or cls.log_level).upper(),
-            # Stable when set (a pod name), so a restarted consumer re-reads its own pending
-            # entries; otherwise unique per process.
-            consumer_name=e.get("NOTIFY_CONSUMER_NAME")
-            or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}",
-            prometheus_multiproc_dir=e.get("PROMETHEUS_MULTIPROC_DIR") or None,
-            stream_sample_seconds=_sample_seconds(e),
-            # The URL Twilio calls (behind any proxy); signatures are computed over it.
-            public_url=(e.get("NOTIFY_PUBLIC_URL") or "").rstrip("/") or None,
-            webhook_host=e.get("NOTIFY_WEBHOOK_HOST") or cls.webhook_host,
-            webhook_port=_int(e, "NOTIFY_WEBHOOK_PORT", cls.webhook_port),
-            outcomes_stream=e.get("NOTIFY_OUTCOMES_STREAM") or cls.outcomes_stream,
-            outcomes_maxlen=_int(e, "NOTIFY_OUTCOMES_MAXLEN", cls.outcomes_maxlen),
-            receipt_timeout_seconds=_float(
-                e, "NOTIFY_RECEIPT_TIMEOUT_SECONDS", cls.receipt_timeout_seconds
-            ),
-            receipt_lookups_per_run=_int(
-                e, "NOTIFY_RECEIPT_LOOKUPS_PER_RUN", cls.receipt_lookups_per_run
-            ),
-        )
+        values: dict[str, Any] = {}
+        derived: list[tuple[str, Callable[[dict[str, Any]], Any]]] = []
+        for f in fields(cls):
+            spec: Spec = f.metadata["spec"]
+            raw = next((e[name] for name in spec.env if e.get(name)), None)
+            if raw is not None:
+                values[f.name] = spec.parse(raw, spec.env[0])
+            elif spec.derive is not None:
+                derived.append((f.name, spec.derive))
+            else:
+                values[f.name] = f.default
+        for name, derive in derived:  # after the others, which they may read
+            values[name] = derive(values)
+        return cls(**values)
 
     @property
     def sms_sender(self) -> str | None:
@@ -192,9 +409,9 @@ class Settings:
         return self.twilio_messaging_service_sid or self.twilio_phone_number
 
 
-def _sample_seconds(env: Mapping[str, str]) -> float:
-    """CONTRACT section 5: lag is refreshed at least every 15 s."""
-    value = _float(env, "NOTIFY_STREAM_SAMPLE_SECONDS", Settings.stream_sample_seconds)
-    if not 0 < value <= 15:
-        raise ValueError(f"NOTIFY_STREAM_SAMPLE_SECONDS must be in (0, 15], got {value}")
-    return value
+section("Streams and rules")
+
+
+def specs() -> list[tuple[str, Spec, Any]]:
+    """Every setting as (field name, spec, default), in declaration order."""
+    return [(f.name, f.metadata["spec"], f.default) for f in fields(Settings)]

@@ -10,7 +10,7 @@ from operator import attrgetter
 import asyncpg
 import msgspec
 
-from notify import inserts, partitions, slots, statements, suppressions, throttles
+from notify import database, inserts, partitions, slots, statements, suppressions, throttles
 from notify.inbound_messages import InboundStore
 from notify.inserts import Inserted
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
@@ -108,11 +108,22 @@ class OutcomeStore:
         self.receipts = ReceiptStore(pool)
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> OutcomeStore:
-        pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        statement_cache_size: int = database.STATEMENT_CACHE_SIZE,
+    ) -> OutcomeStore:
+        made = await database.pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            statement_cache_size=statement_cache_size,
+            reset=_keep_session,
         )
-        return cls(pool)
+        return cls(made)
 
     async def close(self) -> None:
         await self.pool.close()

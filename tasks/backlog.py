@@ -32,8 +32,13 @@ def estimate(waiting: int, bodies: list[str]) -> float:
     return waiting * statistics.fmean(cost(b) for b in bodies)
 
 
-async def _sample(dsn: str) -> tuple[int, list[str]]:
-    store = await OutcomeStore.connect(dsn, min_size=1, max_size=1)
+async def _sample(settings: Settings) -> tuple[int, list[str]]:
+    store = await OutcomeStore.connect(
+        settings.database_url,
+        min_size=1,
+        max_size=1,
+        statement_cache_size=settings.statement_cache_size,
+    )
     try:
         return await store.queued_sms(sample=SAMPLE)
     finally:
@@ -41,7 +46,7 @@ async def _sample(dsn: str) -> tuple[int, list[str]]:
 
 
 def sample(settings: Settings) -> float:
-    waiting, bodies = asyncio.run(_sample(settings.database_url))
+    waiting, bodies = asyncio.run(_sample(settings))
     return estimate(waiting, bodies)
 
 

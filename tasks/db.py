@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
 from notify.partitions import Upkeep
 from notify.receipts import AwaitingReceipt
@@ -74,9 +75,12 @@ class WorkerStore(Protocol):
 class StoreRunner:
     """`WorkerStore` over asyncpg: callers on any thread, one loop thread and pool per process."""
 
-    def __init__(self, dsn: str, max_size: int = 16) -> None:
+    def __init__(
+        self, dsn: str, max_size: int = 16, statement_cache_size: int = STATEMENT_CACHE_SIZE
+    ) -> None:
         self.dsn = dsn
         self.max_size = max_size
+        self.statement_cache_size = statement_cache_size
         self._lock = threading.Lock()
         self._pid = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -99,7 +103,10 @@ class StoreRunner:
                 thread.start()
                 future = asyncio.run_coroutine_threadsafe(
                     OutcomeStore.connect(
-                        self.dsn, min_size=min(8, self.max_size), max_size=self.max_size
+                        self.dsn,
+                        min_size=min(8, self.max_size),
+                        max_size=self.max_size,
+                        statement_cache_size=self.statement_cache_size,
                     ),
                     loop,
                 )

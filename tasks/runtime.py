@@ -40,7 +40,9 @@ def runtime(settings: Settings) -> Runtime:
         if _current is None or _current.pid != os.getpid():
             _current = Runtime(
                 settings=settings,
-                db=StoreRunner(settings.database_url),
+                db=StoreRunner(
+                    settings.database_url, statement_cache_size=settings.statement_cache_size
+                ),
                 sms=TwilioSms(settings),
                 push=FcmPush(settings),
                 pid=os.getpid(),

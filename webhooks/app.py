@@ -150,7 +150,12 @@ class Webhooks:
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         # min_size=0: start (and answer /healthz with 503) even while Postgres is away.
-        self.store = await OutcomeStore.connect(self.settings.database_url, min_size=0, max_size=8)
+        self.store = await OutcomeStore.connect(
+            self.settings.database_url,
+            min_size=0,
+            max_size=8,
+            statement_cache_size=self.settings.statement_cache_size,
+        )
         self.recorder = ReceiptRecorder(self.store.receipts)
         self.inbound_store = InboundStore(self.store.pool)
         suppressions.start_at_zero()  # STOP and START arrive here

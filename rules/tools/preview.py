@@ -10,9 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
-
-from notify import segments, suppressions
+from notify import database, segments, suppressions
 from notify.settings import Settings
 from rules.routing import route
 from rules.ruleset import RuleSet
@@ -105,10 +103,11 @@ def _print(item: dict[str, Any]) -> None:
 
 
 def _mark_suppressed(
-    items: list[dict[str, Any]], notifications: list[NewNotification], dsn: str
+    items: list[dict[str, Any]], notifications: list[NewNotification], settings: Settings
 ) -> None:
     """What the store would do to each: a suppressed recipient's row is stored `skipped`."""
-    found = asyncio.run(_suppressions(dsn, [(n.channel, n.recipient) for n in notifications]))
+    wanted = [(n.channel, n.recipient) for n in notifications]
+    found = asyncio.run(_suppressions(settings, wanted))
     for item, n in zip(items, notifications, strict=True):
         reason = found.get((n.channel.value, n.recipient))
         if reason is not None and item["status"] in ("pending", "scheduled"):
@@ -118,8 +117,10 @@ def _mark_suppressed(
             }
 
 
-async def _suppressions(dsn: str, wanted: list[tuple[Channel, str]]) -> dict[tuple[str, str], str]:
-    conn = await asyncpg.connect(dsn)
+async def _suppressions(
+    settings: Settings, wanted: list[tuple[Channel, str]]
+) -> dict[tuple[str, str], str]:
+    conn = await database.connect(settings.database_url, settings.statement_cache_size)
     try:
         return await suppressions.reasons_for(conn, wanted)
     finally:
@@ -139,7 +140,7 @@ def preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int
                    default_timezone=settings.default_timezone)  # fmt: skip
     items = [_describe(n) for n in routed.notifications]
     if args.suppressions:
-        _mark_suppressed(items, routed.notifications, settings.database_url)
+        _mark_suppressed(items, routed.notifications, settings)
     skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
     failed = any(i["problems"] or i["error_code"] for i in items)
     if args.json:
