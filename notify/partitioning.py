@@ -8,7 +8,7 @@ migration's transaction and under locks that let inserts and updates go on: a CH
 proves the bound (added NOT VALID, then validated) and the new indexes (built
 CONCURRENTLY). The transaction that follows only renames, creates and attaches, so it holds
 its ACCESS EXCLUSIVE locks for milliseconds whatever the row count.
-(docs/operations.md#partitions has the runbook.)
+(docs/history.md has the runbook.)
 
 Receipts differ: a receipt whose SID no row has recorded yet has no notification id, and
 a null key can only live in a default partition, so the legacy receipts table becomes that

@@ -11,7 +11,7 @@ the idempotency key is unique within each partition (a partitioned table cannot 
 unique key without the partition key), which makes it unique for as long as rows are kept.
 
 Before version 10 the tables were plain; `convert` renames them `*_legacy` and attaches them
-as the partition of every id below the first day's (see docs/operations.md#partitions).
+as the partition of every id below the first day's (see docs/history.md).
 """
 
 from __future__ import annotations
@@ -82,6 +82,13 @@ def today() -> date:
     return datetime.now(UTC).date()
 
 
+async def partitioned(conn: asyncpg.Connection) -> bool:
+    kind = await conn.fetchval(
+        "SELECT relkind::text FROM pg_class WHERE oid = 'notifications'::regclass"
+    )
+    return bool(kind == "p")
+
+
 async def days(conn: asyncpg.Connection) -> list[date]:
     """The days that have partitions, oldest first."""
     names = await conn.fetch(
@@ -111,6 +118,8 @@ async def create(conn: asyncpg.Connection, day: date) -> bool:
     low, high = bounds(day)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
+        if not await partitioned(conn):
+            return False  # new code on a database not yet migrated: one plain table
         if await conn.fetchval("SELECT to_regclass($1)", partition(NOTIFICATIONS, day)):
             return False
         if high <= await legacy_bound(conn):

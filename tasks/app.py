@@ -46,7 +46,10 @@ def celery_config(s: Settings) -> dict[str, Any]:
             "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
             # Cheap (a catalog read) when there is nothing to do; frequent, so a failure
             # shows in the partition gauge long before a day is missing.
-            "partitions": {"task": task_names.PARTITIONS, "schedule": timedelta(minutes=10)},
+            "partitions": {
+                "task": task_names.PARTITIONS,
+                "schedule": timedelta(seconds=s.partitions_seconds),
+            },
             # Each run makes at most NOTIFY_RECEIPT_LOOKUPS_PER_RUN calls: this bounds the rate.
             "look-up-receipts": {
                 "task": task_names.LOOK_UP_RECEIPTS,
