@@ -12,13 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from notify.settings import Settings
-from schemas.rules import parse_duration
+from schemas.rules import is_duration, parse_duration
 
 _SINCE = re.compile(r"^\d+(\.\d+)?[smhd]$")
 
 
 def _since(text: str) -> timedelta:
-    if not _SINCE.match(text) or parse_duration(text) <= timedelta(0):
+    if not _SINCE.match(text) or not is_duration(text) or parse_duration(text) <= timedelta(0):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 30m, 24h or 7d")
     return parse_duration(text)
 

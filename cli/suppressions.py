@@ -1,4 +1,4 @@
-"""`notify suppressions list|add|remove`: what operators see and change (CONTRACT section 6).
+"""`notify suppressions list|add|remove`: what operators see and change (interfaces section 6).
 
 The table masks recipients like the logs do; `--json` shows them in full, for scripts that
 feed upstream systems. Changes are recorded with the source `cli:<user>`.

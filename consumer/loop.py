@@ -21,6 +21,7 @@ from consumer.reloader import RulesWatcher
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs
+from notify.brokers import is_redis
 from notify.outage import OutageGuard
 from notify.outbox import OutboxRelay
 from notify.settings import Settings
@@ -286,6 +287,15 @@ def collect_less() -> None:
     gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
 
 
+def redis_broker(settings: Settings, client: aioredis.Redis) -> aioredis.Redis | None:
+    """The broker as a Redis client for the fast publisher; None when it is not Redis."""
+    if not is_redis(settings.broker_url):
+        return None
+    if settings.broker_url == settings.redis_url and not settings.redis_cluster:
+        return client
+    return aioredis.from_url(settings.broker_url, health_check_interval=30)
+
+
 async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     """Build the clients, run until SIGTERM/SIGINT, finish the batch, exit 0.
 
@@ -296,11 +306,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     """
     rules = RulesWatcher(settings.rules_path, settings.rules_poll_seconds)
     client = aioredis.from_url(settings.redis_url, health_check_interval=30)
-    broker = (
-        client
-        if settings.broker_url == settings.redis_url
-        else aioredis.from_url(settings.broker_url, health_check_interval=30)
-    )
+    broker = redis_broker(settings, client)
     store = await OutageGuard("postgres").call(
         # The batch's insert connections, the cancel after them, the outbox relay, a spare.
         lambda: OutcomeStore.connect(
@@ -314,7 +320,12 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
     )
     consumer = Consumer(
-        settings, stream, store, make_publisher(settings, broker), rules, redis_clients=[broker]
+        settings,
+        stream,
+        store,
+        make_publisher(settings, broker),
+        rules,
+        redis_clients=[] if broker is None else [broker],
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -337,6 +348,6 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         REGISTRY.unregister(gauges)
         await store.close()
         await client.aclose()
-        if broker is not client:
+        if broker is not None and broker is not client:
             await broker.aclose()
     return 0

@@ -1,4 +1,4 @@
-"""The consumer's Prometheus metrics (CONTRACT section 5). Nothing is served at import.
+"""The consumer's Prometheus metrics (docs/interfaces.md section 5). Nothing is served at import.
 
 Lag and pending are notify/stream_gauges.py's, shared with the workers.
 """

@@ -52,6 +52,11 @@ class RulesWatcher:
                 extra=logs.fields(problems=exc.problems, path=self.path),
             )
             return False
+        except Exception:
+            metrics.RULES_RELOADS.labels(result="error").inc()
+            log.exception("rules file could not be loaded; keeping version %s",
+                          self.current.version, extra=logs.fields(path=self.path))  # fmt: skip
+            return False
         if candidate.version == self.current.version:
             return False
         old = self.current.version

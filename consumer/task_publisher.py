@@ -19,6 +19,7 @@ import msgspec
 import redis.asyncio as aioredis
 from celery import Celery
 
+from notify.brokers import broker_options, is_redis
 from notify.settings import Settings
 from notify.task_names import SEND_BATCH, SEND_ONE
 from schemas import Channel
@@ -120,13 +121,17 @@ class Publisher(Protocol):
 
 
 class CeleryPublisher:
-    """Any other broker (RabbitMQ): Celery's own send_task, off the event loop.
+    """Any other broker (RabbitMQ): Celery's own send_task through kombu, off the event loop.
 
-    Tasks are sent by name through a bare app of our own: the consumer never imports `tasks`.
+    Tasks are sent by name through a bare app of our own (the consumer never imports `tasks`)
+    that declares the queue as the workers do. With publisher confirms each message returns
+    only once the broker has it (a nack or a lost connection raises), so `publish` returning
+    is what lets the consumer acknowledge the batch's stream entries.
     """
 
     def __init__(self, broker_url: str, queue: str, batch_size: int = 1) -> None:
         self.app = Celery("notify-consumer", broker=broker_url, set_as_current=False)
+        self.app.conf.update(broker_options(broker_url))
         self.queue = queue
         self.batch_size = max(1, batch_size)
 
@@ -148,7 +153,8 @@ class CeleryPublisher:
             await asyncio.to_thread(send)
 
 
-def make_publisher(settings: Settings, client: aioredis.Redis) -> Publisher:
-    if settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
+def make_publisher(settings: Settings, client: aioredis.Redis | None) -> Publisher:
+    """The fast pipelined path when the broker is the Redis `client`, else kombu's."""
+    if client is not None and is_redis(settings.broker_url):
         return TaskPublisher(client, settings.task_queue, settings.task_batch_size)
     return CeleryPublisher(settings.broker_url, settings.task_queue, settings.task_batch_size)

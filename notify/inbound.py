@@ -1,5 +1,5 @@
 """An inbound SMS, applied: STOP suppresses the sender's number, START lifts it, HELP and
-everything else change nothing (CONTRACT section 6).
+everything else change nothing (docs/interfaces.md section 6).
 
 The webhook receiver checks the signature, records the message, and calls `handle_inbound`;
 nothing here renders or stores the body beyond reading its keyword (no inbound text ever

@@ -1,6 +1,6 @@
 """Incoming SMS in Postgres (`inbound_messages`): recorded once per MessageSid.
 
-Opt-out handling (CONTRACT section 6, the next issue) reads these rows; the table keeps every
+Opt-out handling (interfaces section 6, the next issue) reads these rows; the table keeps every
 form field Twilio sent (`params`), so it can be built on without another migration.
 """
 

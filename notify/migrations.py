@@ -93,7 +93,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             (notification_id);
 
         -- Every signed inbound SMS, once per MessageSid (Twilio retries). Opt-out handling
-        -- (CONTRACT section 6) builds on this table.
+        -- (interfaces section 6) builds on this table.
         CREATE TABLE inbound_messages (
             id bigserial PRIMARY KEY,
             message_sid text NOT NULL UNIQUE,
@@ -107,7 +107,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         CREATE INDEX inbound_messages_from ON inbound_messages (from_number, received_at);
 
-        -- The transactional outbox of the outcomes stream (CONTRACT section 7): one row per
+        -- The transactional outbox of the outcomes stream (interfaces section 7): one row per
         -- entry to publish, deleted by the relay once it is in the stream. A queue table:
         -- vacuum it by count of dead rows, not by a fraction of a table that is mostly empty.
         CREATE TABLE outcome_outbox (

@@ -1,4 +1,4 @@
-"""Which inbound SMS are opt-outs, opt-ins or help requests (CONTRACT section 6). Pure.
+"""Which inbound SMS are opt-outs, opt-ins or help requests (docs/interfaces.md section 6). Pure.
 
 Only a whole body counts, after trimming and case-folding: "STOP" and " stop " opt out,
 "please stop at the back door" does not. Twilio's Advanced Opt-Out, when on, matches its

@@ -1,4 +1,4 @@
-"""The outcomes stream (CONTRACT section 7): relay `outcome_outbox` rows to Redis.
+"""The outcomes stream (docs/interfaces.md section 7): relay `outcome_outbox` rows to Redis.
 
 Triggers on `notifications` write an outbox row in the statement that changes a status
 (migration 2), so an outcome exists exactly when its change committed. The relay moves them
@@ -51,7 +51,7 @@ class Backlog:
 
 
 def entry(record: asyncpg.Record | dict[str, Any]) -> dict[str, str]:
-    """One stream entry, fields named as CONTRACT section 1 names an event's."""
+    """One stream entry, fields named as docs/interfaces.md section 1 names an event's."""
     fields = {
         "id": record["outcome_id"],
         "type": record["type"],

@@ -295,6 +295,12 @@ class Settings:
     retry_max_seconds: float = setting(
         "NOTIFY_RETRY_MAX_SECONDS", 60.0, "longest backoff of a transient error", number
     )
+    quota_retry_base_seconds: float = setting(
+        "NOTIFY_QUOTA_RETRY_BASE_SECONDS", 60.0,
+        "first wait after an FCM quota answer without Retry-After (FCM asks for >= 60 s); "
+        "it doubles with each attempt",
+        number,
+    )  # fmt: skip
     provider_timeout_seconds: float = setting(
         "NOTIFY_PROVIDER_TIMEOUT_SECONDS", 10.0, "timeout of each provider HTTP call", number
     )

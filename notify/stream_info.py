@@ -1,7 +1,7 @@
 """How far the consumer group is behind: length, lag, pending, read from Redis.
 
 Both sides read it: the consumer, `notify status`, and the workers, which serve lag too so
-it stays visible while no consumer runs (CONTRACT section 5).
+it stays visible while no consumer runs (docs/interfaces.md section 5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Suppressions: recipients that must get nothing more (CONTRACT section 6), in Postgres.
+"""Suppressions: recipients that must get nothing more (docs/interfaces.md section 6), in Postgres.
 
 Every change (added or lifted) happens in one transaction with its history row in
 `suppression_events`, written by `_record_change`: the one place every change passes through,
@@ -95,7 +95,7 @@ async def _record_change(
     """History of every change, in the transaction that made it. `action`: added | lifted;
     `source`: who lifted it (an added row carries its own).
 
-    The same statement writes each change's outcomes-stream entry to the outbox (CONTRACT
+    The same statement writes each change's outcomes-stream entry to the outbox (interfaces
     section 7: `recipient.suppressed` / `recipient.unsuppressed`, data {channel, recipient,
     reason}), so no change commits without it; its id is the history row's, stable.
     """

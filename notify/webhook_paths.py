@@ -1,4 +1,4 @@
-"""The webhook routes (CONTRACT section 6): workers name them in StatusCallback, and
+"""The webhook routes (docs/interfaces.md section 6): workers name them in StatusCallback, and
 `notify webhooks` serves them; signatures are computed over NOTIFY_PUBLIC_URL plus these."""
 
 from __future__ import annotations

@@ -97,6 +97,12 @@ def syntax_error(exc: yaml.MarkedYAMLError, text: str) -> tuple[int, int, str]:
     return line, col, f"{message}; {hint}" if hint else message
 
 
+def position(text: str, index: int) -> tuple[int, int]:
+    """The 1-based (line, column) of character `index` of `text`."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
 def parse(text: str) -> Document:
     """Parse YAML text; a syntax error raises yaml.MarkedYAMLError (it carries the mark)."""
     loader = _Loader(text)

@@ -217,19 +217,3 @@ def _finalizing(evaluate: fast_templates.Evaluate) -> Renderer:
         return value if type(value) is str else reject_undefined(value)
 
     return render
-
-
-def unsafe_constructs(source: str, *, expression: bool = False) -> list[str]:
-    """Attribute or item access the sandbox refuses at render time, found ahead of time."""
-    tree = ENV.parse("{{ " + source + " }}" if expression else source)
-    found: list[str] = []
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        name: object = node.attr if isinstance(node, nodes.Getattr) else None
-        if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
-            name = node.arg.value
-        if isinstance(name, str) and name.startswith("_"):
-            found.append(f"access to {name!r} is not allowed in the sandbox")
-    # `self` exposes the template object and its blocks; rules never need it.
-    if any(n.name == "self" for n in tree.find_all(nodes.Name)):
-        found.append("access to 'self' is not allowed in the sandbox")
-    return found

@@ -7,33 +7,33 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
 import msgspec
 import yaml
 
 from notify.globs import compile_globs
-from rules import rendering
-from rules.document import Document, Path, parse, syntax_error
+from rules import rendering, template_checks
+from rules.document import Document, Path, parse, position, syntax_error
 from rules.quiet_hours import QuietHours
+from rules.rendering import Renderer
 from schemas import Channel, PushId, Rule, RulesError
 from schemas.rules import (
-    DURATION,
     EVENT_PATTERN,
     PUSH_ID_NAMES,
     QUIET_HOURS,
     RULE_NAME,
     Defaults,
+    is_duration,
     parse_duration,
 )
 
-_TEMPLATE_FIELDS = ("to", "body", "title", "at")
 _MSGSPEC_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]+)`")
 _GLOB = re.compile(r"[*?\[]")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -112,22 +112,42 @@ def version_of(text: str) -> str:
 
 def load_file(path: str) -> RuleSet:
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
         raise RulesError([f"{path}:1:1: cannot read rules file: {exc}"]) from None
-    return load_text(text, path)
+    return load_bytes(raw, path)
+
+
+def load_bytes(raw: bytes, filename: str = "rules.yaml") -> RuleSet:
+    """`load_text` of a file's bytes, which must be UTF-8."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start].decode("utf-8")  # valid up to the first bad byte
+        line, col = position(before, len(before))
+        message = f"the file is not UTF-8 text: byte {raw[exc.start]:#04x} cannot be read"
+        raise RulesError([f"{filename}:{line}:{col}: {message}"]) from None
+    return load_text(text, filename)
 
 
 def load_text(text: str, filename: str = "rules.yaml") -> RuleSet:
-    """Compile rules text, or raise RulesError listing every `FILE:LINE:COL: message`."""
+    """Compile rules text, or raise RulesError listing every `FILE:LINE:COL: message`.
+
+    RulesError is the only exception a rules file can cause (tests/unit/test_rules_fuzz.py)."""
     try:
         doc = parse(text)
+        checker = _Checker(doc)
+        rules = checker.check()
     except yaml.MarkedYAMLError as exc:
         line, col, what = syntax_error(exc, text)
         raise RulesError([f"{filename}:{line}:{col}: YAML syntax error: {what}"]) from None
-    checker = _Checker(doc)
-    rules = checker.check()
+    except yaml.reader.ReaderError as exc:
+        line, col = position(text, exc.position)
+        what = f"character {exc.character!r} is not allowed in a YAML file"
+        raise RulesError([f"{filename}:{line}:{col}: {what}"]) from None
+    except RecursionError:
+        raise RulesError([f"{filename}:1:1: the file is nested too deeply to read"]) from None
     problems = sorted(set(checker.problems))
     if problems:
         raise RulesError([f"{filename}:{line}:{col}: {msg}" for line, col, msg in problems])
@@ -280,7 +300,7 @@ class _Checker:
             self.add((*path, "name"), f"rule name {rule.name!r} must match [a-z0-9_.-]+")
         for key in ("delay", "offset"):
             value = getattr(rule, key)
-            if value is not None and not re.match(DURATION, value):
+            if value is not None and not is_duration(value):
                 self.add(at(key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
         if rule.body is None:
             self.add(path, "rule is missing required key 'body'")
@@ -303,7 +323,7 @@ class _Checker:
         return len(self.problems) == before
 
     def _manners(self, path: Path, rule: Rule, at: Callable[[str], Path]) -> None:
-        """quiet_hours, timezone, urgent and throttle (CONTRACT section 8)."""
+        """quiet_hours, timezone, urgent and throttle (docs/interfaces.md section 8)."""
         if rule.quiet_hours is not None:
             if not re.match(QUIET_HOURS, rule.quiet_hours):
                 self.add(at("quiet_hours"), f"quiet_hours: {rule.quiet_hours!r} is not a "
@@ -326,58 +346,60 @@ class _Checker:
             where: Path = (*path, "throttle")
             if throttle.limit < 1:
                 self.add((*where, "limit"), f"throttle.limit: {throttle.limit} must be 1 or more")
-            if not re.match(DURATION, throttle.window) or parse_duration(throttle.window) <= (
+            if not is_duration(throttle.window) or parse_duration(throttle.window) <= (
                 timedelta(0)
             ):
                 self.add((*where, "window"), f"throttle.window: {throttle.window!r} is not a "
                          "positive duration like 30m, 2h, 1d")  # fmt: skip
 
-    def _template(self, path: Path, source: str, *, expression: bool = False) -> bool:
-        try:
-            problems = rendering.unsafe_constructs(source, expression=expression)
-        except jinja2.TemplateSyntaxError as exc:
-            self.add(path, f"template syntax error: {exc.message}")
-            return False
-        for problem in problems:
+    def _built(
+        self, path: Path, source: str, build: Callable[[str], _T], *, expression: bool = False
+    ) -> _T | None:
+        """`build(source)`, or None with each of the template's problems reported at `path`."""
+        checked = template_checks.compiled(build, source, expression=expression)
+        for problem in checked.problems:
             self.add(path, problem)
-        return not problems
+        return checked.value
 
     def _compile(self, index: int, rule: Rule) -> CompiledRule | None:
+        """Compile every template of the rule, reporting each one that cannot be."""
         path: Path = ("rules", index)
-        ok = True
+        before = len(self.problems)
+
+        def template(key: str | tuple[str, str | int], source: str | None) -> Renderer | None:
+            where = (*path, *key) if isinstance(key, tuple) else (*path, key)
+            return self._built(where, source, rendering.compile_template) if source else None
+
+        when = None
         if rule.when is not None:
-            ok &= self._template((*path, "when"), rule.when, expression=True)
-        to_sources = [rule.to] if isinstance(rule.to, str) else rule.to
-        for i, source in enumerate(to_sources):
-            sub: Path = (*path, "to") if isinstance(rule.to, str) else (*path, "to", i)
-            ok &= self._template(sub, source)
-        for key in ("body", "title", "at"):
-            value = getattr(rule, key)
-            if value is not None:
-                ok &= self._template((*path, key), value)
-        for key, value in (rule.data or {}).items():
-            ok &= self._template((*path, "data", key), value)
-        if rule.timezone is not None:
-            ok &= self._template((*path, "timezone"), rule.timezone)
-        if rule.throttle is not None:
-            ok &= self._template((*path, "throttle", "key"), rule.throttle.key)
-        if not ok or rule.body is None:
+            when = self._built((*path, "when"), rule.when, rendering.compile_condition,
+                               expression=True)  # fmt: skip
+        if isinstance(rule.to, str):
+            to = [template("to", rule.to)]
+        else:
+            to = [template(("to", i), source) for i, source in enumerate(rule.to)]
+        body = template("body", rule.body)
+        title, at = template("title", rule.title), template("at", rule.at)
+        data = {key: template(("data", key), value) for key, value in (rule.data or {}).items()}
+        zone = template("timezone", rule.timezone)
+        throttle_key = template(("throttle", "key"), rule.throttle.key) if rule.throttle else None
+        renderers = [r for r in to if r is not None]
+        if len(self.problems) > before or body is None or len(renderers) != len(to):
             return None
-        renderers = [rendering.compile_template(s) for s in to_sources]
         return CompiledRule(
             rule=rule,
             on=compile_globs(rule.patterns()),
-            when=rendering.compile_condition(rule.when) if rule.when else None,
+            when=when,
             to=renderers[0] if isinstance(rule.to, str) else _list_renderer(renderers),
-            body=rendering.compile_template(rule.body),
-            title=rendering.compile_template(rule.title) if rule.title else None,
-            data={k: rendering.compile_template(v) for k, v in (rule.data or {}).items()},
+            body=body,
+            title=title,
+            data={key: r for key, r in data.items() if r is not None},
             delay=parse_duration(rule.delay) if rule.delay else None,
-            at=rendering.compile_template(rule.at) if rule.at else None,
+            at=at,
             offset=parse_duration(rule.offset) if rule.offset else timedelta(0),
             quiet_hours=QuietHours.parse(rule.quiet_hours) if rule.quiet_hours else None,
-            timezone=rendering.compile_template(rule.timezone) if rule.timezone else None,
-            throttle_key=rendering.compile_template(rule.throttle.key) if rule.throttle else None,
+            timezone=zone,
+            throttle_key=throttle_key,
             throttle_window=parse_duration(rule.throttle.window) if rule.throttle else None,
         )
 

@@ -35,7 +35,7 @@ def _text(fields: Mapping[str, str], name: str) -> str | None:
 
 
 def decode_entry(entry_id: str, raw: Mapping[bytes, bytes], max_bytes: int) -> Event:
-    """Validate one entry against CONTRACT section 1; raise EventError with a reason."""
+    """Validate one entry against docs/interfaces.md section 1; raise EventError with a reason."""
     size = entry_size(raw)
     if size > max_bytes:
         raise EventError(Reason.OVERSIZED, f"entry is {size} bytes, limit {max_bytes}")

@@ -1,4 +1,4 @@
-"""The event envelope upstream services publish (CONTRACT section 1)."""
+"""The event envelope upstream services publish (docs/interfaces.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notifications and their status machine (CONTRACT section 3)."""
+"""Notifications and their status machine (docs/interfaces.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Delivery receipts (CONTRACT section 6): what Twilio reports after it accepted a message."""
+"""Delivery receipts (interfaces section 6): what Twilio reports after it accepted a message."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""The rules file product staff edit (CONTRACT section 2), as typed data."""
+"""The rules file product staff edit (docs/interfaces.md section 2), as typed data."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Literal
 
@@ -21,6 +22,17 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(text: str) -> timedelta:
     """A DURATION string (`30m`, `1.5h`) as a timedelta."""
     return timedelta(seconds=float(text[:-1]) * _UNITS[text[-1]])
+
+
+def is_duration(text: str) -> bool:
+    """`text` is a DURATION, and one a timedelta can hold (`99999999999d` is not)."""
+    if not re.match(DURATION, text):
+        return False
+    try:
+        parse_duration(text)
+    except OverflowError:
+        return False
+    return True
 
 
 # "21:00-08:00": local wall-clock times, the window may cross midnight.
@@ -58,7 +70,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     offset: Duration | None = None
     cancel_on: EventPattern | list[EventPattern] | None = None
     description: str | None = None
-    # Sending politely (CONTRACT section 8).
+    # Sending politely (docs/interfaces.md section 8).
     quiet_hours: str | None = None
     timezone: str | None = None
     urgent: bool = False

@@ -1,4 +1,4 @@
-"""Suppressions and inbound SMS (CONTRACT section 6): who must get nothing more, and why."""
+"""Suppressions and inbound SMS (interfaces section 6): who must get nothing more, and why."""
 
 from __future__ import annotations
 

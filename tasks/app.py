@@ -13,6 +13,7 @@ from typing import Any
 from celery import Celery
 
 from notify import task_names
+from notify.brokers import broker_options
 from notify.settings import Settings
 
 
@@ -30,8 +31,9 @@ def celery_config(s: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        # Unacked messages come back after this long; keep it above the longest retry delay.
-        "broker_transport_options": {"visibility_timeout": s.visibility_timeout_seconds},
+        # Redis: unacked messages come back after the visibility timeout (keep it above the
+        # longest retry delay); RabbitMQ: publisher confirms.
+        **broker_options(s.broker_url, s.visibility_timeout_seconds),
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "beat_schedule": {

@@ -77,6 +77,35 @@ FCM_KINDS: dict[str, Kind] = {
     "PERMISSION_DENIED": "config",
 }
 
+# FCM's quota answers: back off exponentially from at least a minute unless Retry-After says
+# otherwise (firebase.google.com/docs/cloud-messaging/error-codes, QUOTA_EXCEEDED; 429).
+FCM_QUOTA = frozenset({"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"})
+# RFC 6749 section 5.2: the token endpoint refusing our grant or client. Retrying the same
+# key cannot fix these; anything else (a 5xx, a proxy's page, server_error) is an outage.
+OAUTH_REFUSALS = frozenset(
+    {
+        "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+        "unsupported_grant_type", "invalid_scope", "access_denied",
+    }
+)  # fmt: skip
+
+
+def classify_token_refusal(retryable: bool, answer: object) -> Kind:
+    """A google-auth RefreshError: transient when google-auth says so or the answer is not
+    an OAuth refusal (e.g. a 502 page, which google-auth does not count as retryable)."""
+    if retryable:
+        return "transient"
+    error = answer.get("error") if isinstance(answer, dict) else None
+    return "config" if error in OAUTH_REFUSALS else "transient"
+
+
+def quota_floor(channel: Channel, code: str, retry_after: float | None, attempt: int,
+                base: float) -> float | None:  # fmt: skip
+    """The least wait after a quota answer without Retry-After: base, 2 x base, 4 x base..."""
+    if channel is not Channel.PUSH or code not in FCM_QUOTA or retry_after is not None:
+        return retry_after
+    return float(base * 2 ** max(0, attempt - 1))
+
 
 # Answers that say the recipient itself must get nothing more: the number unsubscribed, the
 # token is dead or not ours. Our own credentials' errors (THIRD_PARTY_AUTH_ERROR: the APNs or

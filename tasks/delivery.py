@@ -28,7 +28,7 @@ from schemas import (
     TransientDeliveryError,
 )
 from tasks import metrics, pacing, reconcile
-from tasks.classification import backoff, kind_of, suppression_for
+from tasks.classification import backoff, kind_of, quota_floor, suppression_for
 from tasks.runtime import Runtime
 
 log = logs.get("delivery")
@@ -66,7 +66,13 @@ def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]
         return rt.sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
     kind = row.push_id or PushId.TOKEN
-    return rt.push.send(row.recipient, row.title, row.body, data or None, kind), AttemptOutcome.SENT
+    name = rt.push.send(row.recipient, row.title, row.body, data or None, kind, collapse_id(row))
+    return name, AttemptOutcome.SENT
+
+
+def collapse_id(row: Notification) -> str:
+    """One per notification: a resend after a lost answer replaces the shown push."""
+    return f"notify-{row.id}"
 
 
 def find_earlier_sms(rt: Runtime, row: Notification, since: datetime) -> str | None:
@@ -200,9 +206,13 @@ def _failed(
     kind = kind_of(exc)
     metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
     unsure = isinstance(exc, AmbiguousDeliveryError)
-    # A send whose answer was lost is always followed by one more attempt, which looks
-    # for it at Twilio before it sends again (and sends only within the budget).
-    retry = unsure or (isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts)
+    # An SMS whose answer was lost is always followed by one more attempt, which looks for
+    # it at Twilio before it sends again (and sends only within the budget). FCM has no
+    # lookup: a push is resent within the budget, tagged so that it replaces the first.
+    looks_first = unsure and row.channel is Channel.SMS
+    retry = looks_first or (
+        isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts
+    )
     status = Status.PENDING if retry else Status.FAILED
     outcome = AttemptOutcome(f"{kind}_error")
     dead = None if retry else suppression_for(row.channel, exc.code, exc.message)
@@ -215,7 +225,7 @@ def _failed(
         rt,
         Finished(
             row.id, row.attempts, status, outcome, began,
-            error_code=exc.code, error_message=exc.message, unsure=unsure,
+            error_code=exc.code, error_message=exc.message, unsure=looks_first,
             suppress=suppress,
         ),
     )  # fmt: skip
@@ -226,7 +236,9 @@ def _failed(
         )
     if retry:
         assert isinstance(exc, TransientDeliveryError)
-        floor = exc.retry_after
+        floor = quota_floor(
+            row.channel, exc.code, exc.retry_after, row.attempts, s.quota_retry_base_seconds
+        )
         if unsure:
             # A request the provider may still be working on must land before the retry
             # looks for it.

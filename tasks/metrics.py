@@ -1,4 +1,4 @@
-"""Worker metrics (CONTRACT section 5), one registry for every pool process.
+"""Worker metrics (docs/interfaces.md section 5), one registry for every pool process.
 
 Threads pool (recommended): tasks run in the worker process, which serves /metrics itself.
 Prefork: set PROMETHEUS_MULTIPROC_DIR before the worker starts; children write files there,

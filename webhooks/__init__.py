@@ -1,4 +1,4 @@
-"""`notify webhooks`: the HTTP server for what Twilio sends back (CONTRACT section 6).
+"""`notify webhooks`: the HTTP server for what Twilio sends back (docs/interfaces.md section 6).
 
 A third side next to `consumer/` and `tasks/`: it shares the core (settings, logs, the store)
 and meets the others only in Postgres. Status callbacks become receipts that settle rows;

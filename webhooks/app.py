@@ -1,4 +1,4 @@
-"""The ASGI app (Starlette): the four routes of CONTRACT section 6.
+"""The ASGI app (Starlette): the four routes of docs/interfaces.md section 6.
 
 Every Twilio request goes the same way: a bounded body, a strict form, the signature, then
 the route's own fields. Anything refused is answered 4xx, counted in

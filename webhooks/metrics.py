@@ -1,4 +1,4 @@
-"""`notify webhooks` metrics (CONTRACT section 5), served on its own GET /metrics."""
+"""`notify webhooks` metrics (docs/interfaces.md section 5), served on its own GET /metrics."""
 
 from __future__ import annotations
 

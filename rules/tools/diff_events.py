@@ -65,7 +65,7 @@ def _as_field(value: Any) -> bytes:
 
 
 def jsonl_file(path: str, *, now: datetime, max_bytes: int) -> Iterator[Item]:
-    """One event per line (CONTRACT section 1's fields, `data` as an object).
+    """One event per line (docs/interfaces.md section 1's fields, `data` as an object).
 
     A line without `time` gets `now`, as an entry without `time` gets its entry's time.
     Raises OSError if the file cannot be read; a bad line is a DeadLetter, never an error.

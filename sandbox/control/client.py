@@ -74,6 +74,9 @@ class SandboxClient(ControlCalls):
         fault = None if error is None else as_fault(error).to_json()
         self.script({"fail_sms_reads": fault})
 
+    def fail_token_requests(self, faults: Iterable[FaultSpec]) -> None:
+        self.script({"token_faults": [as_fault(f).to_json() for f in faults]})
+
     def refuse_connections(self, seconds: float) -> None:
         """The sandbox stops listening for `seconds`; control calls are refused meanwhile."""
         self._call("POST", "refuse", body={"seconds": seconds})

@@ -11,7 +11,9 @@ The JSON form accepted by `Script.apply` (and POST /_sandbox/script)::
       "fail_recipients": {"<registration token>": {"error_code": "UNREGISTERED"},
                           "+14155550123": {"action": "timeout", "delay_s": 20},
                           "+15005550009": null},  # null removes the rule
-      "fail_sms_reads": {"code": 20429, "retry_after": 1}  # null ends it
+      "fail_sms_reads": {"code": 20429, "retry_after": 1},  # null ends it
+      "token_faults": [{"status": 503}, {"action": "timeout", "delay_s": 5},
+                       {"status": 400, "error_code": "invalid_grant"}]
     }
 
 Queued faults (storms are just repeated queue entries) are consumed one
@@ -22,6 +24,11 @@ what a request asks of the provider: an SMS created, a push sent.
 Reads (Twilio's GET of a Message or of the Messages list) have their own fault,
 `fail_sms_reads`: every read gets it until it is cleared, so a rate limit on lookups can
 last while sends go through, and no send uses up a fault meant for a lookup.
+
+Google's token endpoint has its own queue, `token_faults`, one consumed per token request
+(google-auth asks up to three times per refresh on a 5xx): a 5xx is the front end's HTML
+error page, a 4xx with an `error_code` is the OAuth error JSON (`invalid_grant`), and a
+connection action applies as for sends.
 """
 
 from __future__ import annotations
@@ -35,8 +42,11 @@ from typing import Any
 from sandbox.control.faults import CHANNELS, Channel, Fault, FaultSpec, as_channel, as_fault
 
 _KEYS = frozenset(
-    {"latency_ms", "channel_latency_ms", "queue", "storm", "fail_recipients", "fail_sms_reads"}
-)
+    {
+        "latency_ms", "channel_latency_ms", "queue", "storm", "fail_recipients",
+        "fail_sms_reads", "token_faults",
+    }
+)  # fmt: skip
 
 
 class Script:
@@ -48,6 +58,7 @@ class Script:
         self._queues: dict[Channel, deque[Fault]] = {c: deque() for c in CHANNELS}
         self._sticky: dict[str, Fault] = {}
         self._sms_reads: Fault | None = None
+        self._token_faults: deque[Fault] = deque()
 
     def set_latency(self, ms: float, channel: Channel | None = None) -> None:
         if ms < 0:
@@ -82,6 +93,16 @@ class Script:
         with self._lock:
             self._sms_reads = fault
 
+    def queue_token_faults(self, faults: Iterable[FaultSpec]) -> None:
+        """The next token requests get these, one each, in order."""
+        parsed = [as_fault(f) for f in faults]
+        with self._lock:
+            self._token_faults.extend(parsed)
+
+    def next_token_fault(self) -> Fault | None:
+        with self._lock:
+            return self._token_faults.popleft() if self._token_faults else None
+
     def apply(self, spec: Mapping[str, Any]) -> None:
         """Apply the JSON script format; validates before changing anything."""
         unknown = set(spec) - _KEYS
@@ -110,6 +131,7 @@ class Script:
         }
         reads = spec.get("fail_sms_reads")
         read_fault = None if reads is None else as_fault(_map(reads))
+        token_faults = [as_fault(f) for f in _list(spec.get("token_faults", []))]
         if latency is not None:
             self.set_latency(_ms(latency))
         for channel, ms in by_channel.items():
@@ -120,6 +142,7 @@ class Script:
             self.fail_recipient(recipient, fault)
         if "fail_sms_reads" in spec:  # present and null clears it; absent leaves it
             self.fail_sms_reads(read_fault)
+        self.queue_token_faults(token_faults)
 
     def latency_s(self, channel: Channel) -> float:
         with self._lock:
@@ -162,6 +185,7 @@ class Script:
                 queue.clear()
             self._sticky.clear()
             self._sms_reads = None
+            self._token_faults.clear()
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
@@ -171,6 +195,7 @@ class Script:
                 "queue": {c: [f.to_json() for f in q] for c, q in self._queues.items()},
                 "fail_recipients": {r: f.to_json() for r, f in self._sticky.items()},
                 "fail_sms_reads": None if self._sms_reads is None else self._sms_reads.to_json(),
+                "token_faults": [f.to_json() for f in self._token_faults],
             }
 
 

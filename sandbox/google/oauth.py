@@ -8,6 +8,7 @@ import json
 import time
 from typing import Any
 
+from sandbox.control.faults import Fault
 from sandbox.google.tokens import TOKEN_LIFETIME_S
 from sandbox.server.protocol import Reply, Request, json_reply
 from sandbox.server.records import RequestRecord
@@ -26,6 +27,9 @@ class _BadGrant(ValueError):
 def route(state: State, req: Request) -> Reply:
     if req.method != "POST":
         return json_reply(405, {"error": "invalid_request", "error_description": "POST only"})
+    fault = state.script.next_token_fault()
+    if fault is not None:
+        return _faulty(state, req, fault)
     form = req.form()
     grant = form.get("grant_type", "")
     if grant != JWT_BEARER:
@@ -72,6 +76,39 @@ def _segment(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _BadGrant("Invalid JWT: segment is not a JSON object.")
     return value
+
+
+def _faulty(state: State, req: Request, fault: Fault) -> Reply:
+    """A scripted outage or refusal (sandbox.control.script, `token_faults`)."""
+    if fault.action is not None:
+        # Handled (a token is issued, never seen), then the connection misbehaves.
+        state.recorder.log(RequestRecord("oauth", "POST", req.path, 0, None, fault.action))
+        reply = json_reply(
+            200, {"access_token": state.tokens.issue(), "expires_in": TOKEN_LIFETIME_S,
+                  "token_type": "Bearer"},
+        )  # fmt: skip
+        return reply.with_connection_fault(fault.action, fault.delay_s)
+    if fault.status >= 500:
+        # Google's front end answers an outage with its HTML error page, not OAuth JSON.
+        state.recorder.log(RequestRecord("oauth", "POST", req.path, fault.status, None, "outage"))
+        page = _OUTAGE_PAGE.format(status=fault.status).encode()
+        return Reply(fault.status, page, content_type="text/html; charset=UTF-8")
+    error = fault.error_code or "invalid_grant"
+    description = fault.message or _DESCRIPTIONS.get(error, "Bad Request")
+    state.recorder.log(RequestRecord("oauth", "POST", req.path, fault.status, None, error))
+    return json_reply(fault.status, {"error": error, "error_description": description})
+
+
+_OUTAGE_PAGE = (
+    "<!DOCTYPE html><html lang=en><title>Error {status} (Server Error)!!1</title>"
+    "<p><b>{status}.</b> <ins>That's an error.</ins><p>The server encountered a temporary "
+    "error and could not complete your request.<p>Please try again in 30 seconds.</html>"
+)
+_DESCRIPTIONS = {
+    "invalid_grant": "Invalid JWT Signature.",
+    "invalid_client": "The OAuth client was not found.",
+    "unauthorized_client": "Client is unauthorized to retrieve access tokens using this method.",
+}
 
 
 def _reject(state: State, req: Request, error: str, description: str) -> Reply:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from sandbox.control.faults import Fault, split
+from sandbox.google import validation
 from sandbox.google.identifiers import (
     INVALID_TOKEN_MESSAGE,
     is_installation_id,
@@ -129,15 +130,14 @@ def _validate(message: dict[str, Any], token: str | None) -> Fault | None:
         value = message.get(key)
         if value is not None and not (isinstance(value, str) and shaped(value)):
             return _invalid(INVALID_TOKEN_MESSAGE)
-    notification = message.get("notification")
-    if notification is not None and not isinstance(notification, dict):
-        return _invalid("Invalid value at 'message.notification'.")
-    data = message.get("data")
-    if data is not None and not (
-        isinstance(data, dict) and all(isinstance(v, str) for v in data.values())
-    ):
-        return _invalid("Invalid value at 'message.data' (TYPE_STRING).")
-    return None
+    invalid = validation.check(message)
+    if invalid is None:
+        return None
+    return Fault(
+        status=400,
+        error_code="INVALID_ARGUMENT" if invalid.fcm_detail else "",
+        message=invalid.message,
+    )
 
 
 def _authorized(state: State, req: Request) -> bool:

@@ -137,6 +137,10 @@ class Sandbox(ControlCalls):
         """Answer every Twilio Messages GET (fetch, list) with `error` until cleared (None)."""
         self.state.script.fail_sms_reads(error)
 
+    def fail_token_requests(self, faults: Iterable[FaultSpec]) -> None:
+        """The next Google token requests get these faults, one each (5xx, timeout, 400)."""
+        self.state.script.queue_token_faults(faults)
+
     def refuse_connections(self, seconds: float) -> None:
         """Stop listening for `seconds` (connects refused, open connections closed)."""
         if self._server is None:

@@ -86,7 +86,7 @@ class TwilioSms:
 
     @property
     def status_callback(self) -> str | object:
-        """Where Twilio reports delivery (CONTRACT section 6); unset: the SDK sends none."""
+        """Where Twilio reports delivery (interfaces section 6); unset: the SDK sends none."""
         base = self.settings.public_url
         return f"{base}{STATUS_CALLBACK_PATH}" if base else values.unset
 

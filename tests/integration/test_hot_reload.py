@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,31 @@ def test_valid_versions_swap_in_and_broken_ones_keep_the_last_good(
     assert rejected["problems"] == [f"{path}:5:14: unknown channel 'fax': use sms or push"]
     assert send(3) == "second SHP-3"  # the last good rules keep running
     assert rows(database_url, "event_id = $1", f"hr-{stream}-3")[0]["rules_version"] == v2
+
+    # A filter that does not exist, where Jinja itself would only fail on the first event
+    # that reaches it (inside an `if`), and where it fails to compile: refused the same way.
+    typo = RULES.replace("BODY", "{% if data.x %}{{ data.x | humanise_minutes }}{% endif %}")
+    path.write_text(typo.replace("data.customer.phone", "data.customer.phone | e164"))
+    processes.wait_until(lambda: consumer.log().count("rules file rejected") == 2, 30,
+                         message="the second rejection")  # fmt: skip
+    *_, second = [json.loads(line) for line in consumer.log().splitlines()
+                  if "rules file rejected" in line]  # fmt: skip
+    assert second["problems"] == [
+        f"{path}:6:9: unknown filter 'e164'",
+        f"{path}:7:11: unknown filter 'humanise_minutes'; did you mean 'humanize_minutes'?",
+    ]
+    assert send(4) == "second SHP-4"
+    assert "Traceback" not in consumer.log()
+
+
+def test_a_consumer_started_on_a_broken_file_exits_with_its_positions(
+    pipeline_env: dict[str, str], rules_file: Callable[[str], Path]
+) -> None:
+    path = rules_file(RULES.replace("BODY", "{{ data.shipment_id | humanise_minutes }}"))
+    started = subprocess.run([str(processes.BIN / "notify"), "consume"], env=pipeline_env,
+                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert started.returncode == 1
+    assert started.stderr.splitlines() == [
+        f"{path}:7:11: unknown filter 'humanise_minutes'; did you mean 'humanize_minutes'?"
+    ]
+    assert "Traceback" not in started.stdout + started.stderr

@@ -1,5 +1,5 @@
 """STOP and START through the real `notify webhooks`, signed as Twilio signs them, down to the
-next SMS and the outcomes stream (CONTRACT sections 6 and 7)."""
+next SMS and the outcomes stream (docs/interfaces.md sections 6 and 7)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def test_receipts_settle_sent_sms_and_every_outcome_reaches_the_stream(
         )
     assert final[f"{prefix}bad"]["status"] == "failed"
 
-    # The consumer relays each change as an entry named like an event (CONTRACT section 7).
+    # The consumer relays each change as an entry named like an event (interfaces section 7).
     expected = {f"{final[f'{prefix}{n}']['id']}-sent" for n in paths}
     expected |= {f"{final[f'{prefix}{n}']['id']}-{s}" for n, (s, _) in paths.items()}
     expected.add(f"{final[f'{prefix}bad']['id']}-failed")

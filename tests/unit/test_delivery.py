@@ -279,7 +279,7 @@ def test_a_push_goes_out_as_the_identifier_its_rule_names() -> None:
         push = FakeProvider("projects/p/messages/1")
         store = FakeStore({1: row(1, Channel.PUSH, push_id=kind)})
         assert deliver(runtime(store, FakeProvider(), push), 1, Channel.PUSH).status == "sent"
-        assert push.calls[0][-1] is kind
+        assert push.calls[0][-2:] == (kind, "notify-1")  # the kind, then the collapse id
 
 
 def skipped_counter(channel: str, reason: str = "suppressed") -> float:

@@ -10,7 +10,9 @@ from schemas import Channel, Reason
 from tasks.classification import (
     backoff,
     classify_fcm,
+    classify_token_refusal,
     classify_twilio,
+    quota_floor,
     retry_after_seconds,
     suppression_for,
 )
@@ -116,3 +118,19 @@ def test_which_provider_answers_suppress_the_recipient(
     channel: Channel, code: str, message: str, reason: Reason | None
 ) -> None:
     assert suppression_for(channel, code, message) == reason
+
+
+def test_a_token_refusal_is_configuration_and_an_outage_is_transient() -> None:
+    assert classify_token_refusal(False, {"error": "invalid_grant"}) == "config"
+    assert classify_token_refusal(False, {"error": "invalid_client"}) == "config"
+    assert classify_token_refusal(True, {"error": "internal_failure"}) == "transient"
+    assert classify_token_refusal(False, "<html>502</html>") == "transient"  # a proxy's page
+    assert classify_token_refusal(False, {"access_token_missing": True}) == "transient"
+
+
+def test_quota_answers_without_retry_after_wait_from_the_base_and_double() -> None:
+    floors = [quota_floor(Channel.PUSH, "QUOTA_EXCEEDED", None, n, 60.0) for n in (1, 2, 3)]
+    assert floors == [60.0, 120.0, 240.0]
+    assert quota_floor(Channel.PUSH, "RESOURCE_EXHAUSTED", 5.0, 3, 60.0) == 5.0  # Retry-After
+    assert quota_floor(Channel.PUSH, "UNAVAILABLE", None, 3, 60.0) is None
+    assert quota_floor(Channel.SMS, "QUOTA_EXCEEDED", None, 1, 60.0) is None

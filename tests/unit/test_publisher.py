@@ -16,6 +16,7 @@ from celery.worker.request import Request
 from kombu import Connection
 from pytest_mock import MockerFixture
 
+from consumer.loop import redis_broker
 from consumer.task_publisher import (
     CeleryPublisher,
     TaskPublisher,
@@ -24,6 +25,7 @@ from consumer.task_publisher import (
     task_message,
     task_messages,
 )
+from notify.brokers import broker_options
 from notify.settings import Settings
 from notify.task_names import SEND_BATCH as BATCH_TASK
 from notify.task_names import SEND_ONE
@@ -284,3 +286,31 @@ async def test_publisher_pushes_fifo_for_brpop_in_chunks() -> None:
     first = await client.rpop("q")
     assert redis_transport_decode(first)[1][0] == [0]  # type: ignore[arg-type]
     await client.aclose()
+
+
+@pytest.mark.parametrize(
+    ("broker", "redis_cluster", "fast"),
+    [
+        ("redis://localhost:6379/0", False, "shared"),
+        ("redis://localhost:6379/3", False, "own"),
+        ("redis://localhost:6379/0", True, "own"),  # the broker is never the cluster
+        ("amqp://guest:guest@localhost:5672/notify", False, None),
+    ],
+)
+def test_the_consumer_opens_a_redis_broker_client_only_for_a_redis_broker(
+    broker: str, redis_cluster: bool, fast: str | None
+) -> None:
+    settings = Settings(broker_url=broker, redis_cluster=redis_cluster)
+    events = fakeredis.FakeAsyncRedis()
+    client = redis_broker(settings, events)
+    kind = None if client is None else ("shared" if client is events else "own")
+    assert kind == fast
+
+
+def test_amqp_brokers_publish_with_confirms_and_redis_brokers_keep_a_visibility_timeout() -> None:
+    amqp = broker_options("amqp://guest@rabbit//", 300.0)["broker_transport_options"]
+    assert amqp == {"confirm_publish": True}
+    redis_options = broker_options("redis://localhost/0", 300.0)["broker_transport_options"]
+    assert redis_options == {"visibility_timeout": 300.0}
+    publisher = CeleryPublisher("amqp://guest@rabbit//", "q")
+    assert publisher.app.conf.broker_transport_options == {"confirm_publish": True}

@@ -1,6 +1,6 @@
 """A template that renders to an undefined value fails its own rule, never the event.
 
-CONTRACT section 2: "a rule whose template fails for one event fails that notification
+docs/interfaces.md section 2: "a rule whose template fails for one event fails that notification
 (error code `template_error`), not the event's other rules". Each case puts one broken rule
 between two healthy ones, for every key that holds a template, in each shape an Undefined
 can take: a sole `{{ expr }}` (a native value), nested in a list or dict, inside text, or

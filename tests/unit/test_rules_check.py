@@ -59,3 +59,28 @@ def test_the_json_schema_describes_the_file(capsys: pytest.CaptureFixture[str]) 
 def test_the_committed_schema_is_current(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "schema"]) == 0
     assert (ROOT / "rules.schema.json").read_text() == capsys.readouterr().out
+
+
+TYPO = "tests/unit/rules_corpus/unknown_filters.yaml"
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["rules", "check", TYPO], 1),
+        (["rules", "preview", TYPO, "--type", "shipment.delayed", "--data", "{}"], 1),
+        (["rules", "test", TYPO, "--cases", "rules.cases.yaml"], 2),
+        (["rules", "diff", "rules.yaml", TYPO, "--events", "/dev/null"], 2),
+        (["rules", "diff", TYPO, "rules.yaml", "--events", "/dev/null"], 2),
+    ],
+)
+def test_every_rules_command_refuses_an_unknown_filter_as_documented(
+    argv: list[str], code: int
+) -> None:
+    """A typo in a filter name is a broken file, never a traceback: `diff` must exit 2, so
+    the pre-commit hook and CI recipe in docs/rules.md stop it."""
+    notify = Path(sys.executable).parent / "notify"
+    done = subprocess.run([str(notify), *argv], cwd=ROOT, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert done.stderr == (CORPUS / "unknown_filters.expected").read_text()

@@ -300,7 +300,7 @@ def test_a_rule_that_now_fails_its_template_is_a_change(
     diff: Callable[..., tuple[int, Any]],
 ) -> None:
     # A sole `{{ expr }}` in `to` naming a missing key fails that notification with
-    # template_error (CONTRACT section 2): the diff shows the sent text becoming a failure.
+    # template_error (interfaces section 2): the diff shows the sent text becoming a failure.
     code, report = diff(
         OLD.replace(
             'to: "{{ data.customer.phone }}"\n    body: "Hi',
