@@ -251,6 +251,48 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        8,
+        "what SMS cost: segments, encoding, country, price",
+        """
+        -- Routing fills segments, encoding and country on SMS rows; rows from before this
+        -- version get them from notify/backfills.py, which `notify migrate` runs after this
+        -- in bounded batches (one segment counter: notify/segments.py, in Python).
+        -- `price` is positive, in `price_unit`, once the provider reports it.
+        ALTER TABLE notifications
+            ADD COLUMN segments integer,
+            ADD COLUMN encoding text CHECK (encoding IN ('GSM-7', 'UCS-2')),
+            ADD COLUMN country text,
+            ADD COLUMN price numeric,
+            ADD COLUMN price_unit text,
+            ADD COLUMN price_lookups integer NOT NULL DEFAULT 0,
+            ADD COLUMN price_checked_at timestamptz;
+        -- The price backfill's queue: sent SMS whose price Twilio has not reported yet.
+        CREATE INDEX notifications_unpriced ON notifications (price_checked_at NULLS FIRST, id)
+            WHERE channel = 'sms' AND price IS NULL AND provider_message_id IS NOT NULL;
+        -- The segment backfill's queue; empty once it has run.
+        CREATE INDEX notifications_unsegmented ON notifications (id)
+            WHERE channel = 'sms' AND segments IS NULL;
+        """,
+    ),
+    (
+        6,
+        "cancellations kept as facts",
+        """
+        -- Each cancelling event, kept while a reminder from an earlier event could still be
+        -- written (notify/cancellations.py); beat's purge deletes it after `keep_until`.
+        CREATE TABLE cancellations (
+            subject text NOT NULL,
+            event_id text NOT NULL,
+            event_type text NOT NULL,
+            event_time timestamptz NOT NULL,
+            keep_until timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (subject, event_id)
+        );
+        CREATE INDEX cancellations_keep_until ON cancellations (keep_until);
+        """,
+    ),
+    (
         10,
         "outcome tables partitioned by event day",
         """

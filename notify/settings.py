@@ -8,6 +8,7 @@ documentation travel together in the field's metadata. `Settings.from_env` reads
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -85,6 +86,26 @@ def boolean(raw: str, name: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def countries(raw: str, name: str) -> frozenset[str] | None:
+    """ISO 3166 alpha-2 codes, comma-separated; empty: None (any country)."""
+    codes = frozenset(c.strip().upper() for c in raw.split(",") if c.strip())
+    bad = sorted(c for c in codes if not _COUNTRY.match(c))
+    if bad:
+        raise ValueError(f"{name} must list ISO 3166 country codes like US,GB, got {bad}")
+    return codes or None
+
+
+def limit(raw: str, name: str) -> int | None:
+    """A positive whole number, or None (0: no limit)."""
+    value = integer(raw, name)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value or None
 
 
 @dataclass(frozen=True)
@@ -354,6 +375,42 @@ class Settings:
         3600.0,
         "the drain time above which `NotifySmsBacklogSlowToDrain` fires",
         number,
+    )
+
+    section("SMS cost and countries")
+    sms_countries: frozenset[str] | None = setting(
+        "NOTIFY_SMS_COUNTRIES",
+        None,
+        "the ISO 3166 country codes SMS may go to, e.g. `US,CA,GB`; an SMS to any other "
+        "country fails as `country_not_allowed` and no provider is called",
+        countries,
+        shown="unset: any",
+    )
+    sms_country_hourly_segments: int | None = setting(
+        "NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS",
+        None,
+        "when the segments sent to one country in the last hour reach this, further SMS to "
+        "it are `skipped` / `country_paused` (`notify sms resume COUNTRY` lifts it)",
+        limit,
+        shown="unset: no limit",
+    )
+    price_lookups_per_run: int = setting(
+        "NOTIFY_PRICE_LOOKUPS_PER_RUN",
+        100,
+        "at most this many Twilio message lookups per beat run to backfill `price`",
+        integer,
+    )
+    price_lookup_interval_seconds: float = setting(
+        "NOTIFY_PRICE_LOOKUP_INTERVAL_SECONDS",
+        600.0,
+        "a sent SMS without a price is looked up at most once per this interval",
+        number,
+    )
+    price_max_lookups: int = setting(
+        "NOTIFY_PRICE_MAX_LOOKUPS",
+        48,
+        "lookups per SMS after which its price is left unknown",
+        integer,
     )
 
     section("Firebase Cloud Messaging")

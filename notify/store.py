@@ -10,12 +10,22 @@ from operator import attrgetter
 import asyncpg
 import msgspec
 
-from notify import database, inserts, partitions, slots, statements, suppressions, throttles
+from notify import (
+    cancellations,
+    costs,
+    database,
+    inserts,
+    partitions,
+    slots,
+    statements,
+    suppressions,
+    throttles,
+)
+from notify.cancellations import Cancel
 from notify.inbound_messages import InboundStore
 from notify.inserts import Inserted
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
-from notify.statements import PENDING, SCHEDULED, SENDING
-from notify.statements import literal as _q
+from notify.statements import PENDING, SENDING
 from notify.suppressions import NewSuppression
 from schemas import (
     IN_FLIGHT,
@@ -146,22 +156,16 @@ class OutcomeStore:
         async with self.pool.acquire() as conn, conn.transaction():
             return await inserts.insert(conn, rows, redelivered)
 
-    async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
-        """Cancel scheduled rows for (event id, type, subject) whose own cancel_on matches."""
-        if not events:
+    async def cancel(self, cancels: Sequence[Cancel], *, keep_seconds: float) -> int:
+        """Cancel scheduled rows these events cancel (by subject, the rows' own cancel_on and
+        event time) and keep each fact `keep_seconds` past its event time for rows to come."""
+        if not cancels:
             return 0
-        ids, types, subjects = (list(x) for x in zip(*events, strict=True))
-        result = await self.pool.execute(
-            f"""UPDATE notifications n SET status = {_q(Status.CANCELLED)},
-                   cancelled_by = u.id, updated_at = now()
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, type, subject)
-               WHERE n.status = {SCHEDULED} AND n.event_subject = u.subject
-                 AND EXISTS (SELECT 1 FROM unnest(n.cancel_patterns) p WHERE u.type ~ p)""",
-            ids,
-            types,
-            subjects,
-        )
-        return int(result.split()[-1])
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await cancellations.record(conn, cancels, keep_seconds)
+
+    async def forget_cancellations(self, *, limit: int) -> int:
+        return await cancellations.purge(self.pool, limit=limit)
 
     async def get(self, notification_id: int) -> Notification | None:
         record = await self.pool.fetchrow(
@@ -199,6 +203,19 @@ class OutcomeStore:
 
     async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return await slots.due(self.pool, within=within, limit=limit)
+
+    async def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return await costs.hold_back(self.pool, held, code, message)
+
+    async def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[costs.Unpriced]:
+        return await costs.unpriced(
+            self.pool, limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+        )
+
+    async def record_prices(self, prices: Sequence[costs.Price]) -> list[costs.Priced]:
+        return await costs.record_prices(self.pool, prices)
 
     async def finish_many(self, finished: Sequence[Finished]) -> list[Settled]:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.

@@ -3,11 +3,13 @@
 from tasks import signals as _signals  # noqa: F401 - registers worker hooks
 from tasks.app import app
 from tasks.channels import send_push, send_sms
+from tasks.prices import backfill_prices
 from tasks.receipts import look_up_receipts
 from tasks.schedule import dispatch_due, keep_partitions, purge, sweep
 
 __all__ = [
     "app",
+    "backfill_prices",
     "dispatch_due",
     "keep_partitions",
     "look_up_receipts",

@@ -57,6 +57,13 @@ def celery_config(s: Settings) -> dict[str, Any]:
                 "task": task_names.LOOK_UP_RECEIPTS,
                 "schedule": timedelta(seconds=max(0.5, min(60.0, s.receipt_timeout_seconds / 4))),
             },
+            # Each run makes at most NOTIFY_PRICE_LOOKUPS_PER_RUN calls (tasks/prices.py).
+            "backfill-prices": {
+                "task": task_names.BACKFILL_PRICES,
+                "schedule": timedelta(
+                    seconds=max(0.5, min(60.0, s.price_lookup_interval_seconds / 4))
+                ),
+            },
         },
     }
 

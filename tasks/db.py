@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from notify.costs import Price, Priced, Unpriced
 from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
 from notify.partitions import Upkeep
@@ -41,6 +42,14 @@ class WorkerStore(Protocol):
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
 
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int: ...
+
+    def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[Unpriced]: ...
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]: ...
+
     def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]: ...
 
     def dispatch_due(
@@ -58,6 +67,8 @@ class WorkerStore(Protocol):
     def keep_partitions(self, *, retention_days: float) -> Upkeep: ...
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
+
+    def forget_cancellations(self, *, limit: int) -> int: ...
 
     def delete_heard_older_than(self, *, days: float, limit: int) -> int: ...
 
@@ -147,6 +158,19 @@ class StoreRunner:
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return self.run(lambda store: store.due_slots(within=within, limit=limit))
 
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return self.run(lambda store: store.hold_back(held, code, message))
+
+    def unpriced(self, *, limit: int, interval_seconds: float, max_lookups: int) -> list[Unpriced]:
+        return self.run(
+            lambda store: store.unpriced(
+                limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+            )
+        )
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]:
+        return self.run(lambda store: store.record_prices(prices))
+
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
     ) -> list[tuple[int, Channel, Status]]:
@@ -174,6 +198,9 @@ class StoreRunner:
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))
+
+    def forget_cancellations(self, *, limit: int) -> int:
+        return self.run(lambda store: store.forget_cancellations(limit=limit))
 
     def delete_heard_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_heard_older_than(days=days, limit=limit))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from notify import logs, skips
+from notify.country_breaker import COUNTRY_PAUSED
 from notify.logs import mask
 from notify.outage import TRANSIENT
 from notify.store import Finished
@@ -27,7 +28,7 @@ from schemas import (
     TaskResult,
     TransientDeliveryError,
 )
-from tasks import metrics, pacing, reconcile
+from tasks import country_pause, metrics, pacing, reconcile
 from tasks.classification import backoff, kind_of, quota_floor, suppression_for
 from tasks.runtime import Runtime
 
@@ -120,6 +121,8 @@ def deliver(
         return Outcome(TaskResult.SKIPPED)
     if row.status is Status.SKIPPED:
         return _suppressed([row])[0][1]
+    if _paused(rt, [row])[1]:
+        return Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)
     paced = pacing.pace(rt.rate, rt.db, rt.settings, [row], slot)
     if paced.held:
         return _deferred(paced.held[0])
@@ -141,10 +144,21 @@ def deliver_many(
             "skipped: not pending (duplicate task or already final)",
             extra=logs.fields(notifications=len(skipped), channel=channel.value),
         )
+    rows, paused = _paused(rt, rows)
+    suppressed += [(nid, Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)) for nid in paused]
     paced = pacing.pace(rt.rate, rt.db, rt.settings, rows)
     futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
     waiting = [(held.row.id, _deferred(held)) for held in paced.held]
     return [(nid, future.result()) for nid, future in futures] + waiting + suppressed
+
+
+def _paused(rt: Runtime, rows: list[Notification]) -> tuple[list[Notification], list[int]]:
+    """The rows that may go on, and the ids of those held back by a paused country."""
+    limit = rt.settings.sms_country_hourly_segments
+    if rt.breaker is None or limit is None:
+        return rows, []
+    send, held = country_pause.split(rt.breaker, rows)
+    return send, country_pause.hold_back(rt.db, held, limit) if held else []
 
 
 def _suppressed(rows: list[Notification]) -> list[tuple[int, Outcome]]:
@@ -194,6 +208,10 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
     _record(rt, Finished(row.id, row.attempts, Status.SENT, result, began, provider_id))
     metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.SENT).inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
+    if row.segments:
+        metrics.SMS_SEGMENTS.labels(row.rule, row.country or "", row.encoding or "").inc(
+            row.segments
+        )
     log.info(result, extra=logs.fields(**ctx, provider_message_id=provider_id))
     return Outcome(TaskResult.SENT)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import redis
 
+from notify.country_breaker import CountryBreaker
 from notify.settings import Settings
 from tasks import limiter
 from tasks.db import StoreRunner, WorkerStore
@@ -27,6 +28,8 @@ class Runtime:
     senders: ThreadPoolExecutor
     # The sender's shared send rate (NOTIFY_SMS_SEGMENTS_PER_SECOND); None: no limit.
     rate: limiter.SendRate | None = None
+    # The pumping breaker (NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS); None: no limit.
+    breaker: CountryBreaker | None = None
 
 
 _lock = threading.Lock()
@@ -38,6 +41,7 @@ def runtime(settings: Settings) -> Runtime:
     global _current
     with _lock:
         if _current is None or _current.pid != os.getpid():
+            limit = settings.sms_country_hourly_segments
             _current = Runtime(
                 settings=settings,
                 db=StoreRunner(
@@ -54,6 +58,9 @@ def runtime(settings: Settings) -> Runtime:
                     settings.sms_sender,
                     settings.sms_segments_per_second,
                 ),
+                breaker=None
+                if limit is None
+                else CountryBreaker(redis.Redis.from_url(settings.redis_url), limit),
             )
         return _current
 
@@ -77,4 +84,6 @@ def reset() -> None:
             _current.push.close()
             if _current.rate is not None:
                 _current.rate.client.close()
+            if _current.breaker is not None:
+                _current.breaker.client.close()
         _current = None

@@ -187,9 +187,12 @@ def keep_partitions() -> dict[str, list[str]]:
 def purge() -> int:
     """Retention of what is not dropped by day (keep_partitions): the legacy partition's
     finished rows older than NOTIFY_RETENTION_DAYS, in batches; unmatched receipts and
-    inbound messages; and throttle windows that have ended."""
+    inbound messages; throttle windows that have ended (the next notification starts a new
+    one); and cancellations no reminder can still need."""
     rt = runtime(app.settings)
     while rt.db.forget_expired_throttles(limit=5000) == 5000:
+        pass
+    while rt.db.forget_cancellations(limit=5000) == 5000:
         pass
     total = 0
     for delete in (rt.db.delete_older_than, rt.db.delete_heard_older_than):

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from notify.costs import Price, Priced, Unpriced
 from notify.partitions import Upkeep
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished
@@ -54,6 +55,10 @@ class FakeStore:
         self.holders: dict[str, int] = {}
         self.pings = 0
         self.closed = False
+        # Rows a paused country held back: id -> error code.
+        self.held_back: dict[int, str] = {}
+        self.awaiting_price: list[Unpriced] = []
+        self.prices: list[Price] = []
 
     def ping(self) -> None:
         self.pings += 1
@@ -83,6 +88,21 @@ class FakeStore:
             self.released[nid] = (attempt, slot_at)
             self.claimable[nid] = self._claimed.pop(nid)
         return len(held)
+
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        """Claimed rows skipped with `code`, the claim undone (as `release` does)."""
+        for nid, _ in held:
+            row = self._claimed.pop(nid, None)
+            if row is not None:
+                self.held_back[nid] = code
+        return len(held)
+
+    def unpriced(self, *, limit: int, interval_seconds: float, max_lookups: int) -> list[Unpriced]:
+        return self.awaiting_price[:limit]
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]:
+        self.prices.extend(prices)
+        return []
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return []

@@ -161,6 +161,10 @@ class Sandbox(ControlCalls):
         """Time from `sent` to the final status (and its status callback)."""
         self.state.outbox.set_delivery_delay(seconds)
 
+    def set_price_delay(self, seconds: float) -> None:
+        """Time from `sent` to the message's `price` (Twilio prices when the carrier bills)."""
+        self.state.outbox.set_price_delay(seconds)
+
     def set_sms_outcome(
         self, recipient: str, status: str | None, error_code: int | None = None
     ) -> None:

@@ -7,6 +7,8 @@ at once and the rest one every 1/rate s; `None` means no limit; `0` holds every 
 rate). In its slot a message goes `sending` then `sent` (date_sent set), and
 `delivery_delay_s` later reaches its outcome: `delivered`, or what was set for its
 recipient (`undelivered`/`failed` with an error code; `failed` happens instead of `sent`).
+A sent message gets its `price` `price_delay_s` after `sent` (0: as it is sent), as Twilio
+prices a message when the carrier bills it, often hours later, with no callback.
 Messages already given a slot keep it when the rate changes.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 
 from sandbox.server.records import RecordedMessage, Recorder
 from sandbox.server.timeline import Timeline
-from sandbox.twilio.lifecycle import OUTCOME_CODES, TransitionError, advance
+from sandbox.twilio.lifecycle import OUTCOME_CODES, TransitionError, advance, priced
 
 StatusListener = Callable[[RecordedMessage], None]
 
@@ -45,16 +47,23 @@ DELIVERED = Outcome("delivered")
 
 class Outbox:
     def __init__(
-        self, recorder: Recorder, *, rate: float | None = None, delivery_delay_s: float = 0.0
+        self,
+        recorder: Recorder,
+        *,
+        rate: float | None = None,
+        delivery_delay_s: float = 0.0,
+        price_delay_s: float = 0.0,
     ) -> None:
         _check_rate(rate)
         _check_delay(delivery_delay_s)
+        _check_delay(price_delay_s)
         self._recorder = recorder
         self._timeline = Timeline()
         self._lock = threading.Lock()
-        self._defaults = (rate, delivery_delay_s)
+        self._defaults = (rate, delivery_delay_s, price_delay_s)
         self._rate = rate
         self._delivery_delay_s = delivery_delay_s
+        self._price_delay_s = price_delay_s
         self._sender_rates: dict[str, float | None] = {}
         self._next_slot: dict[str, float] = {}
         self._held: dict[str, deque[str]] = {}
@@ -124,6 +133,11 @@ class Outbox:
         with self._lock:
             self._delivery_delay_s = seconds
 
+    def set_price_delay(self, seconds: float) -> None:
+        _check_delay(seconds)
+        with self._lock:
+            self._price_delay_s = seconds
+
     def set_outcome(
         self, recipient: str, status: str | None, error_code: int | None = None
     ) -> None:
@@ -145,6 +159,7 @@ class Outbox:
                 "rate": self._rate,
                 "sender_rates": dict(self._sender_rates),
                 "delivery_delay_s": self._delivery_delay_s,
+                "price_delay_s": self._price_delay_s,
                 "outcomes": {
                     r: {"status": o.status, "error_code": o.error_code}
                     for r, o in self._outcomes.items()
@@ -156,7 +171,7 @@ class Outbox:
         """Forget queued work and settings; back to the constructor's rate and delay."""
         self._timeline.clear()
         with self._lock:
-            self._rate, self._delivery_delay_s = self._defaults
+            self._rate, self._delivery_delay_s, self._price_delay_s = self._defaults
             self._sender_rates.clear()
             self._next_slot.clear()
             self._held.clear()
@@ -190,6 +205,9 @@ class Outbox:
         with self._lock:
             outcome = self._outcomes.get(message.to, DELIVERED)
             delay = self._delivery_delay_s
+            price_delay = self._price_delay_s
+        if outcome.status != "failed" and price_delay > 0:
+            self._timeline.at(time.monotonic() + price_delay, lambda: self._price(sid))
         steps = ["queued", "sending"] if message.status == "accepted" else ["sending"]
         if outcome.status == "failed":
             self._move(sid, [*steps, "failed"], outcome.error_code)
@@ -202,15 +220,20 @@ class Outbox:
         else:
             self._move(sid, [*steps, "sent", outcome.status], outcome.error_code)
 
+    def _price(self, sid: str) -> None:
+        self._recorder.update(sid, lambda m: replace(m, response=priced(m.response)))
+
     def _move(self, sid: str, statuses: list[str], error_code: int | None = None) -> None:
         """Take `sid` through `statuses` in one update; listeners see every step."""
         now = time.time()
         steps: list[RecordedMessage] = []
+        with self._lock:
+            price = self._price_delay_s == 0
 
         def change(message: RecordedMessage) -> RecordedMessage:
             for status in statuses:
                 try:
-                    resource = advance(message.response, status, now, error_code)
+                    resource = advance(message.response, status, now, error_code, price=price)
                 except TransitionError:
                     break  # already moved on (e.g. queued by another path); stop here
                 message = replace(message, status=status, response=resource)

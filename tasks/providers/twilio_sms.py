@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
@@ -107,6 +108,22 @@ class TwilioSms:
         code = message.error_code
         return str(message.status), None if code in (None, "", 0) else str(code)
 
+    def fetch_price(self, sid: str) -> tuple[Decimal, str] | None:
+        """What Twilio charged for one message, positive, and its currency; None until Twilio
+        has priced it (often hours after sending). Errors are raised as `fetch_status` does."""
+        client, http = self._client()
+        try:
+            message = client.messages(sid).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                raise PermanentDeliveryError("20404", "no such message") from None
+            raise _rest_error(exc, http) from None
+        except ProviderUnreachable as exc:
+            raise TransientDeliveryError("unreachable", str(exc)) from None
+        except (ProviderTimeout, ProviderDisconnected) as exc:
+            raise TransientDeliveryError("timeout", str(exc)) from None
+        return parse_price(message.price, message.price_unit)
+
     def candidates(
         self, to: str, body: str, since: datetime
     ) -> tuple[list[reconcile.Listed], bool]:
@@ -134,6 +151,16 @@ class TwilioSms:
             for m in client.messages.stream(to=to, page_size=reconcile.PAGE_SIZE, **by_sender)
         )
         return reconcile.candidates(listed, body=body, sender=ours, since=since)
+
+
+def parse_price(price: object, unit: object) -> tuple[Decimal, str] | None:
+    """Twilio reports a debit as a negative string ("-0.00790"), null until it knows it."""
+    if price in (None, "") or not unit:
+        return None
+    try:
+        return abs(Decimal(str(price))), str(unit).upper()
+    except InvalidOperation:
+        return None
 
 
 def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:
