@@ -14,6 +14,7 @@ SWEEP = "tasks.sweep"
 PURGE = "tasks.purge"
 PARTITIONS = "tasks.partitions"
 LOOK_UP_RECEIPTS = "tasks.look_up_receipts"
+WEIGH_SMS_PROVIDERS = "tasks.weigh_sms_providers"
 BACKFILL_PRICES = "tasks.backfill_prices"
 
 # The single-row task for each channel: retries, the sweeper and beat use these.

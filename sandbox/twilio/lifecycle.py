@@ -37,6 +37,8 @@ ERROR_MESSAGES: dict[int, str] = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30036: "Validity Period Expired",
+    21610: "Attempt to send to unsubscribed recipient",
 }
 # Twilio's US long-code price per segment; shown once a message is sent, negative (a debit).
 PRICE_PER_SEGMENT = 0.0079

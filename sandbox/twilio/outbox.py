@@ -10,6 +10,11 @@ recipient (`undelivered`/`failed` with an error code; `failed` happens instead o
 A sent message gets its `price` `price_delay_s` after `sent` (0: as it is sent), as Twilio
 prices a message when the carrier bills it, often hours later, with no callback.
 Messages already given a slot keep it when the rate changes.
+
+A message still waiting fails after `max_queue_s` (Twilio queues up to four hours: 30001,
+queue overflow) or its own `ValidityPeriod` if shorter (30036), with a `failed` callback
+long after `queued`. Through a Messaging Service, a number that opted out is accepted and
+then fails 21610 in its turn (a From number gets the 400 at create instead).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +31,8 @@ from sandbox.server.timeline import Timeline
 from sandbox.twilio.lifecycle import OUTCOME_CODES, TransitionError, advance, priced
 
 StatusListener = Callable[[RecordedMessage], None]
+# Twilio's documented queue limit: a message not sent within four hours fails 30001.
+MAX_QUEUE_S = 4 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,15 @@ class Outbox:
         *,
         rate: float | None = None,
         delivery_delay_s: float = 0.0,
+        opted_out: Callable[[str], bool] = lambda _: False,
         price_delay_s: float = 0.0,
     ) -> None:
         _check_rate(rate)
         _check_delay(delivery_delay_s)
         _check_delay(price_delay_s)
         self._recorder = recorder
+        self._opted_out = opted_out
+        self._max_queue_s = MAX_QUEUE_S
         self._timeline = Timeline()
         self._lock = threading.Lock()
         self._defaults = (rate, delivery_delay_s, price_delay_s)
@@ -92,6 +102,38 @@ class Outbox:
             # A Messaging Service picks its sender at once; the message then waits queued.
             self._move(message.id, ["queued"])
         self._schedule_send(message.id, due)
+        self._schedule_expiry(message)
+
+    def set_max_queue(self, seconds: float) -> None:
+        """How long a message may wait in its sender's queue before it fails 30001."""
+        _check_delay(seconds)
+        with self._lock:
+            self._max_queue_s = seconds
+
+    def _schedule_expiry(self, message: RecordedMessage) -> None:
+        """A message still queued when its ValidityPeriod ends fails 30036; one still queued
+        after the queue's limit (Twilio: four hours) fails 30001, queue overflow."""
+        with self._lock:
+            limit = self._max_queue_s
+        validity = _validity(message.payload)
+        code = 30001
+        if validity is not None and validity <= limit:
+            limit, code = validity, 30036
+        sid = message.id
+
+        def expire() -> None:
+            found = self._recorder.find(sid)
+            if found is not None and found.status in ("accepted", "queued"):
+                self._forget_held(found)
+                self._move(sid, ["failed"], code)
+
+        self._timeline.at(time.monotonic() + limit, expire)
+
+    def _forget_held(self, message: RecordedMessage) -> None:
+        with self._lock:
+            held = self._held.get(message.sender or "")
+            if held is not None and message.id in held:
+                held.remove(message.id)
 
     def set_rate(self, rate: float | None, sender: str | None = None) -> None:
         """Messages per second for `sender` (every sender when None); None: no limit."""
@@ -165,6 +207,7 @@ class Outbox:
                     for r, o in self._outcomes.items()
                 },
                 "held": {s: len(q) for s, q in self._held.items()},
+                "max_queue_s": self._max_queue_s,
             }
 
     def reset(self) -> None:
@@ -176,6 +219,7 @@ class Outbox:
             self._next_slot.clear()
             self._held.clear()
             self._outcomes.clear()
+            self._max_queue_s = MAX_QUEUE_S
 
     def stop(self) -> None:
         self._timeline.stop()
@@ -209,6 +253,9 @@ class Outbox:
         if outcome.status != "failed" and price_delay > 0:
             self._timeline.at(time.monotonic() + price_delay, lambda: self._price(sid))
         steps = ["queued", "sending"] if message.status == "accepted" else ["sending"]
+        if _via_service(message) and self._opted_out(message.to):
+            # A Messaging Service takes the message and reports the opt-out in a callback.
+            outcome = Outcome("failed", 21610)
         if outcome.status == "failed":
             self._move(sid, [*steps, "failed"], outcome.error_code)
         elif delay > 0:
@@ -244,6 +291,20 @@ class Outbox:
         for step in steps:
             for listener in self._listeners:
                 listener(step)
+
+
+def _via_service(message: RecordedMessage) -> bool:
+    payload = message.payload or {}
+    return bool(payload.get("MessagingServiceSid")) and not payload.get("From")
+
+
+def _validity(payload: Mapping[str, Any] | None) -> float | None:
+    """ValidityPeriod from the create request (1 to 36,000 s, as Twilio documents)."""
+    raw = (payload or {}).get("ValidityPeriod")
+    try:
+        return float(raw) if raw not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_rate(rate: float | None) -> None:
