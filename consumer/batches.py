@@ -7,17 +7,19 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from consumer import metrics
-from consumer.stream import DeadLetter
+from consumer.stream import DeadLetter, Entry
 from notify import logs
 from notify import skips as notify_skips
 from notify.cancellations import Cancel
 from notify.inserts import Inserted
 from notify.store import OutcomeStore
+from rules.routing import Routed
 from rules.ruleset import RuleSet
-from schemas import NewNotification
+from schemas import Event, NewNotification
 
 log = logs.get("consumer")
 # Fewer rows than this go in one statement: splitting them would cost more round trips and
@@ -38,9 +40,33 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
-    # (type, id, idempotency keys, notifications) of each routed event, for `account`.
-    per_event: list[tuple[str, str, list[str], list[NewNotification]]] = field(default_factory=list)
+    stale_after: timedelta = timedelta(hours=1)
+    # Each routed event, for `account`.
+    per_event: list[Handled] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
+
+
+class Handled(NamedTuple):
+    """One routed event of a batch: what `account` counts and logs."""
+
+    type: str
+    id: str
+    keys: list[str]
+    notifications: list[NewNotification]
+
+
+def gather(batch: Prepared, entry: Entry, event: Event, routed: Routed) -> None:
+    """Add a routed event to its batch: its rows, its cancel, its ack."""
+    notifications = routed.notifications
+    batch.rows.extend(notifications)
+    cancel_types = batch.cancel_types
+    if event.subject and cancel_types is not None and cancel_types.match(event.type):
+        batch.cancels.append(Cancel(event.id, event.type, event.subject, event.time))
+    keys = [n.idempotency_key for n in notifications]
+    if entry.deliveries > 1:
+        batch.redelivered.update(keys)
+    batch.per_event.append(Handled(event.type, event.id, keys, notifications))
+    batch.acks.append(entry.id)
 
 
 def share_out(rows: list[NewNotification], parts: int) -> list[list[NewNotification]]:
@@ -97,7 +123,7 @@ async def insert_shared(
 
 def account(
     result: BatchResult,
-    per_event: list[tuple[str, str, list[str], list[NewNotification]]],
+    per_event: list[Handled],
     stored: Inserted,
     rows: list[NewNotification],
     dead: list[DeadLetter],
