@@ -20,7 +20,7 @@ from console.app import Caller, Console
 from console.users import Role
 from notify.logs import mask
 from notify.settings import Settings
-from rules.routing import route
+from rules.routing import explain, route
 from rules.ruleset import RuleSet, load_file, load_text
 from rules.tools import diff as rules_diff
 from rules.tools import diff_events, diff_report
@@ -91,7 +91,9 @@ def preview(rules: RuleSet, text: str, settings: Settings) -> dict[str, Any]:
         "event": event.id,
         "type": event.type,
         "notifications": [describe(n) for n in routed.notifications],
-        "not_matched": [{"rule": name, "reason": why} for name, why in routed.skipped],
+        "not_matched": [
+            {"rule": name, "reason": why} for name, why in explain(event, rules, routed)
+        ],
     }
 
 

@@ -85,7 +85,7 @@ async def _route_and_store(
     rules = load_text(RULES)
     entry = fields.pop(b"_entry").decode()
     event = decode_entry(f"{entry}-0", fields, 65536)
-    routed = route(event, rules, now=datetime.now(UTC), explain=False)
+    routed = route(event, rules, now=datetime.now(UTC))
     await store.insert(routed.notifications)
     record = decide(event, rules.matching(event.type), routed.notifications, rules.version)
     if record is not None:
