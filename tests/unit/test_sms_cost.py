@@ -3,13 +3,16 @@ price strings, NOTIFY_SMS_COUNTRIES, and the `rules check` warning for UCS-2 tem
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from cli.main import main as cli
 from notify import segments
 from notify.costs import Price, Unpriced
 from notify.settings import Settings
@@ -134,3 +137,24 @@ def test_the_price_backfill_records_what_twilio_has_priced_and_stops_at_a_transi
     assert backfilled(store, twilio) == {"priced": 0, "unpriced": 1, "not_found": 1, "stopped": 1}
     assert store.prices == [Price("SM1", Decimal("0.0079"), "USD")]
     assert twilio.asked == ["SM1", "SM2", "SM3", "SM4"]  # SM5 waits for the next run
+
+
+def test_preview_names_what_makes_a_body_ucs2_and_check_warns_but_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.replace("your parcel is late.", "your parcel\u2019s late."))
+    data = '{"phones": ["+14155550100"], "name": "Ann"}'
+    assert cli([
+        "rules", "preview", str(path), "--type", "shipment.delayed", "--data", data, "--json",
+    ]) == 0  # fmt: skip
+    [item] = json.loads(capsys.readouterr().out)["notifications"]
+    assert item["sms"] == {"encoding": "UCS-2", "characters": 27, "segments": 1,
+                           "country": "US", "not_gsm": ["\u2019"]}  # fmt: skip
+    assert item["warnings"] == [
+        "UCS-2 (70 characters a segment, not 160) because of '\u2019' (U+2019)"
+    ]
+    assert cli(["rules", "check", str(path)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{path}: OK")
+    assert f"{path}:7:11: warning: rule 'text'" in out.err
