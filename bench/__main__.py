@@ -16,6 +16,7 @@ from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
+from bench.scale import scale
 from bench.webhooks import callbacks, relay
 from schemas import Channel
 
@@ -33,6 +34,7 @@ PARTS = (
     "webhooks",
     "relay",
     "console",
+    "scale",
 )
 
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-webhook-seconds", type=int, default=20)
     parser.add_argument("--webhook-connections", type=int, default=64)
     parser.add_argument("--relay-backlog", type=int, default=200_000)
+    parser.add_argument("--scale-events", type=int, default=30_000,
+                        help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--console-rows", type=int, default=1_000_000,
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
             "console": lambda: console_pages(env, args.console_rows),
+            "scale": lambda: scale(env, args.scale_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.
