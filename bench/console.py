@@ -105,7 +105,12 @@ def console_pages(env: BenchEnv, rows: int) -> dict[str, Any]:
     port = launcher.free_port()
     proc = env.start(
         launcher.console(
-            env.env(NOTIFY_CONSOLE_USERS=str(users_file), NOTIFY_CONSOLE_PORT=str(port)), env.out
+            env.env(
+                NOTIFY_CONSOLE_USERS=str(users_file),
+                NOTIFY_CONSOLE_PORT=str(port),
+                NOTIFY_LOG_LEVEL="INFO",
+            ),
+            env.out,
         )
     )
     try:

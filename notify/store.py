@@ -360,11 +360,19 @@ class OutcomeStore:
         return await throttles.forget_expired(self.pool, limit=limit)
 
     async def delete_heard_older_than(self, *, days: float, limit: int) -> int:
-        """Retention for what providers sent back that no row owns: callbacks for SIDs never
-        recorded, and inbound messages. (A row's own receipts go with the row.)"""
+        """Retention for what no row owns: callbacks for SIDs never recorded, inbound
+        messages, and the console's why-not records of events. (A row's own receipts go with
+        the row; console_audit is kept: an audit trail outlives the data it audits.)"""
         receipts = await self.receipts.delete_unmatched_older_than(days=days, limit=limit)
         inbound = await InboundStore(self.pool).delete_older_than(days=days, limit=limit)
-        return receipts + inbound
+        result = await self.pool.execute(
+            """DELETE FROM event_decisions WHERE ctid = ANY(ARRAY(
+                   SELECT ctid FROM event_decisions
+                   WHERE decided_at < now() - make_interval(secs => $1 * 86400) LIMIT $2))""",
+            days,
+            limit,
+        )
+        return receipts + inbound + int(result.split()[-1])
 
     async def status_counts(self, *, since_seconds: float) -> dict[str, int]:
         # One range of the (status, updated_at) index per status: Postgres 15 has no skip

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 import redis
 
+from notify.store import OutcomeStore
 from tests.integration import processes
 from tests.integration.helpers import fetch, publish, shipment
 
@@ -39,3 +41,27 @@ def test_the_consumer_records_declined_and_unmatched_events(
     # Every rule of the late shipment made a row: its rows tell it all, no record.
     late = fetch(database_url, "SELECT 1 FROM event_decisions WHERE event_id = $1", f"{tag}-late")
     assert late == []
+
+
+def test_why_not_records_are_kept_for_the_retention_period(database_url: str) -> None:
+    async def run() -> tuple[int, int]:
+        store = await OutcomeStore.connect(database_url)
+        try:
+            tag = uuid.uuid4().hex[:8]
+            await store.pool.execute(
+                """INSERT INTO event_decisions (event_id, event_type, event_time, rules_version,
+                       matched, notified, decided_at)
+                   VALUES ($1, 't', now(), 'v', '{}', '{}', now() - interval '3 days'),
+                          ($2, 't', now(), 'v', '{}', '{}', now())""",
+                f"{tag}-old",
+                f"{tag}-new",
+            )
+            await store.delete_heard_older_than(days=2, limit=1000)
+            rows = await store.pool.fetch(
+                "SELECT event_id FROM event_decisions WHERE event_id LIKE $1", f"{tag}-%"
+            )
+            return len(rows), sum(r["event_id"].endswith("-new") for r in rows)
+        finally:
+            await store.close()
+
+    assert asyncio.run(run()) == (1, 1)
