@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,7 @@ class ConsoleService:
         self.client = client
         # notify/dead_letters.py speaks the blocking client; it runs in a thread.
         self.sync_client = redis.Redis.from_url(settings.redis_url)
+        self._rules: tuple[int, RuleSet] | None = None
 
     def close(self) -> None:
         self.sync_client.close()
@@ -93,10 +95,19 @@ class ConsoleService:
             await self.audit(user, "reveal", target)
 
     def rules(self) -> RuleSet | None:
+        """The rules in force, compiled again only when the file changes (as the consumer's
+        reloader does); None while it does not load."""
+        path = self.settings.rules_path
         try:
-            return load_file(self.settings.rules_path)
-        except (RulesError, OSError):
+            stamp = os.stat(path).st_mtime_ns
+        except OSError:
             return None
+        if self._rules is None or self._rules[0] != stamp:
+            try:
+                self._rules = (stamp, load_file(path))
+            except (RulesError, OSError):
+                return None
+        return self._rules[1]
 
     def normalised(self, text: str) -> str:
         return search.recipient_of(text, self.settings.default_region)
