@@ -12,6 +12,7 @@ from bench import runs
 from bench.ceiling import read_ack
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
+from bench.history import history
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
@@ -31,6 +32,7 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "history",
 )
 
 
@@ -55,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-backlog", type=int, default=200_000)
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
+    parser.add_argument("--history-rows", type=int, default=10_000_000,
+                        help="notifications the history part fills (ten days)")  # fmt: skip
+    parser.add_argument("--history-events", type=int, default=30_000,
+                        help="events of each drain in the history part")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "history": lambda: history(env, args.history_rows, args.history_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.

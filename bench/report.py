@@ -144,6 +144,28 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
 
 
 # Each part's rows, in the order they are printed.
+def _history(h: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    fill, rows = h["fill"], h["fill"]["rows"]
+    out: list[Row] = [(f"history fill: {rows['notifications']:,} notifications, "
+                       f"{rows['notification_attempts']:,} attempts, "
+                       f"{rows['notification_receipts']:,} receipts ({fill['size']})",
+                       f"{fill['seconds']:.0f} s", "")]  # fmt: skip
+    for name, label in (("one_rule", "1 SMS rule"), ("mix", "3-rule mix")):
+        empty, full = h["empty"][name], h["full"][name]
+        out += [(f"consumer, {label}: empty -> at size", f"{empty['events_per_s']:,} -> "
+                 f"{full['events_per_s']:,} ev/s", "within 10%"),
+                (f"  Postgres CPU per inserted row, {label}", f"{empty['postgres_cpu_us_per_row']}"
+                 f" -> {full['postgres_cpu_us_per_row']} us", "< 23 us (mix)")]  # fmt: skip
+    for name, figures in h["lookups"].items():
+        out.append((f"lookup {name} p50 / p99", f"{figures['p50_ms']} / {figures['p99_ms']} ms",
+                    "p99 <= 20 ms"))  # fmt: skip
+    out.append(("notify status query (last hour by status)", f"{h['status']['p50_ms']} ms", ""))
+    drop = h["drop_day"]
+    out.append((f"drop one day ({drop['day_rows']:,} rows): time, WAL",
+                f"{drop['seconds'] * 1000:.0f} ms, {drop['wal_bytes']:,} B", "<= 1 s"))  # fmt: skip
+    return out
+
+
 PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "ceiling": _ceiling,
     "consumer": _consumer,
@@ -158,6 +180,7 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
+    "history": _history,
 }
 
 
