@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist processes for `make test`: test files mostly wait on real processes.
 TEST_WORKERS ?= 4
 LOCK := requirements.lock
-PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
+PY_DIRS := notify rules consumer tasks webhooks console cli harness schemas sandbox tests scripts $(wildcard bench)
 
 .PHONY: install lock services migrate test unit integration lint format alerts docs demo bench clean
 
@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	scripts/chromium.sh
 	$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
 		echo "requirements.lock lacks what pyproject.toml asks for: run make lock" >&2; exit 1; }
 	touch $(STAMP)
@@ -41,7 +42,7 @@ migrate: install services
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy --strict notify rules consumer tasks webhooks cli harness schemas sandbox bench scripts/demo.py
+	$(BIN)/mypy --strict notify rules consumer tasks webhooks console cli harness schemas sandbox bench scripts/demo.py
 	$(BIN)/lint-imports
 
 format: install
@@ -55,7 +56,7 @@ alerts:
 	deploy/check-alerts.sh
 
 unit: install
-	$(BIN)/pytest tests/unit -q -n 2
+	$(BIN)/pytest tests/unit tests/sandbox -q -n 2
 
 integration: install services
 	NOTIFY_REQUIRE_SERVICES=1 $(BIN)/pytest tests/integration -q -n $(TEST_WORKERS) --dist loadfile

@@ -10,12 +10,14 @@ from typing import Any
 
 from bench import runs
 from bench.ceiling import read_ack
+from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.history import history
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
+from bench.scale import scale
 from bench.webhooks import callbacks, relay
 from schemas import Channel
 
@@ -32,11 +34,13 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "console",
+    "scale",
     "history",
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
     parser.add_argument("--events", type=int, default=100_000)
@@ -55,15 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-webhook-seconds", type=int, default=20)
     parser.add_argument("--webhook-connections", type=int, default=64)
     parser.add_argument("--relay-backlog", type=int, default=200_000)
+    parser.add_argument("--scale-events", type=int, default=30_000,
+                        help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
+    parser.add_argument("--console-rows", type=int, default=1_000_000,
+                        help="notifications in the table the console's pages read")  # fmt: skip
     parser.add_argument("--history-rows", type=int, default=10_000_000,
                         help="notifications the history part fills (ten days)")  # fmt: skip
     parser.add_argument("--history-events", type=int, default=30_000,
                         help="events of each drain in the history part")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     env = BenchEnv(out=args.out)
     results: dict[str, Any] = {}
     started = time.monotonic()
@@ -90,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "console": lambda: console_pages(env, args.console_rows),
+            "scale": lambda: scale(env, args.scale_events),
             "history": lambda: history(env, args.history_rows, args.history_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
