@@ -226,6 +226,13 @@ class Settings:
         "entries pending this long on a consumer that stopped are claimed by a live one",
         number,
     )
+    consumer_reap_seconds: float = setting(
+        "NOTIFY_CONSUMER_REAP_SECONDS",
+        3600.0,
+        "a consumer of the group idle this long with no pending entries is removed from it "
+        "by a live one (one holding entries never is)",
+        number,
+    )
     max_event_bytes: int = setting(
         "NOTIFY_MAX_EVENT_BYTES",
         65536,
@@ -290,7 +297,17 @@ class Settings:
         at_least(0),
     )
     retention_days: float = setting(
-        "NOTIFY_RETENTION_DAYS", 90.0, "notifications older than this are removed", number
+        "NOTIFY_RETENTION_DAYS",
+        90.0,
+        "notifications older than this are removed: a day's partitions are dropped whole once "
+        "all of the day is older (docs/history.md)",
+        number,
+    )
+    partitions_seconds: float = setting(
+        "NOTIFY_PARTITIONS_SECONDS",
+        600.0,
+        "how often beat creates the next week's day partitions and drops days past retention",
+        within(0, 86400),
     )
 
     section("Celery and delivery")

@@ -35,6 +35,8 @@ def celery_config(s: Settings) -> dict[str, Any]:
         # Redis: unacked messages come back after the visibility timeout (keep it above the
         # longest retry delay); RabbitMQ: publisher confirms.
         **broker_options(s.broker_url, s.visibility_timeout_seconds),
+        # One beat sends the periodic tasks; a second one stands by (tasks/beat_lock.py).
+        "beat_scheduler": "tasks.beat_lock:SingletonScheduler",
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
     }
@@ -51,6 +53,12 @@ def _beat_schedule(s: Settings) -> dict[str, Any]:
             "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
         },
         "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
+        # Cheap (a catalog read) when there is nothing to do; frequent, so a failure
+        # shows in the partition gauge long before a day is missing.
+        "partitions": {
+            "task": task_names.PARTITIONS,
+            "schedule": timedelta(seconds=s.partitions_seconds),
+        },
         # Each run makes at most NOTIFY_RECEIPT_LOOKUPS_PER_RUN calls: this bounds the rate.
         "look-up-receipts": {
             "task": task_names.LOOK_UP_RECEIPTS,

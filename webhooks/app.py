@@ -178,6 +178,15 @@ class VonageRoute:
         await send({"type": "http.response.body", "body": answer.body})
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the lifespan opens; requests are served only while it is open."""
+
+    store: OutcomeStore
+    recorder: ReceiptRecorder
+    inbound: InboundStore
+
+
 class Webhooks:
     """The app and what its handlers share; the pool lives as long as the app runs."""
 
@@ -186,9 +195,7 @@ class Webhooks:
         self.signatures = Signatures(auth_token, public_url)
         self.warnings = WarningLimiter()
         self.outage = OutageLog("postgres", "answering 503")
-        self.store: OutcomeStore | None = None
-        self.recorder: ReceiptRecorder | None = None
-        self.inbound_store: InboundStore | None = None
+        self._live: Live | None = None
         status = TwilioRoute(self, "status", STATUS_CALLBACK_PATH, self.status)
         inbound = TwilioRoute(self, "inbound", INBOUND_PATH, self.inbound)
         secret = settings.vonage_signature_secret
@@ -213,25 +220,31 @@ class Webhooks:
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         # min_size=0: start (and answer /healthz with 503) even while Postgres is away.
-        self.store = await OutcomeStore.connect(
+        store = await OutcomeStore.connect(
             self.settings.database_url,
             min_size=0,
             max_size=8,
             statement_cache_size=self.settings.statement_cache_size,
         )
-        self.recorder = ReceiptRecorder(self.store.receipts)
-        self.inbound_store = InboundStore(self.store.pool)
+        live = self._live = Live(store, ReceiptRecorder(store.receipts), InboundStore(store.pool))
         suppressions.start_at_zero()  # STOP and START arrive here
         try:
-            await self.store.pool.fetchval("SELECT 1", timeout=5)
+            await store.pool.fetchval("SELECT 1", timeout=5)
         except Exception as exc:  # noqa: BLE001 - reported, and /healthz says so
             self.outage.started(exc)
         try:
             yield
         finally:
             # uvicorn has let in-flight requests finish; their writes are done or queued.
-            await self.recorder.commits.idle()
-            await self.store.close()
+            await live.recorder.commits.idle()
+            await store.close()
+            self._live = None
+
+    @property
+    def live(self) -> Live:
+        if self._live is None:
+            raise RuntimeError("a request outside the app's lifespan: nothing is connected")
+        return self._live
 
     def rejected(self, route: str, exc: Rejected, client: str | None) -> Answer:
         metrics.REJECTED.labels(route, exc.reason).inc()
@@ -265,11 +278,10 @@ class Webhooks:
 
     async def status(self, form: dict[str, str], headers: Headers) -> Answer:
         """A status callback: a receipt, committed before the answer."""
-        assert self.recorder is not None
         token = headers.get(IDEMPOTENCY_HEADER, b"").decode("latin-1") or None
         receipt = receipt_from(form, token, datetime.now(UTC))
         try:
-            await self.recorder.record(receipt)
+            await self.live.recorder.record(receipt)
         except Exception as exc:  # noqa: BLE001 - never a 500: Twilio may retry a 503
             return self._unavailable("status", exc)
         self.outage.ended()
@@ -287,16 +299,15 @@ class Webhooks:
         self, message: InboundMessage, sms: InboundSms, route: str
     ) -> Answer | None:
         """Record an inbound SMS and apply it (STOP, START); None when done, else the 503."""
-        assert self.inbound_store is not None
-        assert self.store is not None
+        live = self.live
         try:
             # The message and what it asks for (STOP, START) commit together, once per
             # message id: a provider's retry of a recorded message changes nothing again.
-            async with self.store.pool.acquire() as conn, conn.transaction():
-                new = await self.inbound_store.record(message, conn)
+            async with live.store.pool.acquire() as conn, conn.transaction():
+                new = await live.inbound.record(message, conn)
                 if new:
                     await handle_inbound(conn, sms)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never a 500: providers may retry a 503
             return self._unavailable(route, exc)
         self.outage.ended()
         if new:
@@ -314,13 +325,13 @@ class Webhooks:
 
     async def vonage_status(self, data: dict[str, Any]) -> Answer:
         """A Vonage status webhook: the same receipt path as Twilio's; its price, if any."""
-        assert self.recorder is not None and self.store is not None
+        live = self.live
         receipt = vonage_receipt_from(data, datetime.now(UTC))
         price = price_from(data)
         try:
-            await self.recorder.record(receipt)
+            await live.recorder.record(receipt)
             if price is not None:
-                await self.store.record_prices([price])
+                await live.store.record_prices([price])
         except Exception as exc:  # noqa: BLE001 - never a 500: Vonage retries non-2xx
             return self._unavailable("vonage_status", exc)
         self.outage.ended()
@@ -334,9 +345,8 @@ class Webhooks:
 
     async def healthz(self, _: Request) -> Response:
         """200 when Postgres answers within two seconds, else 503."""
-        assert self.store is not None
         try:
-            await asyncio.wait_for(self.store.pool.fetchval("SELECT 1"), timeout=2)
+            await asyncio.wait_for(self.live.store.pool.fetchval("SELECT 1"), timeout=2)
         except (asyncpg.PostgresError, *TRANSIENT) as exc:
             return JSONResponse(
                 {"status": "unavailable", "postgres": type(exc).__name__}, status_code=503

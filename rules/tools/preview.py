@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from notify import database, segments, suppressions
 from notify.settings import Settings
-from rules.routing import route
+from rules.routing import explain, route
 from rules.ruleset import RuleSet
 from schemas import Channel, EventError, NewNotification
 from schemas.decoding import decode_entry
@@ -52,13 +52,19 @@ def _describe(n: NewNotification) -> dict[str, Any]:
     if n.channel.value == "sms" and n.error_code is None:
         seg = segments.count(n.body)
         item["sms"] = {"encoding": seg.encoding, "characters": seg.characters,
-                       "segments": seg.segments}  # fmt: skip
+                       "segments": seg.segments, "country": n.country,
+                       "not_gsm": segments.non_gsm(n.body)}  # fmt: skip
         if seg.too_long:
             item["problems"].append(
                 f"body is {seg.characters} characters; SMS allows {segments.MAX_CHARACTERS}"
             )
         elif seg.segments > 1:
             item["warnings"] = [f"{seg.segments} segments: billed as {seg.segments} messages"]
+        if seg.encoding == segments.UCS_2:
+            culprits = segments.named(segments.non_gsm(n.body))
+            item.setdefault("warnings", []).append(
+                f"UCS-2 (70 characters a segment, not 160) because of {culprits}"
+            )
     return item
 
 
@@ -142,7 +148,7 @@ def preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int
     items = [_describe(n) for n in routed.notifications]
     if args.suppressions:
         _mark_suppressed(items, routed.notifications, settings)
-    skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
+    skipped = [{"rule": name, "reason": why} for name, why in explain(event, rules, routed)]
     failed = any(i["problems"] or i["error_code"] for i in items)
     if args.json:
         print(json.dumps({"event": event.id, "type": event.type, "rules_version": rules.version,
