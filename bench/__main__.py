@@ -11,6 +11,7 @@ from typing import Any
 from bench import runs
 from bench.ceiling import read_ack
 from bench.env import ROOT, BenchEnv
+from bench.failover import failover
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
@@ -31,6 +32,7 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "failover",
 )
 
 
@@ -55,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-backlog", type=int, default=200_000)
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
+    parser.add_argument("--failover-sms", type=int, default=10_000)
+    parser.add_argument("--failover-down-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -84,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "failover": lambda: failover(
+                env, args.failover_sms, args.failover_down_seconds, args.worker_processes
+            ),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.

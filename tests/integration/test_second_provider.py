@@ -4,7 +4,9 @@ the two emulators; Vonage's signed webhooks into a real `notify webhooks` (CONTR
 from __future__ import annotations
 
 import json
+import signal
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -255,3 +257,44 @@ def test_weights_shift_from_slow_receipts_and_come_back(
         message=lambda: f"vonage's share to recover: {weights(redis_client)}",
     )  # fmt: skip
     redis_client.delete(KEY)
+
+
+def test_a_worker_killed_mid_failover_loses_and_doubles_nothing(
+    two_providers: dict[str, str],
+    start_pipeline: processes.StartPipeline,
+    procs: processes.Start,
+    sandbox: Sandbox,
+    vonage: VonageSandbox,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    pipeline = start_pipeline(
+        SMS_ONLY, NOTIFY_SMS_PROVIDER_WEIGHTS="twilio=50,vonage=50", NOTIFY_STUCK_SECONDS="2",
+        NOTIFY_MAX_SEND_ATTEMPTS="10",
+    )  # fmt: skip
+    env = pipeline.env
+    procs(processes.beat(env, tmp_path))
+    sandbox.set_latency(50)
+    vonage.set_latency(50)
+    sandbox.refuse_connections(6)  # Twilio down: its rows move to Vonage
+    total = 60
+    stream = env["NOTIFY_STREAM"]
+    for n in range(total):
+        publish(redis_client, stream, f"kill-{n}-{uuid.uuid4().hex[:6]}", "shipment.delayed",
+                shipment(200 + n))  # fmt: skip
+    processes.wait_until(lambda: len(vonage.messages()) >= 10, timeout=60,
+                         message="failovers under way")  # fmt: skip
+    pipeline.worker.stop(signal.SIGKILL)
+    procs(processes.worker(env, tmp_path, "worker-2", concurrency=8, pool="threads"))
+    rows = wait_for_rows(env["DATABASE_URL"], "kill-%", total, timeout=120)
+    numbers = {f"+1415555{200 + n:04d}" for n in range(total)}
+    received = Counter(m.to for m in sandbox.messages("sms") if m.to in numbers)
+    received.update("+" + m.to for m in vonage.messages() if "+" + m.to in numbers)
+    assert [n for n, c in received.items() if c > 1] == []  # never twice, anywhere
+    # Every SMS arrived once, except at most those whose worker died inside a call to
+    # Vonage, which has no lookup: those are `failed` / `outcome_unknown`, never resent
+    # (docs/delivery-guarantees.md), and a Twilio row is never among them.
+    unknown = {r["recipient"] for r in rows if r["error_code"] == "outcome_unknown"}
+    assert numbers - set(received) <= unknown
+    assert all(r["provider"] == "vonage" for r in rows if r["error_code"] == "outcome_unknown")
+    assert all(r["status"] in ("sent", "delivered") for r in rows if r["recipient"] not in unknown)
