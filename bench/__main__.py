@@ -16,6 +16,7 @@ from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
+from bench.scale import scale
 from bench.webhooks import callbacks, relay
 from schemas import Channel
 
@@ -32,7 +33,11 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+<<<<<<< HEAD
     "failover",
+=======
+    "scale",
+>>>>>>> main
 )
 
 
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-webhook-seconds", type=int, default=20)
     parser.add_argument("--webhook-connections", type=int, default=64)
     parser.add_argument("--relay-backlog", type=int, default=200_000)
+    parser.add_argument("--scale-events", type=int, default=30_000,
+                        help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--failover-sms", type=int, default=10_000)
@@ -88,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+<<<<<<< HEAD
             "failover": lambda: failover(
                 env, args.failover_sms, args.failover_down_seconds, args.worker_processes
             ),
+=======
+            "scale": lambda: scale(env, args.scale_events),
+>>>>>>> main
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.
