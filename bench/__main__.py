@@ -33,11 +33,8 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
-<<<<<<< HEAD
     "failover",
-=======
     "scale",
->>>>>>> main
 )
 
 
@@ -95,13 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
-<<<<<<< HEAD
             "failover": lambda: failover(
                 env, args.failover_sms, args.failover_down_seconds, args.worker_processes
             ),
-=======
             "scale": lambda: scale(env, args.scale_events),
->>>>>>> main
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.

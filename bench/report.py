@@ -193,11 +193,8 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
-<<<<<<< HEAD
     "failover": _failover,
-=======
     "scale": _scale,
->>>>>>> main
 }
 
 
