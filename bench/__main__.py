@@ -11,7 +11,7 @@ from typing import Any
 from bench import runs
 from bench.ceiling import read_ack
 from bench.env import ROOT, BenchEnv
-from bench.failover import failover
+from bench.failover import DOWN_SECONDS, failover
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
@@ -62,7 +62,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--failover-sms", type=int, default=10_000)
-    parser.add_argument("--failover-down-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
             "failover": lambda: failover(
-                env, args.failover_sms, args.failover_down_seconds, args.worker_processes
+                env, args.failover_sms, DOWN_SECONDS, args.worker_processes
             ),
             "scale": lambda: scale(env, args.scale_events),
         }

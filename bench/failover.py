@@ -31,6 +31,7 @@ from schemas import Channel
 from tasks.weights import KEY
 
 LATENCY_MS = 50  # each provider's answer, as in the workers part
+DOWN_SECONDS = 20.0  # how long Twilio's emulator refuses connections mid-run
 
 
 def failover(env: BenchEnv, count: int, down_s: float, processes: int) -> dict[str, Any]:
