@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import urllib.request
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -34,6 +35,23 @@ rules:
     title: "Shipment delayed"
     body: "Shipment {{ data.shipment_id }} delayed"
 """
+
+
+def notify(
+    env: Mapping[str, str] | None,
+    *args: str,
+    input: str | None = None,
+    check: bool = False,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `notify` command from the repository root, output kept as text.
+
+    env None inherits this process's environment, as a shell would."""
+    return subprocess.run(
+        [str(processes.BIN / "notify"), *args],
+        env=env, input=input, cwd=processes.ROOT, capture_output=True, text=True,
+        timeout=timeout, check=check,
+    )  # fmt: skip
 
 
 def push_token(n: int, i: int = 0) -> str:
