@@ -22,25 +22,10 @@ import redis
 from harness.launcher import free_port
 from notify.database import drop_database, with_database
 from tests.integration import processes
-from tests.integration.helpers import fetch, notify, publish, rows, shipment
+from tests.integration.helpers import SMS_AND_REMINDER, fetch, notify, publish, rows, shipment
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks
 
 pytestmark = pytest.mark.integration
-
-RULES = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-  - name: reminder
-    on: shipment.booked
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Reminder for {{ data.shipment_id }}"
-    delay: 1s
-"""
 
 
 def _config(listen: int, server: str, user: str) -> str:
@@ -116,7 +101,7 @@ def test_migrate_consume_send_remind_and_a_receipt_through_pgbouncer(
     assert len(versions) >= 5
 
     env = start_pipeline(
-        RULES, NOTIFY_PUBLIC_URL=PUBLIC_URL, NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3"
+        SMS_AND_REMINDER, NOTIFY_PUBLIC_URL=PUBLIC_URL, NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3"
     ).env
     procs(processes.beat(env, tmp_path)).wait_for_log("beat: Starting")
     twilio = start_webhooks()
