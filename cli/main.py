@@ -48,11 +48,10 @@ def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from consumer.dead_letters import publish
+    from notify.redis_clients import sync_client
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     try:
         event_id, entry = publish(
             client,
@@ -72,11 +71,10 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from consumer.dead_letters import dead_letters, replay, table
+    from notify.redis_clients import sync_client
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     if args.dlq_command == "list":
         entries = dead_letters(client, settings.dlq_stream, count=args.count)
         if args.json:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
+from notify.redis_clients import SyncRedis
 
 _DLQ_PREFIX = b"_dlq_"
 
 
 def publish(
-    client: redis.Redis,
+    client: SyncRedis,
     stream: str,
     event_type: str,
     data: str,
@@ -51,6 +51,9 @@ class DeadEntry:
     detail: str
     deliveries: str
     fields: dict[bytes, bytes]
+    # Later dead letters of the same stream entry (written again after a crash between
+    # dead-lettering and acknowledging it): listed as this one, removed with it on replay.
+    copies: tuple[str, ...] = ()
 
     def original_fields(self) -> dict[bytes, bytes]:
         return {k: v for k, v in self.fields.items() if not k.startswith(_DLQ_PREFIX)}
@@ -111,14 +114,24 @@ def table(entries: list[DeadEntry]) -> list[str]:
     return lines
 
 
-def dead_letters(client: redis.Redis, dlq: str, count: int = 1000) -> list[DeadEntry]:
-    out = []
+def dead_letters(client: SyncRedis, dlq: str, count: int = 1000) -> list[DeadEntry]:
+    """The first `count` dead letters, one per stream entry (see `DeadEntry.copies`)."""
+    out: list[DeadEntry] = []
+    first: dict[str, int] = {}  # stream entry id -> its position in `out`
     reply: Any = client.xrange(dlq, count=count)
     for entry_id, fields in reply:
+        dlq_id = _text(entry_id)
+        original_id = _text(fields.get(b"_dlq_entry_id", b""))
+        if original_id and original_id in first:
+            at = first[original_id]
+            out[at] = replace(out[at], copies=(*out[at].copies, dlq_id))
+            continue
+        if original_id:
+            first[original_id] = len(out)
         out.append(
             DeadEntry(
-                dlq_id=_text(entry_id),
-                original_id=_text(fields.get(b"_dlq_entry_id", b"")),
+                dlq_id=dlq_id,
+                original_id=original_id,
                 reason=_text(fields.get(b"_dlq_reason", b"")),
                 detail=_text(fields.get(b"_dlq_detail", b"")),
                 deliveries=_text(fields.get(b"_dlq_deliveries", b"1")),
@@ -128,15 +141,17 @@ def dead_letters(client: redis.Redis, dlq: str, count: int = 1000) -> list[DeadE
     return out
 
 
-def replay(client: redis.Redis, stream: str, dlq: str, ids: list[str] | None) -> list[str]:
-    """Re-publish selected (or all) dead letters; remove each only once it is re-published."""
+def replay(client: SyncRedis, stream: str, dlq: str, ids: list[str] | None) -> list[str]:
+    """Re-publish selected (or all) dead letters; remove each only once it is re-published.
+
+    Two commands, not a MULTI: the streams may live in different slots of a Redis Cluster.
+    A crash between them leaves the dead letter to be replayed again, and the event
+    published twice changes nothing (its notifications' idempotency keys)."""
     replayed = []
     for entry in dead_letters(client, dlq, count=100_000):
-        if ids is not None and entry.dlq_id not in ids and entry.original_id not in ids:
+        if ids is not None and not {entry.dlq_id, entry.original_id, *entry.copies} & set(ids):
             continue
-        pipe = client.pipeline(transaction=True)
-        pipe.xadd(stream, entry.original_fields())  # type: ignore[arg-type]
-        pipe.xdel(dlq, entry.dlq_id)
-        pipe.execute()
+        client.xadd(stream, entry.original_fields())  # type: ignore[arg-type]
+        client.xdel(dlq, entry.dlq_id, *entry.copies)
         replayed.append(entry.dlq_id)
     return replayed

@@ -13,8 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-import redis
-
+from notify.redis_clients import SyncRedis
 from notify.segments import count
 from tasks import metrics
 
@@ -45,7 +44,7 @@ def cost(body: str) -> int:
 class SendRate:
     """The schedule of one sender (a phone number or a Messaging Service)."""
 
-    def __init__(self, client: redis.Redis, sender: str, segments_per_second: float) -> None:
+    def __init__(self, client: SyncRedis, sender: str, segments_per_second: float) -> None:
         self.client = client
         self.sender = sender
         self.segments_per_second = segments_per_second
@@ -70,7 +69,7 @@ class SendRate:
         return seconds
 
 
-def from_settings(client: redis.Redis, sender: str | None, rate: float | None) -> SendRate | None:
+def from_settings(client: SyncRedis, sender: str | None, rate: float | None) -> SendRate | None:
     if not sender or not rate:
         return None
     return SendRate(client, sender, rate)

@@ -16,7 +16,6 @@ import os
 import shutil
 import threading
 
-import redis.asyncio as aioredis
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -28,6 +27,7 @@ from prometheus_client import (
 )
 
 from notify import skips, suppressions
+from notify.redis_clients import async_client
 from notify.settings import Settings
 from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
 from schemas import SUPPRESSED, Channel, TaskResult
@@ -131,7 +131,7 @@ class StreamSampler:
         self._loop.close()
 
     async def _sample(self) -> None:
-        client = aioredis.from_url(self.settings.redis_url, socket_timeout=READ_TIMEOUT)
+        client = async_client(self.settings, socket_timeout=READ_TIMEOUT)
         try:
             await sample(client, self.gauges, self._stop)
         finally:

@@ -7,8 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import redis
-
+from notify.redis_clients import sync_client
 from notify.settings import Settings
 from tasks import limiter
 from tasks.db import StoreRunner, WorkerStore
@@ -50,7 +49,7 @@ def runtime(settings: Settings) -> Runtime:
                     max_workers=settings.send_concurrency, thread_name_prefix="notify-send"
                 ),
                 rate=limiter.from_settings(
-                    redis.Redis.from_url(settings.redis_url),
+                    sync_client(settings),
                     settings.sms_sender,
                     settings.sms_segments_per_second,
                 ),
