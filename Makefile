@@ -6,17 +6,29 @@ BIN := $(VENV)/bin
 export REDIS_URL ?= redis://localhost:6379/0
 export DATABASE_URL ?= postgresql://localhost/notifications
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
 PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
 
-.PHONY: install services migrate test unit integration lint format alerts docs demo bench clean
+.PHONY: install lock services migrate test unit integration lint format alerts docs demo bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The application and its tools at the locked versions (hashes checked), then the project
+# itself without resolving anything again.
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+		echo "requirements.lock lacks what pyproject.toml asks for: run make lock" >&2; exit 1; }
 	touch $(STAMP)
+
+# Re-resolve the lock after changing dependencies in pyproject.toml (uv: a fast resolver).
+lock:
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 \
+		--generate-hashes --quiet -o $(LOCK)
 
 services:
 	@scripts/services.sh

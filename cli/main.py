@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from cli import cost as cli_cost
 from cli import rules as cli_rules
 from cli import suppression_args
 from notify import logs
@@ -111,6 +112,14 @@ def _suppressions(settings: Settings, args: argparse.Namespace) -> int:
     return suppressions.main(settings, args)
 
 
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    return cli_cost.report(settings, args)
+
+
+def _sms(settings: Settings, args: argparse.Namespace) -> int:
+    return cli_cost.sms(settings, args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notify", description="Event-driven SMS and push: operate the pipeline."
@@ -150,6 +159,14 @@ def build_parser() -> argparse.ArgumentParser:
     supp = sub.add_parser("suppressions", help="list, add or lift suppressed recipients")
     suppression_args.add_arguments(supp)
     supp.set_defaults(run=_suppressions)
+
+    report = sub.add_parser("report", help="what SMS cost: `report spend`")
+    cli_cost.add_report_arguments(report)
+    report.set_defaults(run=_report)
+
+    sms = sub.add_parser("sms", help="lift a country's SMS pause: `sms resume COUNTRY`")
+    cli_cost.add_sms_arguments(sms)
+    sms.set_defaults(run=_sms)
 
     status = sub.add_parser("status", help="stream, lag, pending and recent outcomes")
     status.add_argument("--json", action="store_true")

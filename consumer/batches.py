@@ -13,6 +13,7 @@ from consumer import metrics
 from consumer.stream import DeadLetter
 from notify import logs
 from notify import skips as notify_skips
+from notify.cancellations import Cancel
 from notify.inserts import Inserted
 from notify.store import OutcomeStore
 from rules.ruleset import RuleSet
@@ -36,7 +37,7 @@ class Prepared:
     acks: list[str] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
-    cancels: list[tuple[str, str, str]] = field(default_factory=list)
+    cancels: list[Cancel] = field(default_factory=list)
     # (type, id, idempotency keys, notifications) of each routed event, for `account`.
     per_event: list[tuple[str, str, list[str], list[NewNotification]]] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)

@@ -22,6 +22,7 @@ from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs, redis_clients
 from notify.brokers import is_redis
+from notify.cancellations import Cancel
 from notify.outage import OutageGuard
 from notify.outbox import OutboxRelay
 from notify.redis_clients import AsyncRedis
@@ -144,6 +145,7 @@ class Consumer:
                     stale_after=stale_after,
                     default_timezone=s.default_timezone,
                     explain=False,
+                    sms_countries=s.sms_countries,
                 )
             except Exception as exc:
                 self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"
@@ -156,7 +158,7 @@ class Consumer:
             notifications = routed.notifications
             batch.rows.extend(notifications)
             if event.subject and cancel_types is not None and cancel_types.match(event.type):
-                batch.cancels.append((event.id, event.type, event.subject))
+                batch.cancels.append(Cancel(event.id, event.type, event.subject, event.time))
             keys = [n.idempotency_key for n in notifications]
             if entry.deliveries > 1:
                 batch.redelivered.update(keys)
@@ -172,7 +174,12 @@ class Consumer:
             lambda: batches.insert_shared(self.store, rows, redelivered, parts)
         )
         if batch.cancels:
-            cancelled = await self.db_guard.call(lambda: self.store.cancel(batch.cancels))
+            # While a reminder from an earlier event could still be written, not yet expired.
+            delay = batch.ruleset.longest_cancellable_delay().total_seconds()
+            keep = self.settings.stale_after_seconds + delay
+            cancelled = await self.db_guard.call(
+                lambda: self.store.cancel(batch.cancels, keep_seconds=keep)
+            )
         else:
             cancelled = 0
         await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))

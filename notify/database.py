@@ -8,6 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from notify.backfills import fill_segments
 from notify.migrations import migrate
 from notify.settings import Settings
 
@@ -66,6 +67,7 @@ async def ensure_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_
         conn = await connect(dsn, statement_cache_size)
     try:
         await migrate(conn)
+        await fill_segments(conn)
     finally:
         await conn.close()
 

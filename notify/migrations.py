@@ -246,6 +246,103 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX suppression_events_recipient ON suppression_events (channel, recipient, at);
         """,
     ),
+    (
+        7,
+        "the provider that holds each notification and made each attempt",
+        """
+        -- Chosen when a row is first claimed (tasks/providers/choice.py); it changes only
+        -- after an attempt that proves the provider did not take the message (failover).
+        ALTER TABLE notifications ADD COLUMN provider text
+            CHECK (provider IN ('twilio', 'vonage', 'fcm'));
+        ALTER TABLE notification_attempts ADD COLUMN provider text
+            CHECK (provider IN ('twilio', 'vonage', 'fcm'));
+        -- Before this version every SMS went to Twilio and every push to FCM. Rows never
+        -- claimed have no provider yet: the first claim chooses one.
+        UPDATE notifications SET provider = CASE channel WHEN 'sms' THEN 'twilio' ELSE 'fcm' END
+            WHERE attempts > 0 OR provider_message_id IS NOT NULL;
+        UPDATE notification_attempts a
+            SET provider = CASE n.channel WHEN 'sms' THEN 'twilio' ELSE 'fcm' END
+            FROM notifications n WHERE n.id = a.notification_id;
+        -- Provider health reads the last minutes' attempts (tasks/weights.py).
+        CREATE INDEX notification_attempts_finished ON notification_attempts (finished_at);
+        -- Outcomes carry the provider as a CloudEvents extension attribute (a stream field
+        -- of its own, beside `source`), so readers need not parse `data` to route on it.
+        ALTER TABLE outcome_outbox ADD COLUMN provider text;
+        CREATE OR REPLACE FUNCTION outbox_inserted_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text, n.provider
+            FROM new_rows n
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+        CREATE OR REPLACE FUNCTION outbox_updated_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text, n.provider
+            FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+              AND n.status <> o.status
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+        """,
+    ),
+    (
+        8,
+        "what SMS cost: segments, encoding, country, price",
+        """
+        -- Routing fills segments, encoding and country on SMS rows; rows from before this
+        -- version get them from notify/backfills.py, which `notify migrate` runs after this
+        -- in bounded batches (one segment counter: notify/segments.py, in Python).
+        -- `price` is positive, in `price_unit`, once the provider reports it.
+        ALTER TABLE notifications
+            ADD COLUMN segments integer,
+            ADD COLUMN encoding text CHECK (encoding IN ('GSM-7', 'UCS-2')),
+            ADD COLUMN country text,
+            ADD COLUMN price numeric,
+            ADD COLUMN price_unit text,
+            ADD COLUMN price_lookups integer NOT NULL DEFAULT 0,
+            ADD COLUMN price_checked_at timestamptz;
+        -- The price backfill's queue: sent SMS whose price Twilio has not reported yet.
+        CREATE INDEX notifications_unpriced ON notifications (price_checked_at NULLS FIRST, id)
+            WHERE channel = 'sms' AND price IS NULL AND provider_message_id IS NOT NULL;
+        -- The segment backfill's queue; empty once it has run.
+        CREATE INDEX notifications_unsegmented ON notifications (id)
+            WHERE channel = 'sms' AND segments IS NULL;
+        """,
+    ),
+    (
+        6,
+        "cancellations kept as facts",
+        """
+        -- Each cancelling event, kept while a reminder from an earlier event could still be
+        -- written (notify/cancellations.py); beat's purge deletes it after `keep_until`.
+        CREATE TABLE cancellations (
+            subject text NOT NULL,
+            event_id text NOT NULL,
+            event_type text NOT NULL,
+            event_time timestamptz NOT NULL,
+            keep_until timestamptz NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (subject, event_id)
+        );
+        CREATE INDEX cancellations_keep_until ON cancellations (keep_until);
+        """,
+    ),
 ]
 
 # Any constant works; it only has to be the same in every process that migrates.

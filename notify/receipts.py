@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from schemas import Receipt, ReceiptSource, Settled, Status, sql_list
-from schemas.receipts import SETTLEABLE, SETTLES
+from notify.suppressions import NewSuppression, add_many, count_added
+from schemas import Channel, Receipt, ReceiptSource, Settled, Status, Suppression, sql_list
+from schemas.receipts import SETTLEABLE, SETTLES, SUPPRESSING_RECEIPTS
 
 # Two-key advisory locks live apart from the one-key lock `notify migrate` takes.
 SID_LOCK_SPACE = 7_242_002
@@ -32,7 +33,7 @@ _SETTLES = "(VALUES " + ", ".join(f"('{k}', '{v.value}')" for k, v in SETTLES.it
 def _moved(alias: str) -> str:
     """What a settling UPDATE returns: the row, and when the receipt came (from `alias`)."""
     return f"""n.id, n.channel, n.status, n.error_code, n.provider_message_id, n.event_time,
-        {alias}.received_at"""
+        {alias}.received_at, n.recipient"""
 
 
 def _settle(source: str) -> str:
@@ -71,7 +72,7 @@ first_final AS (
 moved AS ({_settle("first_final")})
 SELECT true AS moved, * FROM moved
 UNION ALL
-SELECT false, NULL, NULL, NULL, NULL, provider_message_id, NULL, NULL
+SELECT false, NULL, NULL, NULL, NULL, provider_message_id, NULL, NULL, NULL
 FROM stored WHERE notification_id IS NULL
 """
 
@@ -122,7 +123,20 @@ def _settled(record: asyncpg.Record) -> Settled:
         provider_message_id=record["provider_message_id"],
         event_time=record["event_time"],
         received_at=record["received_at"],
+        recipient=record["recipient"],
     )
+
+
+async def _suppress_dead(conn: asyncpg.Connection, settled: Sequence[Settled]) -> list[Suppression]:
+    """Suppress the numbers whose receipt says they must get nothing more (21610), in the
+    caller's transaction: the receipt and the suppression commit together."""
+    wanted = [
+        NewSuppression(Channel(s.channel), s.recipient, reason, f"notification:{s.notification_id}")
+        for s in settled
+        if s.recipient is not None
+        and (reason := SUPPRESSING_RECEIPTS.get(s.error_code or "")) is not None
+    ]
+    return await add_many(conn, wanted) if wanted else []
 
 
 async def apply_pending(conn: asyncpg.Connection, sids: Sequence[str]) -> list[Settled]:
@@ -130,7 +144,10 @@ async def apply_pending(conn: asyncpg.Connection, sids: Sequence[str]) -> list[S
     that recorded the SIDs, after a statement that took `LOCK_SIDS` for them."""
     if not sids:
         return []
-    return [_settled(r) for r in await conn.fetch(APPLY_PENDING, list(sids))]
+    settled = [_settled(r) for r in await conn.fetch(APPLY_PENDING, list(sids))]
+    # Counted before the caller commits: a rollback overcounts the metric, never the ledger.
+    count_added(await _suppress_dead(conn, settled))
+    return settled
 
 
 @dataclass(frozen=True)
@@ -170,8 +187,11 @@ class ReceiptStore:
             )
             for column, value in zip(columns, values, strict=True):
                 column.append(value)
-        records = await self.pool.fetch(_RECORD_CALLBACKS, *columns)
-        settled = [_settled(r) for r in records if r["moved"]]
+        async with self.pool.acquire() as conn, conn.transaction():
+            records = await conn.fetch(_RECORD_CALLBACKS, *columns)
+            settled = [_settled(r) for r in records if r["moved"]]
+            added = await _suppress_dead(conn, settled)
+        count_added(added)
         unmatched = sorted({r["provider_message_id"] for r in records if not r["moved"]})
         return Recorded(settled, unmatched)
 
@@ -192,6 +212,8 @@ class ReceiptStore:
             f"""SELECT id, provider_message_id FROM notifications
                 WHERE status IN {_SETTLEABLE} AND channel = 'sms'
                   AND provider_message_id IS NOT NULL
+                  -- Only Twilio can be asked by id (Vonage's Messages API has no lookup).
+                  AND COALESCE(provider, 'twilio') = 'twilio'
                   AND updated_at < now() - make_interval(secs => $1) AND receipt_lookups < $3
                 ORDER BY updated_at LIMIT $2""",
             older_than,
@@ -222,6 +244,7 @@ class ReceiptStore:
                         column.append(value)
                 records = await conn.fetch(_RECORD_LOOKUPS, *columns)
                 settled = [_settled(r) for r in records]
+                count_added(await _suppress_dead(conn, settled))
             done = {s.notification_id for s in settled}
             rest = [nid for nid in looked_up if nid not in done]
             if rest:

@@ -1,25 +1,40 @@
 """SMS encoding and segment counting (GSM 03.38 vs UCS-2), as carriers bill them. Pure.
 
-In the core because both sides count: `rules preview` shows it, the workers' send-rate
-limiter charges each message by it."""
+The one counter of the project: routing stores it on each SMS row, `rules preview` and
+`rules diff` show it, the workers' send-rate limiter charges by it. The Twilio emulator
+keeps its own copy (sandbox/ imports nothing of ours); tests/unit/test_segments.py runs
+both over one table of bodies so they cannot drift.
+
+Twilio's documented rule: a body of only GSM-7 characters (the extension table's cost two
+septets: escape + character) fits 160 septets in one segment, else 153 per segment of a
+concatenated message; any other character makes the whole body UCS-2: 70 UTF-16 units, else
+67 per segment. A two-septet character never straddles two segments, nor does a surrogate
+pair (an emoji): it starts the next one. An empty body is no message: 0 segments.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+GSM_7, UCS_2 = "GSM-7", "UCS-2"
+ENCODINGS = (GSM_7, UCS_2)
 # GSM 03.38 basic character set, and the extension table (each costs an escape + char).
-_GSM_BASIC = frozenset(
+_GSM_BASIC = (
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
     "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
 )
-_GSM_EXTENDED = frozenset("^{}\\[~]|€\f")
+_GSM_EXTENDED = "^{}\\[~]|€\f"
+_NOT_GSM = re.compile("[^" + re.escape(_GSM_BASIC + _GSM_EXTENDED) + "]")
+_EXTENDED = re.compile("[" + re.escape(_GSM_EXTENDED) + "]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 MAX_CHARACTERS = 1600  # Twilio rejects longer bodies (error 21617)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segments:
-    encoding: str  # "GSM-7" or "UCS-2"
-    characters: int  # characters as the user sees them
+    encoding: str  # GSM_7 or UCS_2
+    characters: int  # code points
     units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
     segments: int
 
@@ -30,11 +45,34 @@ class Segments:
 
 def count(body: str) -> Segments:
     """One segment holds 160 septets / 70 UCS-2 units; concatenated parts hold 153 / 67."""
-    if all(c in _GSM_BASIC or c in _GSM_EXTENDED for c in body):
-        units = sum(2 if c in _GSM_EXTENDED else 1 for c in body)
-        single, part, encoding = 160, 153, "GSM-7"
+    if _NOT_GSM.search(body) is None:
+        wide = len(_EXTENDED.findall(body))
+        single, part, encoding = 160, 153, GSM_7
     else:
-        units = len(body.encode("utf-16-le")) // 2  # astral characters take two units
-        single, part, encoding = 70, 67, "UCS-2"
-    segments = 1 if units <= single else -(-units // part)
-    return Segments(encoding, len(body), units, max(1, segments) if body else 0)
+        wide = len(_ASTRAL.findall(body))
+        single, part, encoding = 70, 67, UCS_2
+    units = len(body) + wide
+    if not body:
+        segments = 0
+    elif units <= single:
+        segments = 1
+    elif not wide:
+        segments = -(-units // part)
+    else:  # a two-unit character may not fit at the end of a part: it starts the next one
+        segments = _packed(body, part, _EXTENDED if encoding == GSM_7 else _ASTRAL)
+    return Segments(encoding, len(body), units, segments)
+
+
+def _packed(body: str, part: int, wide: re.Pattern[str]) -> int:
+    segments, used = 1, 0
+    for char in body:
+        width = 2 if wide.match(char) else 1
+        if used + width > part:
+            segments, used = segments + 1, 0
+        used += width
+    return segments
+
+
+def non_gsm(text: str) -> list[str]:
+    """The characters that make `text` UCS-2, each once, in order of appearance."""
+    return list(dict.fromkeys(_NOT_GSM.findall(text)))

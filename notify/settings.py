@@ -8,6 +8,7 @@ documentation travel together in the field's metadata. `Settings.from_env` reads
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -65,6 +66,39 @@ def rate(raw: str, name: str) -> float | None:
     return value or None
 
 
+SMS_PROVIDERS = ("twilio", "vonage")
+
+
+def providers(raw: str, name: str) -> tuple[str, ...]:
+    """SMS providers in order of preference, e.g. `twilio,vonage`."""
+    names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    if not names or any(p not in SMS_PROVIDERS for p in names) or len(set(names)) != len(names):
+        message = f"{name} must name each of {', '.join(SMS_PROVIDERS)} at most once"
+        raise ValueError(f"{message}, got {raw!r}")
+    return names
+
+
+def shares(raw: str, name: str) -> tuple[tuple[str, float], ...]:
+    """`twilio=80,vonage=20`: a share per provider (checked against the providers in use by
+    `Settings.__post_init__`)."""
+    given: dict[str, float] = {}
+    for part in raw.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        try:
+            share = float(value) if sep else -1.0
+        except ValueError:
+            share = -1.0
+        if key not in SMS_PROVIDERS or share < 0 or key in given:
+            raise ValueError(
+                f"{name} must be provider=share pairs, e.g. twilio=80,vonage=20; got {raw!r}"
+            )
+        given[key] = share
+    if not any(given.values()):
+        raise ValueError(f"{name} gives every provider a share of 0: {raw!r}")
+    return tuple(given.items())
+
+
 def zone(raw: str, name: str) -> str:
     try:
         ZoneInfo(raw)
@@ -85,6 +119,26 @@ def boolean(raw: str, name: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def countries(raw: str, name: str) -> frozenset[str] | None:
+    """ISO 3166 alpha-2 codes, comma-separated; empty: None (any country)."""
+    codes = frozenset(c.strip().upper() for c in raw.split(",") if c.strip())
+    bad = sorted(c for c in codes if not _COUNTRY.match(c))
+    if bad:
+        raise ValueError(f"{name} must list ISO 3166 country codes like US,GB, got {bad}")
+    return codes or None
+
+
+def limit(raw: str, name: str) -> int | None:
+    """A positive whole number, or None (0: no limit)."""
+    value = integer(raw, name)
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value or None
 
 
 @dataclass(frozen=True)
@@ -346,6 +400,88 @@ class Settings:
         number,
     )
 
+    section("A second SMS provider: Vonage, routing and failover")
+    sms_providers: tuple[str, ...] = setting(
+        "NOTIFY_SMS_PROVIDERS",
+        ("twilio",),
+        "the SMS providers to use, from `twilio` and `vonage`, in order of preference",
+        providers,
+        shown="`twilio`",
+    )
+    sms_provider_weights: tuple[tuple[str, float], ...] | None = setting(
+        "NOTIFY_SMS_PROVIDER_WEIGHTS",
+        None,
+        "a share of new SMS per provider, e.g. `twilio=80,vonage=20`; the providers' health "
+        "moves traffic away from these shares and back (docs/operations.md)",
+        shares,
+        shown="unset: all to the first",
+    )
+    vonage_application_id: str | None = setting(
+        "VONAGE_APPLICATION_ID", None, "the Vonage application that sends (its JWTs)"
+    )
+    vonage_private_key: str | None = setting(
+        "VONAGE_PRIVATE_KEY", None, "a file: the Vonage application's private key (PEM)"
+    )
+    vonage_from: str | None = setting(
+        "VONAGE_FROM", None, "the number (or alphanumeric sender) Vonage SMS are sent from"
+    )
+    vonage_api_url: str = setting(
+        "VONAGE_API_URL", "https://api.nexmo.com", "Vonage base URL (a mock, a proxy)", url
+    )
+    vonage_signature_secret: str | None = setting(
+        "VONAGE_SIGNATURE_SECRET",
+        None,
+        "the account's signature secret: Vonage's webhooks are JWTs signed with it (HS256)",
+    )
+    sms_health_interval_seconds: float = setting(
+        "NOTIFY_SMS_HEALTH_INTERVAL_SECONDS",
+        15.0,
+        "how often beat weighs the SMS providers' health and moves traffic",
+        number,
+    )
+    sms_slow_delivery_seconds: float = setting(
+        "NOTIFY_SMS_SLOW_DELIVERY_SECONDS",
+        300.0,
+        "a delivery receipt later than this after the send counts as slow delivery",
+        number,
+    )
+
+    section("SMS cost and countries")
+    sms_countries: frozenset[str] | None = setting(
+        "NOTIFY_SMS_COUNTRIES",
+        None,
+        "the ISO 3166 country codes SMS may go to, e.g. `US,CA,GB`; an SMS to any other "
+        "country fails as `country_not_allowed` and no provider is called",
+        countries,
+        shown="unset: any",
+    )
+    sms_country_hourly_segments: int | None = setting(
+        "NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS",
+        None,
+        "when the segments sent to one country in the last hour reach this, further SMS to "
+        "it are `skipped` / `country_paused` (`notify sms resume COUNTRY` lifts it)",
+        limit,
+        shown="unset: no limit",
+    )
+    price_lookups_per_run: int = setting(
+        "NOTIFY_PRICE_LOOKUPS_PER_RUN",
+        100,
+        "at most this many Twilio message lookups per beat run to backfill `price`",
+        integer,
+    )
+    price_lookup_interval_seconds: float = setting(
+        "NOTIFY_PRICE_LOOKUP_INTERVAL_SECONDS",
+        600.0,
+        "a sent SMS without a price is looked up at most once per this interval",
+        number,
+    )
+    price_max_lookups: int = setting(
+        "NOTIFY_PRICE_MAX_LOOKUPS",
+        48,
+        "lookups per SMS after which its price is left unknown",
+        integer,
+    )
+
     section("Firebase Cloud Messaging")
     google_credentials: str = setting(
         "GOOGLE_APPLICATION_CREDENTIALS",
@@ -408,6 +544,22 @@ class Settings:
         for name, derive in derived:  # after the others, which they may read
             values[name] = derive(values)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        unknown = {p for p, _ in self.sms_provider_weights or ()} - set(self.sms_providers)
+        if unknown:
+            raise ValueError(
+                f"NOTIFY_SMS_PROVIDER_WEIGHTS names {', '.join(sorted(unknown))}, which "
+                f"NOTIFY_SMS_PROVIDERS ({', '.join(self.sms_providers)}) does not"
+            )
+
+    @property
+    def sms_shares(self) -> tuple[tuple[str, float], ...]:
+        """Every provider in use with its configured share (unset: all to the first)."""
+        if self.sms_provider_weights is None:
+            return tuple((p, 100.0 if i == 0 else 0.0) for i, p in enumerate(self.sms_providers))
+        given = dict(self.sms_provider_weights)
+        return tuple((p, given.get(p, 0.0)) for p in self.sms_providers)
 
     @property
     def sms_sender(self) -> str | None:

@@ -22,25 +22,40 @@ PENDING, SENDING, SCHEDULED = (
     literal(Status.SCHEDULED),
 )
 SKIPPED, FAILED = literal(Status.SKIPPED), literal(Status.FAILED)
+CANCELLED = literal(Status.CANCELLED)
+# The statuses of a row that will go out unless something stops it.
+_GOING_OUT = frozenset({Status.PENDING, Status.SCHEDULED})
 
 # A row for a suppressed recipient that would go out is stored `skipped` / `suppressed`
 # instead: the check is a primary-key join in this statement, not a round trip of its own.
+# A cancellable row whose cancel is already known is born `cancelled` (notify/cancellations.py;
+# the caller holds its subjects' locks). The earliest such cancel names it.
 # $1 is the batch as a JSON array of objects (notify/inserts.py: Row); an absent key is null.
 INSERT = f"""
 INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time, push_id)
+    error_message, rules_version, event_time, push_id, segments, encoding, country, cancelled_by)
 SELECT k, e, t, s, r, c, rc, ti, b, d,
-    CASE WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
+    CASE WHEN cx.event_id IS NOT NULL THEN {CANCELLED}
+         WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
     COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
-    CASE WHEN sp.reason IS NULL THEN ec ELSE '{SUPPRESSED}' END,
-    CASE WHEN sp.reason IS NULL THEN em ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi
+    CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL THEN ec ELSE '{SUPPRESSED}' END,
+    CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL THEN em
+         ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi, sg, en, cc, cx.event_id
 FROM ROWS FROM (json_to_recordset($1::json) AS (k text, e text, t text, s text, r text,
         c text, rc text, ti text, b text, d jsonb, st text, sa timestamptz, co text[],
-        cp text[], ec text, em text, rv text, et timestamptz, pi text))
-    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi, n)
+        cp text[], ec text, em text, rv text, et timestamptz, pi text, sg int, en text,
+        cc text))
+    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi,
+        sg, en, cc, n)
 LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
-    AND u.st IN {sql_list({Status.PENDING, Status.SCHEDULED})}
+    AND u.st IN {sql_list(_GOING_OUT)}
+LEFT JOIN LATERAL (
+    SELECT x.event_id FROM cancellations x
+    WHERE u.cp IS NOT NULL AND u.st IN {sql_list(_GOING_OUT)} AND x.subject = u.s
+      AND x.event_id <> u.e AND (u.et IS NULL OR u.et <= x.event_time)
+      AND EXISTS (SELECT 1 FROM unnest(u.cp) p WHERE x.event_type ~ p)
+    ORDER BY x.event_time, x.event_id LIMIT 1) cx ON true
 -- A join may reorder rows; ids are handed out in batch (stream) order, as without one.
 ORDER BY u.n
 ON CONFLICT (idempotency_key) DO NOTHING
@@ -49,7 +64,7 @@ RETURNING id, channel, status, idempotency_key, error_code
 
 COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
     data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
-    unsure_since, lookup_failures"""
+    unsure_since, lookup_failures, segments, encoding, country, provider"""
 
 # A suppressed recipient's reminder is skipped even when overdue: it was never to be sent.
 DISPATCH = f"""
@@ -76,15 +91,20 @@ RETURNING n.id, n.channel, n.status
 # The snapshot's view of the suppression is enough: one committed after it is a suppression
 # that landed after the claim. The re-check of `n.status` after a row lock decides which of
 # two concurrent claims wins, as a plain UPDATE ... WHERE status = 'pending' would.
+# $2 is the provider the worker picked for each id (CONTRACT section 13): it sticks only to
+# a row that has none yet, so a row keeps its provider from the first claim on.
 CLAIM = f"""
 WITH c AS (
-    SELECT n.id AS claim_id, sp.reason AS suppressed_by
-    FROM notifications n
+    SELECT n.id AS claim_id, sp.reason AS suppressed_by, u.pick
+    FROM unnest($1::bigint[], $2::text[]) AS u(id, pick)
+    JOIN notifications n ON n.id = u.id
     LEFT JOIN suppressions sp ON sp.channel = n.channel AND sp.recipient = n.recipient
-    WHERE n.id = ANY($1::bigint[]) AND n.status = {PENDING})
+    WHERE n.status = {PENDING})
 UPDATE notifications n SET updated_at = now(),
     status = CASE WHEN c.suppressed_by IS NULL THEN {SENDING} ELSE {SKIPPED} END,
     attempts = n.attempts + CASE WHEN c.suppressed_by IS NULL THEN 1 ELSE 0 END,
+    provider = CASE WHEN c.suppressed_by IS NULL THEN COALESCE(n.provider, c.pick)
+                    ELSE n.provider END,
     error_code = CASE WHEN c.suppressed_by IS NULL THEN n.error_code ELSE '{SUPPRESSED}' END,
     error_message = CASE WHEN c.suppressed_by IS NULL THEN n.error_message
                          ELSE 'recipient suppressed: ' || c.suppressed_by END

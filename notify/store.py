@@ -10,12 +10,21 @@ from operator import attrgetter
 import asyncpg
 import msgspec
 
-from notify import database, inserts, slots, statements, suppressions, throttles
+from notify import (
+    cancellations,
+    costs,
+    database,
+    inserts,
+    slots,
+    statements,
+    suppressions,
+    throttles,
+)
+from notify.cancellations import Cancel
 from notify.inbound_messages import InboundStore
 from notify.inserts import Inserted
 from notify.receipts import LOCK_SIDS, SID_LOCK_SPACE, ReceiptStore, apply_pending
-from notify.statements import PENDING, SCHEDULED, SENDING
-from notify.statements import literal as _q
+from notify.statements import PENDING, SENDING
 from notify.suppressions import NewSuppression
 from schemas import (
     IN_FLIGHT,
@@ -49,6 +58,9 @@ class Finished:
     unsure: bool = False
     # Only a lookup ran, and it failed: the attempt sent nothing.
     lookup_failed: bool = False
+    # The attempt proved its provider did not take the message: the row moves to this one
+    # (failover), and forgets any earlier unanswered send (that provider never had it).
+    move_to: str | None = None
     # The provider says this recipient must get nothing more (21610, a dead push token):
     # added in the transaction that records the failed attempt.
     suppress: NewSuppression | None = None
@@ -63,9 +75,9 @@ _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished) if f.name != "s
 _FINISH = f"""
 WITH f AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[],
-        $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[])
+        $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[], $11::text[])
     AS f(id, attempt, status, outcome, started_at, provider_message_id, error_code,
-         error_message, unsure, lookup_failed)),
+         error_message, unsure, lookup_failed, move_to)),
 locked AS (
     SELECT count(pg_advisory_xact_lock({SID_LOCK_SPACE}, hashtext(sid))) AS n
     FROM (SELECT DISTINCT provider_message_id AS sid FROM f
@@ -79,8 +91,9 @@ attempt AS (
 UPDATE notifications n SET status = f.status, updated_at = now(),
     provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
     error_code = f.error_code, error_message = f.error_message,
-    unsure_since = CASE WHEN f.unsure
+    unsure_since = CASE WHEN f.move_to IS NOT NULL THEN NULL WHEN f.unsure
         THEN COALESCE(n.unsure_since, f.started_at, now()) ELSE n.unsure_since END,
+    provider = COALESCE(f.move_to, n.provider),
     lookup_failures = n.lookup_failures + f.lookup_failed::int
 FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 0
 """
@@ -146,22 +159,16 @@ class OutcomeStore:
         async with self.pool.acquire() as conn, conn.transaction():
             return await inserts.insert(conn, rows, redelivered)
 
-    async def cancel(self, events: Sequence[tuple[str, str, str]]) -> int:
-        """Cancel scheduled rows for (event id, type, subject) whose own cancel_on matches."""
-        if not events:
+    async def cancel(self, cancels: Sequence[Cancel], *, keep_seconds: float) -> int:
+        """Cancel scheduled rows these events cancel (by subject, the rows' own cancel_on and
+        event time) and keep each fact `keep_seconds` past its event time for rows to come."""
+        if not cancels:
             return 0
-        ids, types, subjects = (list(x) for x in zip(*events, strict=True))
-        result = await self.pool.execute(
-            f"""UPDATE notifications n SET status = {_q(Status.CANCELLED)},
-                   cancelled_by = u.id, updated_at = now()
-               FROM unnest($1::text[], $2::text[], $3::text[]) AS u(id, type, subject)
-               WHERE n.status = {SCHEDULED} AND n.event_subject = u.subject
-                 AND EXISTS (SELECT 1 FROM unnest(n.cancel_patterns) p WHERE u.type ~ p)""",
-            ids,
-            types,
-            subjects,
-        )
-        return int(result.split()[-1])
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await cancellations.record(conn, cancels, keep_seconds)
+
+    async def forget_cancellations(self, *, limit: int) -> int:
+        return await cancellations.purge(self.pool, limit=limit)
 
     async def get(self, notification_id: int) -> Notification | None:
         record = await self.pool.fetchrow(
@@ -169,27 +176,33 @@ class OutcomeStore:
         )
         return None if record is None else _row(record)
 
-    async def claim(self, notification_id: int) -> Notification | None:
+    async def claim(self, notification_id: int, pick: str | None = None) -> Notification | None:
         """pending -> sending with one more attempt, atomically; None if someone else has it.
         A suppressed recipient's row comes back `skipped` instead (see `claim_many`)."""
-        claimed = await self.claim_many([notification_id])
+        claimed = await self.claim_many([notification_id], [pick])
         return claimed[0] if claimed else None
 
-    async def claim_many(self, ids: Sequence[int]) -> list[Notification]:
+    async def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]:
         """`claim` for a batch: one UPDATE and one INSERT of attempt rows.
 
-        The rows of suppressed recipients come back `skipped` / `suppressed`, not an attempt:
-        a suppression may land between routing and sending, and this is the last look.
+        `picks`: the provider for each row that has none yet (its first claim); the attempt
+        records the provider the row then holds. The rows of suppressed recipients come back
+        `skipped` / `suppressed`, not an attempt: a suppression may land between routing and
+        sending, and this is the last look.
         """
+        chosen = list(picks) if picks is not None else [None] * len(ids)
         async with self.pool.acquire() as conn, conn.transaction():
-            records = await conn.fetch(statements.CLAIM, list(ids))
+            records = await conn.fetch(statements.CLAIM, list(ids), chosen)
             claimed = [r for r in records if r["status"] == Status.SENDING]
             if claimed:
                 await conn.execute(
-                    """INSERT INTO notification_attempts (notification_id, attempt)
-                       SELECT * FROM unnest($1::bigint[], $2::int[])""",
+                    """INSERT INTO notification_attempts (notification_id, attempt, provider)
+                       SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[])""",
                     [r["id"] for r in claimed],
                     [r["attempts"] for r in claimed],
+                    [r["provider"] for r in claimed],
                 )
             # OUTBOX: `notification.skipped` for the records whose status is `skipped`.
         return [_row(r) for r in records]
@@ -199,6 +212,19 @@ class OutcomeStore:
 
     async def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return await slots.due(self.pool, within=within, limit=limit)
+
+    async def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return await costs.hold_back(self.pool, held, code, message)
+
+    async def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[costs.Unpriced]:
+        return await costs.unpriced(
+            self.pool, limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+        )
+
+    async def record_prices(self, prices: Sequence[costs.Price]) -> list[costs.Priced]:
+        return await costs.record_prices(self.pool, prices)
 
     async def finish_many(self, finished: Sequence[Finished]) -> list[Settled]:
         """Record attempts' ends and their rows' next statuses in one (atomic) statement.

@@ -9,12 +9,14 @@ from typing import Any
 
 import msgspec
 
-from rules import politeness
+from notify import countries, segments
+from rules import politeness, push_limits
 from rules.recipients import InvalidRecipient, normalise
 from rules.ruleset import CompiledRule, RuleSet
-from schemas import Event, NewNotification, Status
+from schemas import Channel, Event, NewNotification, Status
 
 _MAX_ERROR = 500
+COUNTRY_NOT_ALLOWED = "country_not_allowed"
 
 
 def idempotency_key(event_id: str, rule: str, recipient: str) -> str:
@@ -47,9 +49,11 @@ def route(
     stale_after: timedelta = timedelta(hours=1),
     default_timezone: str = "UTC",
     explain: bool = True,
+    sms_countries: frozenset[str] | None = None,
 ) -> Routed:
     """The event's notifications; with `explain`, also why each other rule did not apply
-    (`rules preview` shows it; the consumer has no use for the text)."""
+    (`rules preview` shows it; the consumer has no use for the text). An SMS to a country
+    not in `sms_countries` (NOTIFY_SMS_COUNTRIES; None: any) fails `country_not_allowed`."""
     routed = Routed()
     ctx = context(event)
     for rule in rules.rules if explain else rules.matching(event.type):
@@ -63,8 +67,9 @@ def route(
                 )
                 continue
         decided = _decide(
-            event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone
-        )
+            event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone,
+            sms_countries,
+        )  # fmt: skip
         if decided is None:
             if explain:
                 routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
@@ -79,9 +84,11 @@ def _failed(
     version: str,
     recipient: str,
     code: str,
-    exc: BaseException,
+    exc: BaseException | str,
     body: str = "",
+    country: str | None = None,
 ) -> NewNotification:
+    sms = segments.count(body) if rule.channel is Channel.SMS else None
     return NewNotification(
         idempotency_key=idempotency_key(event.id, rule.name, recipient),
         event_id=event.id,
@@ -95,9 +102,12 @@ def _failed(
         status=Status.FAILED,
         cancel_on=rule.cancel_on,
         error_code=code,
-        error_message=_error(exc),
+        error_message=exc if isinstance(exc, str) else _error(exc),
         rules_version=version,
         event_time=event.time,
+        segments=None if sms is None else sms.segments,
+        encoding=None if sms is None else sms.encoding,
+        country=country,
     )
 
 
@@ -110,6 +120,7 @@ def _decide(
     region: str,
     stale_after: timedelta,
     zone: str = "UTC",
+    sms_countries: frozenset[str] | None = None,
 ) -> list[NewNotification] | None:
     try:
         if rule.when is not None and not rule.when(ctx):
@@ -128,6 +139,10 @@ def _decide(
         failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
         return failed or None
     channel = rule.channel
+    # FCM refuses the push whole (INVALID_ARGUMENT): fail it here, without the call.
+    oversized = push_limits.too_large(title, body, data) if channel is Channel.PUSH else None
+    # Counted once per body: every recipient of this rule and event gets the same one.
+    sms = segments.count(body) if channel is Channel.SMS else None
     out: list[NewNotification] = []
     seen: set[str] = set()
     for raw in recipients:
@@ -139,6 +154,16 @@ def _decide(
         if recipient in seen:
             continue
         seen.add(recipient)
+        if oversized is not None:
+            out.append(_failed(event, rule, version, recipient, "message_too_large", oversized,
+                               body))  # fmt: skip
+            continue
+        country = None if sms is None else countries.country_of(recipient)
+        if sms is not None and not countries.allowed(country, sms_countries):
+            refused = f"SMS to {country or 'an unknown country'} is not allowed"
+            out.append(_failed(event, rule, version, recipient, COUNTRY_NOT_ALLOWED, refused,
+                               body, country))  # fmt: skip
+            continue
         status, code, message = _initial_status(send_at, now, stale_after)
         out.append(
             NewNotification(
@@ -160,6 +185,9 @@ def _decide(
                 error_message=message,
                 rules_version=version,
                 event_time=event.time,
+                segments=None if sms is None else sms.segments,
+                encoding=None if sms is None else sms.encoding,
+                country=country,
             )
         )
     if not politeness.applies(rule, manners):

@@ -8,24 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 import yaml
 
 from notify.globs import compile_globs
-from rules import rendering, template_checks
+from rules import push_limits, rendering, rule_checks, template_checks
 from rules.document import Document, Path, parse, position, syntax_error
 from rules.quiet_hours import QuietHours
 from rules.rendering import Renderer
 from schemas import Channel, PushId, Rule, RulesError
 from schemas.rules import (
-    EVENT_PATTERN,
     PUSH_ID_NAMES,
-    QUIET_HOURS,
-    RULE_NAME,
     Defaults,
-    is_duration,
     parse_duration,
 )
 
@@ -95,6 +90,12 @@ class RuleSet:
                 self._matching.clear()
             self._matching[event_type] = found
         return found
+
+    def longest_cancellable_delay(self) -> timedelta:
+        """The longest `delay` of a rule with `cancel_on`: how long after an event a reminder
+        it cancels can still be due (how long a cancel is kept, notify/cancellations.py)."""
+        delays = [r.delay for r in self.rules if r.cancel_on and r.delay is not None]
+        return max(delays, default=timedelta(0))
 
     def cancelling_types(self) -> re.Pattern[str] | None:
         patterns = [p for r in self.rules for p in r.rule.cancel_patterns()]
@@ -224,6 +225,9 @@ class _Checker:
             return Defaults()
         if isinstance(raw, dict):
             raw = {k: self._known_push_id(("defaults", k), v) for k, v in raw.items()}
+            if isinstance(raw.get("push"), dict):
+                raw["push"] = dict(raw["push"])
+                self._push_data(("defaults", "push", "data"), raw["push"])
         try:
             return msgspec.convert(raw, Defaults)
         except msgspec.ValidationError as exc:
@@ -262,6 +266,8 @@ class _Checker:
                 if value is not None and key not in merged:
                     merged[key] = value
                     inherited[key] = ("defaults", str(merged["channel"]), key)
+        if merged.get("channel") == "push" and "data" not in inherited:
+            ok &= self._push_data((*path, "data"), merged)  # (inherited: checked in defaults)
         # (an inherited push_id was checked with the defaults)
         checked = self._known_push_id(path, merged)
         ok &= checked is merged
@@ -287,70 +293,23 @@ class _Checker:
         ok &= self._semantics(path, rule, inherited)
         return rule if ok else None
 
-    def _semantics(  # noqa: PLR0912 - one check per rule property
-        self, path: Path, rule: Rule, inherited: dict[str, Path] | None = None
-    ) -> bool:
+    def _semantics(self, path: Path, rule: Rule, inherited: dict[str, Path] | None = None) -> bool:
         before = len(self.problems)
-        inherited = inherited or {}
-
-        def at(key: str) -> Path:
-            return inherited.get(key, (*path, key))
-
-        if not re.match(RULE_NAME, rule.name):
-            self.add((*path, "name"), f"rule name {rule.name!r} must match [a-z0-9_.-]+")
-        for key in ("delay", "offset"):
-            value = getattr(rule, key)
-            if value is not None and not is_duration(value):
-                self.add(at(key), f"{key}: {value!r} is not a duration like 30s, 10m, 2h, 1d")
-        if rule.body is None:
-            self.add(path, "rule is missing required key 'body'")
-        if rule.channel != "push":
-            for key in ("title", "data", "push_id"):
-                if getattr(rule, key) is not None:
-                    self.add(at(key), f"{key!r} is only allowed on push rules", key=True)
-        if rule.delay is not None and rule.at is not None:
-            self.add(at("at"), "use either 'delay' or 'at', not both", key=True)
-        if rule.offset is not None and rule.at is None:
-            self.add(at("offset"), "'offset' needs 'at'", key=True)
-        if rule.cancel_on and rule.delay is None and rule.at is None and not rule.quiet_hours:
-            self.add(at("cancel_on"), "'cancel_on' needs 'delay', 'at' or 'quiet_hours'", key=True)
-        self._manners(path, rule, at)
-        for key, patterns in (("on", rule.patterns()), ("cancel_on", rule.cancel_patterns())):
-            for pattern in patterns:
-                bad = not re.match(EVENT_PATTERN, pattern)
-                if bad or pattern.count("[") != pattern.count("]") or ".." in pattern:
-                    self.add(at(key), f"bad event type pattern {pattern!r}")
+        places = inherited or {}
+        rule_checks.check(rule, path, lambda key: places.get(key, (*path, key)), self.add)
         return len(self.problems) == before
 
-    def _manners(self, path: Path, rule: Rule, at: Callable[[str], Path]) -> None:
-        """quiet_hours, timezone, urgent and throttle (docs/interfaces.md section 8)."""
-        if rule.quiet_hours is not None:
-            if not re.match(QUIET_HOURS, rule.quiet_hours):
-                self.add(at("quiet_hours"), f"quiet_hours: {rule.quiet_hours!r} is not a "
-                         "local-time window like 21:00-08:00")  # fmt: skip
-            elif rule.quiet_hours[:5] == rule.quiet_hours[6:]:
-                self.add(at("quiet_hours"), "quiet_hours: the window starts and ends at the "
-                         "same time")  # fmt: skip
-        else:
-            for key in ("timezone", "urgent"):
-                if getattr(rule, key) not in (None, False):
-                    self.add(at(key), f"{key!r} needs 'quiet_hours'", key=True)
-        if rule.timezone is not None and "{" not in rule.timezone:
-            try:
-                ZoneInfo(rule.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                self.add(at("timezone"), f"timezone: unknown time zone {rule.timezone!r} "
-                         "(use an IANA name like Europe/London)")  # fmt: skip
-        throttle = rule.throttle
-        if throttle is not None:
-            where: Path = (*path, "throttle")
-            if throttle.limit < 1:
-                self.add((*where, "limit"), f"throttle.limit: {throttle.limit} must be 1 or more")
-            if not is_duration(throttle.window) or parse_duration(throttle.window) <= (
-                timedelta(0)
-            ):
-                self.add((*where, "window"), f"throttle.window: {throttle.window!r} is not a "
-                         "positive duration like 30m, 2h, 1d")  # fmt: skip
+    def _push_data(self, where: Path, holder: dict[str, Any]) -> bool:
+        """Check `holder['data']` (keys and values FCM takes); drop it if it has problems."""
+        data = holder.get("data")
+        if not isinstance(data, dict):
+            return True
+        problems = push_limits.data_problems(data)
+        for key, message, on_key in problems:
+            self.add((*where, str(key)), message, key=on_key)
+        if problems:
+            del holder["data"]  # reported here, in FCM's terms; not again by msgspec
+        return not problems
 
     def _built(
         self, path: Path, source: str, build: Callable[[str], _T], *, expression: bool = False

@@ -14,6 +14,14 @@ class Channel(enum.StrEnum):
     PUSH = "push"
 
 
+class Provider(enum.StrEnum):
+    """Who holds a notification (`notifications.provider`, `notification_attempts.provider`)."""
+
+    TWILIO = "twilio"
+    VONAGE = "vonage"
+    FCM = "fcm"
+
+
 class PushId(enum.StrEnum):
     """Which FCM identifier a push recipient is; FCM v1 has a message field for each.
 
@@ -49,7 +57,8 @@ FINAL: frozenset[Status] = TERMINAL - {Status.SENT}
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.SCHEDULED: frozenset({Status.PENDING, Status.FAILED, Status.CANCELLED, Status.SKIPPED}),
     Status.PENDING: frozenset({Status.SENDING, Status.FAILED, Status.SKIPPED}),
-    Status.SENDING: frozenset({Status.SENT, Status.PENDING, Status.FAILED}),
+    # SKIPPED: a claim undone before the provider call (the SMS's country is paused).
+    Status.SENDING: frozenset({Status.SENT, Status.PENDING, Status.FAILED, Status.SKIPPED}),
     Status.SENT: frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED}),
     **{status: frozenset() for status in FINAL},
 }
@@ -136,6 +145,10 @@ class NewNotification(msgspec.Struct, frozen=True, kw_only=True):
     quiet_zone: str | None = None
     # The event's own time: the start of notify_delivery_seconds (event -> delivery receipt).
     event_time: datetime | None = None
+    # SMS only: what the body costs (notify/segments.py) and where it goes (ISO 3166).
+    segments: int | None = None
+    encoding: str | None = None
+    country: str | None = None
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
@@ -163,6 +176,12 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     unsure_since: datetime | None = None
     # Attempts that were only a failed lookup: `attempts - lookup_failures` sends were made.
     lookup_failures: int = 0
+    # SMS only, from routing: billed segments, GSM-7 or UCS-2, and the number's country.
+    segments: int | None = None
+    encoding: str | None = None
+    country: str | None = None
+    # Chosen at the first claim; changes only when an attempt proves it did not take it.
+    provider: Provider | None = None
 
     @property
     def sends(self) -> int:

@@ -8,6 +8,7 @@ from datetime import datetime
 import msgspec
 
 from schemas.notification import TRANSITIONS, Status
+from schemas.suppression import Reason
 
 
 class ReceiptSource(enum.StrEnum):
@@ -24,6 +25,14 @@ SETTLES: dict[str, Status] = {
     "undelivered": Status.UNDELIVERED,
     "failed": Status.FAILED,
 }
+
+# Receipt error codes that say this number must get nothing more (Twilio's error pages):
+# 21610, the recipient opted out (a Messaging Service reports it in a `failed` callback).
+# Not here, though "never deliverable" is tempting: 30003 (handset off, no signal:
+# temporary), 30005 (unknown or inactive: numbers are reassigned), 30006 (a landline, or a
+# short code's unreachable carrier: the sender's problem as often as the number's), 30004
+# (blocked, by whom unspecified), 30007 (filtered: the text, not the number).
+SUPPRESSING_RECEIPTS: dict[str, Reason] = {"21610": Reason.TWILIO_21610}
 
 # The statuses a receipt may move a row out of: those from which every settling status is an
 # allowed transition (today only `sent`). Written as data so the SQL follows TRANSITIONS.
@@ -85,3 +94,4 @@ class Settled(msgspec.Struct, frozen=True, kw_only=True):
     provider_message_id: str
     event_time: datetime | None
     received_at: datetime
+    recipient: str | None = None

@@ -15,8 +15,11 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from notify import provider_health
+from notify.costs import Price, Priced, Unpriced
 from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
+from notify.provider_health import Evidence
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
 from schemas import Channel, Notification, Receipt, Resolution, Settled, Status
@@ -30,15 +33,25 @@ class WorkerStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def claim(self, notification_id: int) -> Notification | None: ...
+    def claim(self, notification_id: int, pick: str | None = None) -> Notification | None: ...
 
-    def claim_many(self, ids: Sequence[int]) -> list[Notification]: ...
+    def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]: ...
 
     def record(self, item: Finished) -> None: ...
 
     def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int: ...
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]: ...
+
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int: ...
+
+    def unpriced(
+        self, *, limit: int, interval_seconds: float, max_lookups: int
+    ) -> list[Unpriced]: ...
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]: ...
 
     def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]: ...
 
@@ -56,6 +69,8 @@ class WorkerStore(Protocol):
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
 
+    def forget_cancellations(self, *, limit: int) -> int: ...
+
     def delete_heard_older_than(self, *, days: float, limit: int) -> int: ...
 
     def awaiting_receipt(
@@ -65,6 +80,10 @@ class WorkerStore(Protocol):
     def record_lookups(
         self, receipts: Sequence[Receipt], looked_up: Sequence[int]
     ) -> list[Settled]: ...
+
+    def provider_evidence(
+        self, providers: Sequence[str], slow_seconds: float
+    ) -> dict[str, Evidence]: ...
 
     def close(self) -> None: ...
 
@@ -132,17 +151,32 @@ class StoreRunner:
     def ping(self) -> None:
         self.run(self._ping)
 
-    def claim(self, notification_id: int) -> Notification | None:
-        return self.run(lambda store: store.claim(notification_id))
+    def claim(self, notification_id: int, pick: str | None = None) -> Notification | None:
+        return self.run(lambda store: store.claim(notification_id, pick))
 
-    def claim_many(self, ids: Sequence[int]) -> list[Notification]:
-        return self.run(lambda store: store.claim_many(ids))
+    def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]:
+        return self.run(lambda store: store.claim_many(ids, picks))
 
     def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
         return self.run(lambda store: store.release(held))
 
     def due_slots(self, *, within: float, limit: int) -> list[tuple[int, Channel, datetime]]:
         return self.run(lambda store: store.due_slots(within=within, limit=limit))
+
+    def hold_back(self, held: Sequence[tuple[int, int]], code: str, message: str) -> int:
+        return self.run(lambda store: store.hold_back(held, code, message))
+
+    def unpriced(self, *, limit: int, interval_seconds: float, max_lookups: int) -> list[Unpriced]:
+        return self.run(
+            lambda store: store.unpriced(
+                limit=limit, interval_seconds=interval_seconds, max_lookups=max_lookups
+            )
+        )
+
+    def record_prices(self, prices: Sequence[Price]) -> list[Priced]:
+        return self.run(lambda store: store.record_prices(prices))
 
     def dispatch_due(
         self, *, now: datetime, stale_seconds: float, limit: int
@@ -169,6 +203,9 @@ class StoreRunner:
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))
 
+    def forget_cancellations(self, *, limit: int) -> int:
+        return self.run(lambda store: store.forget_cancellations(limit=limit))
+
     def delete_heard_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_heard_older_than(days=days, limit=limit))
 
@@ -185,6 +222,11 @@ class StoreRunner:
         self, receipts: Sequence[Receipt], looked_up: Sequence[int]
     ) -> list[Settled]:
         return self.run(lambda store: store.receipts.record_lookups(receipts, looked_up))
+
+    def provider_evidence(
+        self, providers: Sequence[str], slow_seconds: float
+    ) -> dict[str, Evidence]:
+        return self.run(lambda store: provider_health.evidence(store.pool, providers, slow_seconds))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

@@ -15,6 +15,7 @@ import asyncio
 import os
 import shutil
 import threading
+from collections.abc import Iterable
 
 from prometheus_client import (
     REGISTRY,
@@ -27,7 +28,9 @@ from prometheus_client import (
 )
 
 from notify import skips, suppressions
+from notify.country_breaker import COUNTRY_PAUSED as COUNTRY_PAUSED_REASON
 from notify.redis_clients import async_client
+from notify.segments import ENCODINGS
 from notify.settings import Settings
 from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
 from schemas import SUPPRESSED, Channel, TaskResult
@@ -51,6 +54,14 @@ ATTEMPTS = Histogram(
     "Provider calls a notification needed to finish",
     ["channel"],
     buckets=(1, 2, 3, 4, 5, 7, 10),
+)
+
+# CONTRACT section 13: rows moved to another SMS provider, and why (`refused`: no
+# connection or a refusal before acceptance; `not_received`: a lookup found no earlier send).
+FAILOVERS = Counter(
+    "notify_sms_failovers_total",
+    "SMS moved from one provider to another, by reason",
+    ["from_provider", "to_provider", "reason"],
 )
 
 RECEIPT_LOOKUPS = Counter(
@@ -89,6 +100,34 @@ BACKLOG_ALERT_SECONDS = Gauge(
     ["sender"],
     multiprocess_mode="max",
 )
+
+
+# What SMS cost (CONTRACT section 14): segments as each is sent, prices as providers report.
+SMS_SEGMENTS = Counter(
+    "notify_sms_segments_total", "SMS segments sent", ["rule", "country", "encoding"]
+)
+SMS_PRICE = Counter(
+    "notify_sms_price_total",
+    "What sent SMS cost, as providers report it (often hours later)",
+    ["rule", "country", "currency"],
+)
+COUNTRY_PAUSED = Counter(
+    "notify_sms_country_paused_total",
+    "SMS not sent because their country reached NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS",
+    ["country"],
+)
+
+
+def start_cost_at_zero(settings: Settings, rules: Iterable[str]) -> None:
+    """The cost series whose label values are known: the SMS rules x NOTIFY_SMS_COUNTRIES
+    x encodings (every country is possible when it is unset: those appear with their first)."""
+    for country in sorted(settings.sms_countries or ()):
+        COUNTRY_PAUSED.labels(country)
+        for rule in rules:
+            for encoding in ENCODINGS:
+                SMS_SEGMENTS.labels(rule, country, encoding)
+    if settings.sms_country_hourly_segments is not None:
+        skips.start_at_zero([COUNTRY_PAUSED_REASON])
 
 
 def start_at_zero() -> None:

@@ -115,9 +115,10 @@ def settle(rt: Runtime, row: Notification) -> str:
     an earlier unanswered send); found -> `sent` with its SID, not found -> `pending` again
     (safe to send). While Twilio cannot tell, the row waits for the next sweep, for up to
     NOTIFY_RECONCILE_BUDGET_SECONDS, then fails as `outcome_unknown`. Push: FCM has no
-    lookup, so the row fails as `outcome_unknown` rather than risk a second push.
+    lookup, so the row fails as `outcome_unknown` rather than risk a second push; so does an
+    SMS held by a provider without one (Vonage), and it is never sent elsewhere.
     """
-    if row.channel is Channel.SMS:
+    if row.channel is Channel.SMS and rt.has_lookup(row.provider):
         claimed = row.updated_at or datetime.now(UTC)  # a `sending` row's last touch: its claim
         since = min(claimed, row.unsure_since or claimed)
         try:
@@ -159,9 +160,12 @@ def settle(rt: Runtime, row: Notification) -> str:
 @app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
     """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches; and
-    throttle windows that have ended (the next notification starts a new one)."""
+    throttle windows that have ended (the next notification starts a new one), and
+    cancellations no reminder can still need."""
     rt = runtime(app.settings)
     while rt.db.forget_expired_throttles(limit=5000) == 5000:
+        pass
+    while rt.db.forget_cancellations(limit=5000) == 5000:
         pass
     total = 0
     for delete in (rt.db.delete_older_than, rt.db.delete_heard_older_than):

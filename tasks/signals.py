@@ -20,8 +20,21 @@ def _worker_init(**_: Any) -> None:
     logs.configure(settings.log_level)
     metrics.reset_multiprocess_dir(settings)
     metrics.start_at_zero()
+    metrics.start_cost_at_zero(settings, _sms_rules(settings.rules_path))
     metrics.serve(settings)
     backlog.start(settings)
+
+
+def _sms_rules(path: str) -> list[str]:
+    """The SMS rules' names, for the cost series' labels; none if the file cannot be read
+    here (a worker does not need the rules to send)."""
+    from rules.ruleset import load_file
+    from schemas import Channel, RulesError
+
+    try:
+        return [r.name for r in load_file(path).rules if r.channel is Channel.SMS]
+    except (OSError, RulesError):
+        return []
 
 
 @signals.beat_init.connect

@@ -137,7 +137,8 @@ def preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int
     # "now" is the event time, so a delay shows as scheduled rather than already due.
     routed = route(event, rules, now=event.time - timedelta(seconds=1),
                    default_region=settings.default_region,
-                   default_timezone=settings.default_timezone)  # fmt: skip
+                   default_timezone=settings.default_timezone,
+                   sms_countries=settings.sms_countries)  # fmt: skip
     items = [_describe(n) for n in routed.notifications]
     if args.suppressions:
         _mark_suppressed(items, routed.notifications, settings)

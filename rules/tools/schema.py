@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from rules.push_limits import RESERVED_KEY_PATTERN
 from schemas.rules import QUIET_HOURS, RulesFile
 
 # Constraints msgspec.Meta would give, added by hand (see schemas/rules.py on why not Meta).
@@ -15,6 +16,8 @@ _CONSTRAINTS: dict[tuple[str, str], dict[str, Any]] = {
     ("Throttle", "limit"): {"minimum": 1},
     ("Throttle", "window"): {"pattern": r"^\d+(\.\d+)?[smhd]$"},
 }
+# FCM's reserved data keys (rules/push_limits.py), refused by editors as by `rules check`.
+_DATA_KEYS = {"propertyNames": {"not": {"pattern": RESERVED_KEY_PATTERN}}}
 
 
 def json_schema() -> dict[str, Any]:
@@ -27,4 +30,8 @@ def json_schema() -> dict[str, Any]:
         for branch in branches:
             if branch.get("type") in ("string", "integer"):
                 branch.update(extra)
+    for definition in ("Rule", "ChannelDefaults"):
+        for branch in schema["$defs"][definition]["properties"]["data"]["anyOf"]:
+            if branch.get("type") == "object":
+                branch.update(_DATA_KEYS)
     return schema

@@ -98,6 +98,12 @@ class SandboxClient(ControlCalls):
     def set_delivery_delay(self, seconds: float) -> None:
         self._call("POST", "sms", body={"delivery_delay_s": seconds})
 
+    def set_max_queue(self, seconds: float) -> None:
+        self._call("POST", "sms", body={"max_queue_s": seconds})
+
+    def set_price_delay(self, seconds: float) -> None:
+        self._call("POST", "sms", body={"price_delay_s": seconds})
+
     def set_sms_outcome(
         self, recipient: str, status: str | None, error_code: int | None = None
     ) -> None:

@@ -2,7 +2,8 @@
 
 GET  /_sandbox/sms                 rate, per-sender rates, delay, outcomes, held counts
 POST /_sandbox/sms                 {"rate": 1, "sender_rates": {"+1500...": 0},
-                                    "delivery_delay_s": 2,
+                                    "delivery_delay_s": 2, "price_delay_s": 60,
+                                    "max_queue_s": 14400,
                                     "outcomes": {"+1415...": {"status": "undelivered",
                                                               "error_code": 30005},
                                                  "+1416...": null}}   (keys optional)
@@ -26,7 +27,14 @@ def _get(state: State, req: Request) -> Reply:
 
 def _configure(state: State, req: Request) -> Reply:
     spec = body(req)
-    unknown = set(spec) - {"rate", "sender_rates", "delivery_delay_s", "outcomes"}
+    unknown = set(spec) - {
+        "rate",
+        "sender_rates",
+        "delivery_delay_s",
+        "price_delay_s",
+        "outcomes",
+        "max_queue_s",
+    }
     if unknown:
         raise BadRequest(f"unknown keys: {sorted(unknown)}")
     outbox = state.outbox
@@ -37,6 +45,12 @@ def _configure(state: State, req: Request) -> Reply:
     delay = opt_number(spec, "delivery_delay_s")
     if delay is not None:
         outbox.set_delivery_delay(delay)
+    max_queue = opt_number(spec, "max_queue_s")
+    if max_queue is not None:
+        outbox.set_max_queue(max_queue)
+    price_delay = opt_number(spec, "price_delay_s")
+    if price_delay is not None:
+        outbox.set_price_delay(price_delay)
     for recipient, outcome in mapping(spec, "outcomes").items():
         if outcome is None:
             outbox.set_outcome(recipient, None)

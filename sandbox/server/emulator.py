@@ -161,6 +161,14 @@ class Sandbox(ControlCalls):
         """Time from `sent` to the final status (and its status callback)."""
         self.state.outbox.set_delivery_delay(seconds)
 
+    def set_max_queue(self, seconds: float) -> None:
+        """A message still queued this long fails 30001 (its ValidityPeriod, if less: 30036)."""
+        self.state.outbox.set_max_queue(seconds)
+
+    def set_price_delay(self, seconds: float) -> None:
+        """Time from `sent` to the message's `price` (Twilio prices when the carrier bills)."""
+        self.state.outbox.set_price_delay(seconds)
+
     def set_sms_outcome(
         self, recipient: str, status: str | None, error_code: int | None = None
     ) -> None:

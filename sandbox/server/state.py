@@ -38,15 +38,18 @@ class State:
         self.tokens = TokenStore()
         # (account sid, auth token) to enforce; None accepts any Basic auth.
         self.twilio_auth = twilio_auth
-        self.outbox = Outbox(self.recorder, rate=sms_rate, delivery_delay_s=delivery_delay_s)
+        # Numbers Twilio refuses to text (21610): STOP adds, START removes.
+        self.optouts = OptOuts(opted_out)
+        self.outbox = Outbox(
+            self.recorder, rate=sms_rate, delivery_delay_s=delivery_delay_s,
+            opted_out=self.optouts.__contains__,
+        )  # fmt: skip
         self.listener: Listener | None = None  # set while the server runs
         self.webhooks = Webhooks()
         self.callbacks = StatusCallbacks(
             self.recorder, self.webhooks, twilio_auth, webhook_auth_token
         )
         self.outbox.add_listener(self.callbacks.on_status)
-        # Numbers Twilio refuses to text (21610): STOP adds, START removes.
-        self.optouts = OptOuts(opted_out)
 
     def reset(self) -> None:
         self.outbox.reset()

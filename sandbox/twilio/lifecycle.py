@@ -37,6 +37,8 @@ ERROR_MESSAGES: dict[int, str] = {
     30006: "Landline or unreachable carrier",
     30007: "Message filtered",
     30008: "Unknown error",
+    30036: "Validity Period Expired",
+    21610: "Attempt to send to unsubscribed recipient",
 }
 # Twilio's US long-code price per segment; shown once a message is sent, negative (a debit).
 PRICE_PER_SEGMENT = 0.0079
@@ -70,10 +72,25 @@ def initial_status(from_: str) -> str:
     return "queued" if from_ else "accepted"
 
 
+def priced(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The resource with its price: Twilio fills `price` when the carrier bills the message,
+    which may be hours after `sent`, and sends no callback for it."""
+    moved = dict(resource)
+    count = segments(str(resource.get("body") or ""))
+    moved["price"] = f"{-PRICE_PER_SEGMENT * count:.5f}"
+    return moved
+
+
 def advance(
-    resource: Mapping[str, Any], status: str, now: float, error_code: int | None = None
+    resource: Mapping[str, Any],
+    status: str,
+    now: float,
+    error_code: int | None = None,
+    *,
+    price: bool = True,
 ) -> dict[str, Any]:
-    """The resource after moving to `status`; TransitionError if that move is not allowed."""
+    """The resource after moving to `status`; TransitionError if that move is not allowed.
+    With `price`, a message is priced as it is `sent`; else `priced` does it later."""
     current = str(resource["status"])
     if status not in TRANSITIONS.get(current, frozenset()):
         raise TransitionError(f"{resource.get('sid')}: {current} -> {status} is not allowed")
@@ -82,8 +99,8 @@ def advance(
     moved["date_updated"] = rfc2822(now)
     if status == "sent":
         moved["date_sent"] = rfc2822(now)
-        count = segments(str(resource.get("body") or ""))
-        moved["price"] = f"{-PRICE_PER_SEGMENT * count:.5f}"
+        if price:
+            moved = priced(moved)
     if status in ("undelivered", "failed"):
         code = error_code if error_code is not None else OUTCOME_CODES[status]
         moved["error_code"] = code

@@ -91,7 +91,8 @@ def _create(state: State, req: Request, account: str) -> Reply:
     connection, fault = split(
         state.script.next_fault("sms", None),
         _validate(to, from_, service, body, form),
-        Fault(status=400, code=21610) if to in state.optouts else None,
+        # Through a Messaging Service the opt-out comes later, as a failed callback.
+        Fault(status=400, code=21610) if to in state.optouts and from_ else None,
         state.script.sticky_fault(to),
     )
     if connection is not None and connection.action == "reset":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException
@@ -15,6 +16,7 @@ from schemas import (
     AmbiguousDeliveryError,
     ConfigurationError,
     PermanentDeliveryError,
+    RefusedDeliveryError,
     TransientDeliveryError,
 )
 from tasks import reconcile
@@ -29,6 +31,9 @@ from tasks.providers.twilio_http import (
 
 class TwilioSms:
     """One SDK client per process, shared by the sender threads (built on first use)."""
+
+    # Twilio's message list finds a send whose answer was lost (tasks/reconcile.py).
+    has_lookup = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -65,8 +70,9 @@ class TwilioSms:
     def send(self, to: str, body: str) -> str:
         """Return the message SID, or raise a DeliveryError subclass.
 
-        AmbiguousDeliveryError when the request went out and its answer was lost; a plain
-        TransientDeliveryError (`unreachable`) when no connection was made at all.
+        AmbiguousDeliveryError when the request went out and its answer was lost;
+        RefusedDeliveryError when no connection was made at all (`unreachable`) or Twilio
+        refused it before creating anything (429, 503).
         """
         sender = self._sender()
         client, http = self._client()
@@ -77,7 +83,7 @@ class TwilioSms:
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("unreachable", str(exc)) from None
+            raise RefusedDeliveryError("unreachable", str(exc)) from None
         except ProviderTimeout as exc:
             raise AmbiguousDeliveryError("timeout", str(exc)) from None
         except ProviderDisconnected as exc:
@@ -100,12 +106,28 @@ class TwilioSms:
                 raise PermanentDeliveryError("20404", "no such message") from None
             raise _rest_error(exc, http) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("unreachable", str(exc)) from None
+            raise RefusedDeliveryError("unreachable", str(exc)) from None
         except (ProviderTimeout, ProviderDisconnected) as exc:
             # A read needs no reconciling: asking again is always safe.
             raise TransientDeliveryError("timeout", str(exc)) from None
         code = message.error_code
         return str(message.status), None if code in (None, "", 0) else str(code)
+
+    def fetch_price(self, sid: str) -> tuple[Decimal, str] | None:
+        """What Twilio charged for one message, positive, and its currency; None until Twilio
+        has priced it (often hours after sending). Errors are raised as `fetch_status` does."""
+        client, http = self._client()
+        try:
+            message = client.messages(sid).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                raise PermanentDeliveryError("20404", "no such message") from None
+            raise _rest_error(exc, http) from None
+        except ProviderUnreachable as exc:
+            raise TransientDeliveryError("unreachable", str(exc)) from None
+        except (ProviderTimeout, ProviderDisconnected) as exc:
+            raise TransientDeliveryError("timeout", str(exc)) from None
+        return parse_price(message.price, message.price_unit)
 
     def candidates(
         self, to: str, body: str, since: datetime
@@ -136,9 +158,19 @@ class TwilioSms:
         return reconcile.candidates(listed, body=body, sender=ours, since=since)
 
 
+def parse_price(price: object, unit: object) -> tuple[Decimal, str] | None:
+    """Twilio reports a debit as a negative string ("-0.00790"), null until it knows it."""
+    if price in (None, "") or not unit:
+        return None
+    try:
+        return abs(Decimal(str(price))), str(unit).upper()
+    except InvalidOperation:
+        return None
+
+
 def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:
     code = exc.code
     kind = classify_twilio(exc.status, code)
     label = str(code) if code is not None else f"http_{exc.status}"
     retry_after = retry_after_seconds(http.last_headers().get("Retry-After"))
-    return error_for(kind, label, str(exc.msg)[:500], retry_after)
+    return error_for(kind, label, str(exc.msg)[:500], retry_after, exc.status)

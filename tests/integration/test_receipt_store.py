@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from notify.cancellations import Cancel
 from notify.inbound_messages import InboundMessage, InboundStore
 from notify.store import OutcomeStore
 from rules.routing import idempotency_key
@@ -64,7 +65,9 @@ async def test_every_statement_that_changes_a_status_writes_its_outcome(
         f"{ids[failed.idempotency_key]}-failed"
     ]
     assert await outcome_ids(store, ids[later.idempotency_key]) == []  # scheduled: no outcome
-    await store.cancel([("evt-cancel", "shipment.delivered", SUBJECT)])
+    await store.cancel(
+        [Cancel("evt-cancel", "shipment.delivered", SUBJECT, datetime.now(UTC))], keep_seconds=0
+    )
     assert await outcome_ids(store, ids[later.idempotency_key]) == [
         f"{ids[later.idempotency_key]}-cancelled"
     ]

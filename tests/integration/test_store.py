@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from notify.cancellations import Cancel
 from notify.globs import translate
 from notify.migrations import migrate
 from notify.store import Finished, OutcomeStore
@@ -50,6 +51,10 @@ def note(
         send_at=send_at,
         cancel_on=cancel_on or [],
     )
+
+
+def cancel(event: str, event_type: str, subject: str) -> Cancel:
+    return Cancel(event, event_type, subject, datetime.now(UTC))
 
 
 async def test_migrate_is_idempotent_and_safe_concurrently(database_url: str) -> None:
@@ -135,8 +140,10 @@ async def test_cancel_matches_subject_and_the_rows_own_cancel_on(store: OutcomeS
             note(f"c-{tag}", status=Status.SCHEDULED, send_at=later, subject=f"S1-{tag}"),
         ]
     )
-    assert await store.cancel([("x1", "shipment.delayed", f"S1-{tag}")]) == 0
-    assert await store.cancel([("x2", "shipment.cancelled", f"S1-{tag}")]) == 1
+    assert await store.cancel([cancel("x1", "shipment.delayed", f"S1-{tag}")], keep_seconds=0) == 0
+    assert (
+        await store.cancel([cancel("x2", "shipment.cancelled", f"S1-{tag}")], keep_seconds=0) == 1
+    )
     records = await store.pool.fetch(
         "SELECT event_id, status, cancelled_by FROM notifications WHERE event_id LIKE $1"
         " ORDER BY event_id",
@@ -165,7 +172,7 @@ async def test_cancel_and_dispatch_race_safely(store: OutcomeStore) -> None:
     await store.insert(notes)
     _, cancelled = await asyncio.gather(
         store.dispatch_due(now=now, stale_seconds=3600, limit=1000),
-        store.cancel([("stop", "shipment.delivered", f"S-{tag}")]),
+        store.cancel([cancel("stop", "shipment.delivered", f"S-{tag}")], keep_seconds=0),
     )
     records = await store.pool.fetch(
         "SELECT status FROM notifications WHERE event_id LIKE $1", f"%{tag}"

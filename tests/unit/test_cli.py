@@ -20,6 +20,26 @@ def test_importing_the_cli_loads_no_database_or_redis_client() -> None:
     assert out.stdout.strip() == "[]"
 
 
+HEAVY = ("jinja2", "asyncpg", "phonenumbers", "redis", "celery")
+
+
+@pytest.mark.parametrize(
+    "argv", [["publish", "--help"], ["rules", "check", "--help"], ["--help"]], ids=" ".join
+)
+def test_parsing_a_command_loads_no_template_engine_or_database_driver(argv: list[str]) -> None:
+    # The whole parser is built for every command, so this covers every subcommand's
+    # arguments; only running a subcommand may import what it needs.
+    code = (
+        "import sys\nfrom cli.main import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
 def _raising(exc: Exception) -> Callable[..., int]:
     def run(*_: object) -> int:
         raise exc

@@ -19,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from notify import countries, segments
 from rules import politeness, rendering
 from rules.recipients import InvalidRecipient, normalise
 from rules.routing import (
@@ -87,6 +88,12 @@ def _reference_decide(
         "push_id": PushId(rule.rule.push_id or PushId.TOKEN) if channel is Channel.PUSH else None,
     }
 
+    def cost(body: str) -> dict[str, Any]:
+        if channel is not Channel.SMS:
+            return {}
+        counted = segments.count(body)
+        return {"segments": counted.segments, "encoding": counted.encoding}
+
     def failed(recipient: str, code: str, exc: BaseException, body: str = "") -> NewNotification:
         key = idempotency_key(event.id, rule.name, recipient)
         return NewNotification(
@@ -97,6 +104,7 @@ def _reference_decide(
             error_code=code,
             error_message=_error(exc),
             **base,
+            **cost(body),
         )
 
     try:
@@ -137,7 +145,9 @@ def _reference_decide(
                 send_at=send_at,
                 error_code=code,
                 error_message=message,
+                country=countries.country_of(recipient) if channel is Channel.SMS else None,
                 **base,
+                **cost(body),
             )
         )
     return [politeness.apply(n, rule, manners, now=now, default_timezone=zone) for n in out]

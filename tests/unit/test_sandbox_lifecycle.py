@@ -214,3 +214,26 @@ def test_records_without_status_still_load() -> None:
         {"channel": "sms", "id": "SM1", "to": TO, "sender": FROM, "body": "x"}
     )
     assert old.status is None
+
+
+def test_a_message_left_queued_expires_or_overflows_with_a_late_failed_status(
+    sandbox: Sandbox, twilio: Client
+) -> None:
+    sandbox.set_sms_rate(0)
+    sandbox.set_max_queue(5.0)
+    short = twilio.messages.create(to=TO, from_=FROM, body="soon", validity_period=1)
+    sandbox.set_max_queue(0.5)
+    long = twilio.messages.create(to=TO, from_=FROM, body="later", validity_period=600)
+    assert sandbox.wait_for_status(short.sid, "failed", 10).response["error_code"] == 30036
+    assert sandbox.wait_for_status(long.sid, "failed", 10).response["error_code"] == 30001
+    assert sandbox.release() == 0  # nothing of them is left to send
+
+
+def test_an_opted_out_number_fails_late_through_a_messaging_service(
+    sandbox: Sandbox, twilio: Client
+) -> None:
+    sandbox.opt_out(TO)
+    created = twilio.messages.create(to=TO, messaging_service_sid="MG" + "1" * 32, body="hi")
+    assert created.status == "accepted"
+    failed = sandbox.wait_for_status(created.sid, "failed", 10)
+    assert failed.response["error_code"] == 21610
