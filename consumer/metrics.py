@@ -34,6 +34,10 @@ NOTIFICATIONS_INSERTED = Counter(
     "Rows the consumer inserted, by channel and initial status",
     ["channel", "status"],
 )
+CONSUMERS_REAPED = Counter(
+    "notify_consumers_reaped_total",
+    "Consumers removed from the group: idle past NOTIFY_CONSUMER_REAP_SECONDS, nothing pending",
+)
 CANCELLED = Counter("notify_notifications_cancelled_total", "Scheduled rows cancelled by events")
 STREAM_RESETS = Counter(
     "notify_stream_resets_total",
