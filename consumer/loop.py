@@ -163,7 +163,10 @@ class Consumer:
             keys = [n.idempotency_key for n in notifications]
             if entry.deliveries > 1:
                 batch.redelivered.update(keys)
-            batch.per_event.append((event.type, event.id, keys, notifications))
+            matched = bool(notifications) or bool(ruleset.matching(event.type))
+            batch.per_event.append(
+                batches.RoutedEvent(event.type, event.id, keys, notifications, matched)
+            )
             batch.acks.append(entry.id)
 
     async def commit(self, batch: Prepared) -> BatchResult:

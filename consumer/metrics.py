@@ -47,7 +47,10 @@ STREAM_RESETS = Counter(
 
 # Every label value we can know in advance is exported at 0 from the start: a series that
 # first appears at 1 is invisible to increase(), so the first event after a restart would be.
-EVENT_OUTCOMES = ("routed", "unmatched", "duplicate")
+# `no_notifications`: a rule listens to the type, yet none produced a notification (its
+# condition was false, or `to` rendered nobody); `unmatched` stays "no rule listens".
+NO_NOTIFICATIONS = "no_notifications"
+EVENT_OUTCOMES = ("routed", "unmatched", NO_NOTIFICATIONS, "duplicate")
 INSERTED_STATUSES = (Status.PENDING, Status.SCHEDULED, Status.FAILED, Status.SKIPPED)
 
 

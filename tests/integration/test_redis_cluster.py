@@ -39,6 +39,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     started.stop()
 
 
+@pytest.fixture
+def nodes(cluster: RedisCluster) -> Iterator[redis.RedisCluster]:
+    """A client of the cluster for the test's own reads and writes."""
+    client = cluster.client()
+    yield client
+    client.close()
+
+
 def spread_names(cluster: RedisCluster) -> dict[str, str]:
     """Stream names (no hash tags) whose stream, dead letters and outcomes sit on three
     different masters, and on none of them the node REDIS_URL names."""
@@ -66,6 +74,7 @@ def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
     cluster: RedisCluster,
+    nodes: redis.RedisCluster,
     pipeline_env: dict[str, str],
     start_pipeline: processes.StartPipeline,
     redis_client: redis.Redis,
@@ -94,9 +103,8 @@ def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
             "--id", f"{prefix}-{n}", "--subject", f"S-{n}",
         )  # fmt: skip
         assert published.returncode == 0, published.stderr
-    data = json.dumps({"shipment_id": "S-bad"})
-    bad = notify(env, "publish", "shipment.delayed", "--data", data, "--time", "yesterday")
-    assert bad.returncode == 0, bad.stderr
+    # `notify publish` refuses what the consumer would dead-letter: a producer's bad entry.
+    nodes.xadd(stream, {"id": f"{prefix}-bad", "type": "shipment.delayed", "data": "[]"})
 
     def sent() -> int:
         return len(rows(database_url, "event_id LIKE $1 AND status = 'sent'", prefix + "%"))
@@ -104,39 +112,35 @@ def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
     processes.wait_until(lambda: sent() == 5, message="five SMS sent")
     assert sorted(m.to for m in sandbox.messages("sms")) == [f"+1415555{n:04d}" for n in range(5)]
 
-    nodes = cluster.client()
-    try:
-        processes.wait_until(lambda: nodes.xlen(dlq) == 1, message="one dead letter")
-        listed = notify(env, "dlq", "list", "--json")
-        assert listed.returncode == 0, listed.stderr
-        [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
-        assert letter["reason"] == "bad_time"
+    processes.wait_until(lambda: nodes.xlen(dlq) == 1, message="one dead letter")
+    listed = notify(env, "dlq", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [letter] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (letter["reason"], letter["event_id"]) == ("not_object", f"{prefix}-bad")
 
-        replayed = notify(env, "dlq", "replay", letter["id"])
-        assert replayed.returncode == 0 and "replayed 1" in replayed.stdout, replayed.stderr
-        # Back in the stream, read again, dead-lettered again: a new letter for the new entry.
-        first = [letter["entry_id"].encode()]
-        processes.wait_until(
-            lambda: [f[b"_dlq_entry_id"] for _, f in nodes.xrange(dlq)] not in ([], first),
-            message="the replayed entry dead-lettered again",
-        )
-        assert nodes.xlen(dlq) == 1
+    replayed = notify(env, "dlq", "replay", letter["id"])
+    assert replayed.returncode == 0 and "replayed 1" in replayed.stdout, replayed.stderr
+    # Back in the stream, read again, dead-lettered again: a new letter for the new entry.
+    first = [letter["entry_id"].encode()]
+    processes.wait_until(
+        lambda: [f[b"_dlq_entry_id"] for _, f in nodes.xrange(dlq)] not in ([], first),
+        message="the replayed entry dead-lettered again",
+    )
+    assert nodes.xlen(dlq) == 1
 
-        # Every send reached the outcomes stream, relayed by the consumer.
-        def outcome_ids() -> set[str]:
-            return {
-                json.loads(f[b"data"])["event_id"]
-                for _, f in nodes.xrange(names["NOTIFY_OUTCOMES_STREAM"])
-                if f[b"type"] == b"notification.sent"
-            }
+    # Every send reached the outcomes stream, relayed by the consumer.
+    def outcome_ids() -> set[str]:
+        return {
+            json.loads(f[b"data"])["event_id"]
+            for _, f in nodes.xrange(names["NOTIFY_OUTCOMES_STREAM"])
+            if f[b"type"] == b"notification.sent"
+        }
 
-        processes.wait_until(
-            lambda: outcome_ids() >= {f"{prefix}-{n}" for n in range(5)},
-            message="five sent outcomes on the outcomes stream",
-        )
-        assert nodes.xinfo_groups(stream)[0]["pending"] == 0
-    finally:
-        nodes.close()
+    processes.wait_until(
+        lambda: outcome_ids() >= {f"{prefix}-{n}" for n in range(5)},
+        message="five sent outcomes on the outcomes stream",
+    )
+    assert nodes.xinfo_groups(stream)[0]["pending"] == 0
 
     # The workers read lag on the cluster, and reserved send slots there.
     group = (("group", "notifications"), ("stream", stream))
