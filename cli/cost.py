@@ -44,12 +44,10 @@ def _country(text: str) -> str:
 def report(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    import asyncpg
-
-    from notify import costs
+    from notify import costs, database
 
     async def run() -> list[SpendRow]:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await database.connect(settings.database_url, settings.statement_cache_size)
         try:
             return await costs.spend(conn, since=args.since, by=args.by)
         finally:

@@ -219,7 +219,7 @@ class EventStream:
         (on a Redis Cluster they live in different slots).
 
         A crash between the two delivers the entry again and dead-letters it again; both
-        copies carry its `_dlq_entry_id`, and consumer/dead_letters.py lists and replays
+        copies carry its `_dlq_entry_id`, and notify/dead_letters.py lists and replays
         them as one."""
         if not ack_ids and not dead:
             return
