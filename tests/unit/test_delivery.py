@@ -85,7 +85,7 @@ def runtime(
     store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None, **settings: Any
 ) -> Runtime:
     settings = {"max_send_attempts": 3, "retry_base_seconds": 1, "retry_max_seconds": 10,
-                **settings}  # fmt: skip
+                "reconcile_wait_seconds": 0, **settings}  # fmt: skip
     return Runtime(settings=Settings(**settings), db=store, sms=sms,  # type: ignore[arg-type]
                    push=push or FakeProvider(), pid=0,  # type: ignore[arg-type]
                    senders=ThreadPoolExecutor(2))  # fmt: skip
@@ -115,6 +115,14 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
     store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     assert len(sms.calls) == 1 and [f["status"] for f in store.finished] == ["sent"]
+
+
+def test_a_lookup_waits_until_twilios_list_can_show_the_send() -> None:
+    store, sms = FakeStore({1: unsure(1)}), FakeProvider()
+    outcome = deliver(runtime(store, sms, reconcile_wait_seconds=60), 1, Channel.SMS)
+    assert (outcome.status, outcome.code) == ("retried", "reconcile_wait")
+    assert outcome.retry_in is not None and outcome.retry_in >= 39  # 60 s from the send
+    assert sms.lookups == [] and sms.calls == []  # neither asked nor sent
 
 
 def test_after_a_lost_answer_a_message_twilio_has_is_not_sent_again() -> None:
