@@ -247,6 +247,61 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         """,
     ),
     (
+        7,
+        "the provider that holds each notification and made each attempt",
+        """
+        -- Chosen when a row is first claimed (tasks/providers/choice.py); it changes only
+        -- after an attempt that proves the provider did not take the message (failover).
+        ALTER TABLE notifications ADD COLUMN provider text
+            CHECK (provider IN ('twilio', 'vonage', 'fcm'));
+        ALTER TABLE notification_attempts ADD COLUMN provider text
+            CHECK (provider IN ('twilio', 'vonage', 'fcm'));
+        -- Before this version every SMS went to Twilio and every push to FCM. Rows never
+        -- claimed have no provider yet: the first claim chooses one.
+        UPDATE notifications SET provider = CASE channel WHEN 'sms' THEN 'twilio' ELSE 'fcm' END
+            WHERE attempts > 0 OR provider_message_id IS NOT NULL;
+        UPDATE notification_attempts a
+            SET provider = CASE n.channel WHEN 'sms' THEN 'twilio' ELSE 'fcm' END
+            FROM notifications n WHERE n.id = a.notification_id;
+        -- Provider health reads the last minutes' attempts (tasks/weights.py).
+        CREATE INDEX notification_attempts_finished ON notification_attempts (finished_at);
+        -- Outcomes carry the provider as a CloudEvents extension attribute (a stream field
+        -- of its own, beside `source`), so readers need not parse `data` to route on it.
+        ALTER TABLE outcome_outbox ADD COLUMN provider text;
+        CREATE OR REPLACE FUNCTION outbox_inserted_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text, n.provider
+            FROM new_rows n
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+        CREATE OR REPLACE FUNCTION outbox_updated_notifications() RETURNS trigger
+        LANGUAGE plpgsql AS $fn$
+        BEGIN
+            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
+            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
+                json_build_object('notification_id', n.id, 'event_id', n.event_id,
+                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
+                    'status', n.status, 'error_code', n.error_code,
+                    'provider_message_id', n.provider_message_id)::text, n.provider
+            FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
+                'cancelled')
+              AND n.status <> o.status
+            ORDER BY n.id;
+            RETURN NULL;
+        END $fn$;
+        """,
+    ),
+    (
         8,
         "what SMS cost: segments, encoding, country, price",
         """

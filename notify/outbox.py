@@ -62,6 +62,9 @@ def entry(record: asyncpg.Record | dict[str, Any]) -> dict[str, str]:
     }
     if record["subject"] is not None:
         fields["subject"] = record["subject"]
+    # A CloudEvents extension attribute: which provider holds the notification (13).
+    if record.get("provider") is not None:
+        fields["provider"] = record["provider"]
     return fields
 
 
@@ -90,7 +93,7 @@ class OutboxRelay:
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _RELAY_LOCK):
                 return None
             rows = await conn.fetch(
-                """SELECT id, outcome_id, type, subject, time, data FROM outcome_outbox
+                """SELECT id, outcome_id, type, subject, time, data, provider FROM outcome_outbox
                    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
                 self.batch,
             )

@@ -212,6 +212,8 @@ class ReceiptStore:
             f"""SELECT id, provider_message_id FROM notifications
                 WHERE status IN {_SETTLEABLE} AND channel = 'sms'
                   AND provider_message_id IS NOT NULL
+                  -- Only Twilio can be asked by id (Vonage's Messages API has no lookup).
+                  AND COALESCE(provider, 'twilio') = 'twilio'
                   AND updated_at < now() - make_interval(secs => $1) AND receipt_lookups < $3
                 ORDER BY updated_at LIMIT $2""",
             older_than,

@@ -66,6 +66,39 @@ def rate(raw: str, name: str) -> float | None:
     return value or None
 
 
+SMS_PROVIDERS = ("twilio", "vonage")
+
+
+def providers(raw: str, name: str) -> tuple[str, ...]:
+    """SMS providers in order of preference, e.g. `twilio,vonage`."""
+    names = tuple(p.strip().lower() for p in raw.split(",") if p.strip())
+    if not names or any(p not in SMS_PROVIDERS for p in names) or len(set(names)) != len(names):
+        message = f"{name} must name each of {', '.join(SMS_PROVIDERS)} at most once"
+        raise ValueError(f"{message}, got {raw!r}")
+    return names
+
+
+def shares(raw: str, name: str) -> tuple[tuple[str, float], ...]:
+    """`twilio=80,vonage=20`: a share per provider (checked against the providers in use by
+    `Settings.__post_init__`)."""
+    given: dict[str, float] = {}
+    for part in raw.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip().lower()
+        try:
+            share = float(value) if sep else -1.0
+        except ValueError:
+            share = -1.0
+        if key not in SMS_PROVIDERS or share < 0 or key in given:
+            raise ValueError(
+                f"{name} must be provider=share pairs, e.g. twilio=80,vonage=20; got {raw!r}"
+            )
+        given[key] = share
+    if not any(given.values()):
+        raise ValueError(f"{name} gives every provider a share of 0: {raw!r}")
+    return tuple(given.items())
+
+
 def zone(raw: str, name: str) -> str:
     try:
         ZoneInfo(raw)
@@ -373,6 +406,52 @@ class Settings:
         number,
     )
 
+    section("A second SMS provider: Vonage, routing and failover")
+    sms_providers: tuple[str, ...] = setting(
+        "NOTIFY_SMS_PROVIDERS",
+        ("twilio",),
+        "the SMS providers to use, from `twilio` and `vonage`, in order of preference",
+        providers,
+        shown="`twilio`",
+    )
+    sms_provider_weights: tuple[tuple[str, float], ...] | None = setting(
+        "NOTIFY_SMS_PROVIDER_WEIGHTS",
+        None,
+        "a share of new SMS per provider, e.g. `twilio=80,vonage=20`; the providers' health "
+        "moves traffic away from these shares and back (docs/operations.md)",
+        shares,
+        shown="unset: all to the first",
+    )
+    vonage_application_id: str | None = setting(
+        "VONAGE_APPLICATION_ID", None, "the Vonage application that sends (its JWTs)"
+    )
+    vonage_private_key: str | None = setting(
+        "VONAGE_PRIVATE_KEY", None, "a file: the Vonage application's private key (PEM)"
+    )
+    vonage_from: str | None = setting(
+        "VONAGE_FROM", None, "the number (or alphanumeric sender) Vonage SMS are sent from"
+    )
+    vonage_api_url: str = setting(
+        "VONAGE_API_URL", "https://api.nexmo.com", "Vonage base URL (a mock, a proxy)", url
+    )
+    vonage_signature_secret: str | None = setting(
+        "VONAGE_SIGNATURE_SECRET",
+        None,
+        "the account's signature secret: Vonage's webhooks are JWTs signed with it (HS256)",
+    )
+    sms_health_interval_seconds: float = setting(
+        "NOTIFY_SMS_HEALTH_INTERVAL_SECONDS",
+        15.0,
+        "how often beat weighs the SMS providers' health and moves traffic",
+        number,
+    )
+    sms_slow_delivery_seconds: float = setting(
+        "NOTIFY_SMS_SLOW_DELIVERY_SECONDS",
+        300.0,
+        "a delivery receipt later than this after the send counts as slow delivery",
+        number,
+    )
+
     section("SMS cost and countries")
     sms_countries: frozenset[str] | None = setting(
         "NOTIFY_SMS_COUNTRIES",
@@ -471,6 +550,22 @@ class Settings:
         for name, derive in derived:  # after the others, which they may read
             values[name] = derive(values)
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        unknown = {p for p, _ in self.sms_provider_weights or ()} - set(self.sms_providers)
+        if unknown:
+            raise ValueError(
+                f"NOTIFY_SMS_PROVIDER_WEIGHTS names {', '.join(sorted(unknown))}, which "
+                f"NOTIFY_SMS_PROVIDERS ({', '.join(self.sms_providers)}) does not"
+            )
+
+    @property
+    def sms_shares(self) -> tuple[tuple[str, float], ...]:
+        """Every provider in use with its configured share (unset: all to the first)."""
+        if self.sms_provider_weights is None:
+            return tuple((p, 100.0 if i == 0 else 0.0) for i, p in enumerate(self.sms_providers))
+        given = dict(self.sms_provider_weights)
+        return tuple((p, given.get(p, 0.0)) for p in self.sms_providers)
 
     @property
     def sms_sender(self) -> str | None:

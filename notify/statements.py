@@ -64,7 +64,7 @@ RETURNING id, channel, status, idempotency_key, error_code
 
 COLUMNS = """id, idempotency_key, event_id, event_type, rule, channel, recipient, body, title,
     data, status, attempts, provider_message_id, error_code, send_at, updated_at, push_id,
-    unsure_since, lookup_failures, segments, encoding, country"""
+    unsure_since, lookup_failures, segments, encoding, country, provider"""
 
 # A suppressed recipient's reminder is skipped even when overdue: it was never to be sent.
 DISPATCH = f"""
@@ -91,15 +91,20 @@ RETURNING n.id, n.channel, n.status
 # The snapshot's view of the suppression is enough: one committed after it is a suppression
 # that landed after the claim. The re-check of `n.status` after a row lock decides which of
 # two concurrent claims wins, as a plain UPDATE ... WHERE status = 'pending' would.
+# $2 is the provider the worker picked for each id (CONTRACT section 13): it sticks only to
+# a row that has none yet, so a row keeps its provider from the first claim on.
 CLAIM = f"""
 WITH c AS (
-    SELECT n.id AS claim_id, sp.reason AS suppressed_by
-    FROM notifications n
+    SELECT n.id AS claim_id, sp.reason AS suppressed_by, u.pick
+    FROM unnest($1::bigint[], $2::text[]) AS u(id, pick)
+    JOIN notifications n ON n.id = u.id
     LEFT JOIN suppressions sp ON sp.channel = n.channel AND sp.recipient = n.recipient
-    WHERE n.id = ANY($1::bigint[]) AND n.status = {PENDING})
+    WHERE n.status = {PENDING})
 UPDATE notifications n SET updated_at = now(),
     status = CASE WHEN c.suppressed_by IS NULL THEN {SENDING} ELSE {SKIPPED} END,
     attempts = n.attempts + CASE WHEN c.suppressed_by IS NULL THEN 1 ELSE 0 END,
+    provider = CASE WHEN c.suppressed_by IS NULL THEN COALESCE(n.provider, c.pick)
+                    ELSE n.provider END,
     error_code = CASE WHEN c.suppressed_by IS NULL THEN n.error_code ELSE '{SUPPRESSED}' END,
     error_message = CASE WHEN c.suppressed_by IS NULL THEN n.error_message
                          ELSE 'recipient suppressed: ' || c.suppressed_by END

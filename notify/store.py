@@ -58,6 +58,9 @@ class Finished:
     unsure: bool = False
     # Only a lookup ran, and it failed: the attempt sent nothing.
     lookup_failed: bool = False
+    # The attempt proved its provider did not take the message: the row moves to this one
+    # (failover), and forgets any earlier unanswered send (that provider never had it).
+    move_to: str | None = None
     # The provider says this recipient must get nothing more (21610, a dead push token):
     # added in the transaction that records the failed attempt.
     suppress: NewSuppression | None = None
@@ -72,9 +75,9 @@ _FINISHED_FIELDS = attrgetter(*(f.name for f in fields(Finished) if f.name != "s
 _FINISH = f"""
 WITH f AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::timestamptz[],
-        $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[])
+        $6::text[], $7::text[], $8::text[], $9::bool[], $10::bool[], $11::text[])
     AS f(id, attempt, status, outcome, started_at, provider_message_id, error_code,
-         error_message, unsure, lookup_failed)),
+         error_message, unsure, lookup_failed, move_to)),
 locked AS (
     SELECT count(pg_advisory_xact_lock({SID_LOCK_SPACE}, hashtext(sid))) AS n
     FROM (SELECT DISTINCT provider_message_id AS sid FROM f
@@ -88,8 +91,9 @@ attempt AS (
 UPDATE notifications n SET status = f.status, updated_at = now(),
     provider_message_id = COALESCE(f.provider_message_id, n.provider_message_id),
     error_code = f.error_code, error_message = f.error_message,
-    unsure_since = CASE WHEN f.unsure
+    unsure_since = CASE WHEN f.move_to IS NOT NULL THEN NULL WHEN f.unsure
         THEN COALESCE(n.unsure_since, f.started_at, now()) ELSE n.unsure_since END,
+    provider = COALESCE(f.move_to, n.provider),
     lookup_failures = n.lookup_failures + f.lookup_failed::int
 FROM f WHERE n.id = f.id AND n.status = {SENDING} AND (SELECT n FROM locked) >= 0
 """
@@ -172,27 +176,33 @@ class OutcomeStore:
         )
         return None if record is None else _row(record)
 
-    async def claim(self, notification_id: int) -> Notification | None:
+    async def claim(self, notification_id: int, pick: str | None = None) -> Notification | None:
         """pending -> sending with one more attempt, atomically; None if someone else has it.
         A suppressed recipient's row comes back `skipped` instead (see `claim_many`)."""
-        claimed = await self.claim_many([notification_id])
+        claimed = await self.claim_many([notification_id], [pick])
         return claimed[0] if claimed else None
 
-    async def claim_many(self, ids: Sequence[int]) -> list[Notification]:
+    async def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]:
         """`claim` for a batch: one UPDATE and one INSERT of attempt rows.
 
-        The rows of suppressed recipients come back `skipped` / `suppressed`, not an attempt:
-        a suppression may land between routing and sending, and this is the last look.
+        `picks`: the provider for each row that has none yet (its first claim); the attempt
+        records the provider the row then holds. The rows of suppressed recipients come back
+        `skipped` / `suppressed`, not an attempt: a suppression may land between routing and
+        sending, and this is the last look.
         """
+        chosen = list(picks) if picks is not None else [None] * len(ids)
         async with self.pool.acquire() as conn, conn.transaction():
-            records = await conn.fetch(statements.CLAIM, list(ids))
+            records = await conn.fetch(statements.CLAIM, list(ids), chosen)
             claimed = [r for r in records if r["status"] == Status.SENDING]
             if claimed:
                 await conn.execute(
-                    """INSERT INTO notification_attempts (notification_id, attempt)
-                       SELECT * FROM unnest($1::bigint[], $2::int[])""",
+                    """INSERT INTO notification_attempts (notification_id, attempt, provider)
+                       SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[])""",
                     [r["id"] for r in claimed],
                     [r["attempts"] for r in claimed],
+                    [r["provider"] for r in claimed],
                 )
             # OUTBOX: `notification.skipped` for the records whose status is `skipped`.
         return [_row(r) for r in records]

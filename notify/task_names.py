@@ -13,6 +13,7 @@ DISPATCH_DUE = "tasks.dispatch_due"
 SWEEP = "tasks.sweep"
 PURGE = "tasks.purge"
 LOOK_UP_RECEIPTS = "tasks.look_up_receipts"
+WEIGH_SMS_PROVIDERS = "tasks.weigh_sms_providers"
 BACKFILL_PRICES = "tasks.backfill_prices"
 
 # The single-row task for each channel: retries, the sweeper and beat use these.

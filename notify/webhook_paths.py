@@ -5,3 +5,5 @@ from __future__ import annotations
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 INBOUND_PATH = "/webhooks/twilio/inbound"
+VONAGE_STATUS_PATH = "/webhooks/vonage/status"
+VONAGE_INBOUND_PATH = "/webhooks/vonage/inbound"

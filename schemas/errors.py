@@ -51,6 +51,13 @@ class AmbiguousDeliveryError(TransientDeliveryError):
     """
 
 
+class RefusedDeliveryError(TransientDeliveryError):
+    """The provider did not take the message, and says so: no connection could be made, or it
+    answered with a documented refusal before accepting anything (429, 503). Worth retrying,
+    and the one failure after which another provider may send it (CONTRACT section 13).
+    """
+
+
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help: the recipient, the content or the account is wrong."""
 

@@ -14,6 +14,14 @@ class Channel(enum.StrEnum):
     PUSH = "push"
 
 
+class Provider(enum.StrEnum):
+    """Who holds a notification (`notifications.provider`, `notification_attempts.provider`)."""
+
+    TWILIO = "twilio"
+    VONAGE = "vonage"
+    FCM = "fcm"
+
+
 class PushId(enum.StrEnum):
     """Which FCM identifier a push recipient is; FCM v1 has a message field for each.
 
@@ -172,6 +180,8 @@ class Notification(msgspec.Struct, frozen=True, kw_only=True):
     segments: int | None = None
     encoding: str | None = None
     country: str | None = None
+    # Chosen at the first claim; changes only when an attempt proves it did not take it.
+    provider: Provider | None = None
 
     @property
     def sends(self) -> int:

@@ -6,6 +6,7 @@ from tasks.channels import send_push, send_sms
 from tasks.prices import backfill_prices
 from tasks.receipts import look_up_receipts
 from tasks.schedule import dispatch_due, purge, sweep
+from tasks.weights import weigh_sms_providers
 
 __all__ = [
     "app",
@@ -16,4 +17,5 @@ __all__ = [
     "send_push",
     "send_sms",
     "sweep",
+    "weigh_sms_providers",
 ]

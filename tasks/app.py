@@ -19,6 +19,7 @@ from notify.settings import Settings
 
 def celery_config(s: Settings) -> dict[str, Any]:
     return {
+        "beat_schedule": _beat_schedule(s),
         "broker_url": s.broker_url,
         "result_backend": s.result_backend,
         "task_serializer": "json",
@@ -36,30 +37,37 @@ def celery_config(s: Settings) -> dict[str, Any]:
         **broker_options(s.broker_url, s.visibility_timeout_seconds),
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "beat_schedule": {
-            "dispatch-due": {
-                "task": task_names.DISPATCH_DUE,
-                "schedule": timedelta(seconds=s.schedule_interval_seconds),
-            },
-            "sweep": {
-                "task": task_names.SWEEP,
-                "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
-            },
-            "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
-            # Each run makes at most NOTIFY_RECEIPT_LOOKUPS_PER_RUN calls: this bounds the rate.
-            "look-up-receipts": {
-                "task": task_names.LOOK_UP_RECEIPTS,
-                "schedule": timedelta(seconds=max(0.5, min(60.0, s.receipt_timeout_seconds / 4))),
-            },
-            # Each run makes at most NOTIFY_PRICE_LOOKUPS_PER_RUN calls (tasks/prices.py).
-            "backfill-prices": {
-                "task": task_names.BACKFILL_PRICES,
-                "schedule": timedelta(
-                    seconds=max(0.5, min(60.0, s.price_lookup_interval_seconds / 4))
-                ),
-            },
+    }
+
+
+def _beat_schedule(s: Settings) -> dict[str, Any]:
+    schedule: dict[str, Any] = {
+        "dispatch-due": {
+            "task": task_names.DISPATCH_DUE,
+            "schedule": timedelta(seconds=s.schedule_interval_seconds),
+        },
+        "sweep": {
+            "task": task_names.SWEEP,
+            "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
+        },
+        "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
+        # Each run makes at most NOTIFY_RECEIPT_LOOKUPS_PER_RUN calls: this bounds the rate.
+        "look-up-receipts": {
+            "task": task_names.LOOK_UP_RECEIPTS,
+            "schedule": timedelta(seconds=max(0.5, min(60.0, s.receipt_timeout_seconds / 4))),
+        },
+        # Each run makes at most NOTIFY_PRICE_LOOKUPS_PER_RUN calls (tasks/prices.py).
+        "backfill-prices": {
+            "task": task_names.BACKFILL_PRICES,
+            "schedule": timedelta(seconds=max(0.5, min(60.0, s.price_lookup_interval_seconds / 4))),
         },
     }
+    if len(s.sms_providers) > 1:  # CONTRACT section 13: traffic follows health
+        schedule["weigh-sms-providers"] = {
+            "task": task_names.WEIGH_SMS_PROVIDERS,
+            "schedule": timedelta(seconds=s.sms_health_interval_seconds),
+        }
+    return schedule
 
 
 class NotifyCelery(Celery):  # type: ignore[misc]  # Celery ships no types

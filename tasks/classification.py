@@ -12,6 +12,7 @@ from schemas import (
     DeliveryError,
     PermanentDeliveryError,
     Reason,
+    RefusedDeliveryError,
     TransientDeliveryError,
 )
 
@@ -56,6 +57,47 @@ TWILIO_TRANSIENT: dict[int, str] = {
     30001: "queue overflow",
     30008: "unknown error",
 }
+
+# Vonage Messages API errors are RFC 7807 problems; the code is the fragment of `type`
+# (https://developer.vonage.com/api-errors/messages#1150, .../api-errors#low-balance), as
+# https://developer.vonage.com/api-errors and .../api-errors/messages list them.
+VONAGE_PERMANENT: dict[str, str] = {
+    "1010": "missing params",
+    "1020": "invalid params",
+    "1021": "invalid tag",
+    "1022": "invalid template",
+    "1040": "invalid message (e.g. an unrecognised number prefix)",
+    "1050": "number barred",
+    "1090": "message too long",
+    "1150": "invalid params",
+    "invalid-params": "the value of one or more parameters is invalid",
+}
+VONAGE_CONFIG: dict[str, str] = {
+    "1060": "partner account barred",
+    "1070": "partner quota exceeded (no credit)",
+    "1080": "account not enabled for REST",
+    "1120": "illegal sender address",
+    "unauthorized": "credentials not correct",
+    "forbidden": "the account may not do this",
+    "low-balance": "account balance too low",
+    "account-suspended": "account suspended",
+    "unprovisioned": "credentials have no access to the Messages API",
+    "invalid-api-key": "API key unknown",
+    "jwt-expired": "the JWT has expired (our clock?)",
+    "jwt-revoked": "the JWT was revoked",
+}
+VONAGE_TRANSIENT: dict[str, str] = {
+    "1000": "throttled: over the account's submission capacity",
+    "throttled": "throttled: over the account's submission capacity",
+    "1030": "internal error",
+    "1100": "communication failed: not submitted",
+}
+
+# HTTP answers that both providers document as refusing the request before anything was
+# accepted: too many requests, service unavailable. After one of these (or no connection at
+# all) another provider may send the message; after any other 5xx it may not (a 500 or 504
+# can come after the message was created).
+REFUSING_STATUSES: frozenset[int] = frozenset({429, 503})
 
 # FCM v1 error codes (details[].errorCode) and canonical statuses firebase-admin exposes.
 FCM_KINDS: dict[str, Kind] = {
@@ -144,6 +186,30 @@ def classify_twilio(status: int | None, code: int | None) -> Kind:
     return "permanent"
 
 
+def classify_vonage(status: int | None, code: str | None) -> Kind:
+    """By the problem's code first; unknown codes by HTTP status (402: our balance)."""
+    if code is not None:
+        if code in VONAGE_PERMANENT:
+            return "permanent"
+        if code in VONAGE_CONFIG:
+            return "config"
+        if code in VONAGE_TRANSIENT:
+            return "transient"
+    if status is None or status == 429 or status >= 500:
+        return "transient"
+    if status in (401, 402, 403):
+        return "config"
+    return "permanent"
+
+
+def vonage_code(problem_type: str | None) -> str | None:
+    """The code a problem's `type` names: its URL fragment (`...#1150` -> `1150`)."""
+    if not problem_type or "#" not in problem_type:
+        return None
+    code = problem_type.rsplit("#", 1)[1].strip()
+    return code[:32] or None
+
+
 def classify_fcm(code: str, status: int | None = None) -> Kind:
     if code in FCM_KINDS:
         return FCM_KINDS[code]
@@ -153,10 +219,16 @@ def classify_fcm(code: str, status: int | None = None) -> Kind:
 
 
 def error_for(
-    kind: Kind, code: str, message: str, retry_after: float | None = None
+    kind: Kind,
+    code: str,
+    message: str,
+    retry_after: float | None = None,
+    status: int | None = None,
 ) -> DeliveryError:
     """The branch of the error tree that tells the caller what to do with this kind."""
     if kind == "transient":
+        if status in REFUSING_STATUSES:
+            return RefusedDeliveryError(code, message, retry_after)
         return TransientDeliveryError(code, message, retry_after)
     if kind == "config":
         return ConfigurationError(code, message)

@@ -15,9 +15,11 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from notify import provider_health
 from notify.costs import Price, Priced, Unpriced
 from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
+from notify.provider_health import Evidence
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
 from schemas import Channel, Notification, Receipt, Resolution, Settled, Status
@@ -31,9 +33,11 @@ class WorkerStore(Protocol):
 
     def ping(self) -> None: ...
 
-    def claim(self, notification_id: int) -> Notification | None: ...
+    def claim(self, notification_id: int, pick: str | None = None) -> Notification | None: ...
 
-    def claim_many(self, ids: Sequence[int]) -> list[Notification]: ...
+    def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]: ...
 
     def record(self, item: Finished) -> None: ...
 
@@ -76,6 +80,10 @@ class WorkerStore(Protocol):
     def record_lookups(
         self, receipts: Sequence[Receipt], looked_up: Sequence[int]
     ) -> list[Settled]: ...
+
+    def provider_evidence(
+        self, providers: Sequence[str], slow_seconds: float
+    ) -> dict[str, Evidence]: ...
 
     def close(self) -> None: ...
 
@@ -143,11 +151,13 @@ class StoreRunner:
     def ping(self) -> None:
         self.run(self._ping)
 
-    def claim(self, notification_id: int) -> Notification | None:
-        return self.run(lambda store: store.claim(notification_id))
+    def claim(self, notification_id: int, pick: str | None = None) -> Notification | None:
+        return self.run(lambda store: store.claim(notification_id, pick))
 
-    def claim_many(self, ids: Sequence[int]) -> list[Notification]:
-        return self.run(lambda store: store.claim_many(ids))
+    def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]:
+        return self.run(lambda store: store.claim_many(ids, picks))
 
     def release(self, held: Sequence[tuple[int, int, datetime | None]]) -> int:
         return self.run(lambda store: store.release(held))
@@ -212,6 +222,11 @@ class StoreRunner:
         self, receipts: Sequence[Receipt], looked_up: Sequence[int]
     ) -> list[Settled]:
         return self.run(lambda store: store.receipts.record_lookups(receipts, looked_up))
+
+    def provider_evidence(
+        self, providers: Sequence[str], slow_seconds: float
+    ) -> dict[str, Evidence]:
+        return self.run(lambda store: provider_health.evidence(store.pool, providers, slow_seconds))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

@@ -23,7 +23,9 @@ from schemas import (
     DeliveryError,
     Notification,
     PermanentDeliveryError,
+    Provider,
     PushId,
+    RefusedDeliveryError,
     Status,
     TaskResult,
     TransientDeliveryError,
@@ -48,13 +50,27 @@ def _deferred(held: pacing.Held) -> Outcome:
     return Outcome(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
 
 
-def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]:
-    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`).
+@dataclass(frozen=True)
+class Freed:
+    """A lookup at the row's provider found no earlier send: it never took the message, so
+    the row may go to `to` (CONTRACT section 13: failover only on proof)."""
+
+    to: str
+
+
+def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome] | Freed:
+    """The provider's id for the message and the attempt's outcome (`sent` or `reconciled`),
+    or Freed when an earlier unanswered send proved not to have arrived.
 
     Raises LookupFailed (nothing sent) when Twilio cannot say whether it has an earlier send.
     """
     if row.channel is Channel.SMS:
+        sms = rt.sms_provider(row.provider)
         if row.unsure_since is not None:
+            if not rt.has_lookup(row.provider):  # `_failed` never leaves such a row to retry
+                raise PermanentDeliveryError(
+                    "outcome_unknown", f"{row.provider} has no lookup of an unanswered send"
+                )
             earlier = find_earlier_sms(rt, row, row.unsure_since)
             if earlier is not None:
                 return earlier, AttemptOutcome.RECONCILED
@@ -64,7 +80,10 @@ def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]
                     row.error_code or "connection_error",
                     f"no answer to send {row.sends - 1}, and Twilio does not have it",
                 )
-        return rt.sms.send(row.recipient, row.body), AttemptOutcome.SENT
+            target = rt.failover_target(row.provider)
+            if target is not None:
+                return Freed(target)
+        return sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
     kind = row.push_id or PushId.TOKEN
     name = rt.push.send(row.recipient, row.title, row.body, data or None, kind, collapse_id(row))
@@ -117,7 +136,7 @@ def deliver(
     rt: Runtime, notification_id: int, channel: Channel, slot: float | None = None
 ) -> Outcome:
     """One row; `slot` is the send slot a row brought back by the limiter already holds."""
-    row = rt.db.claim(notification_id)
+    row = rt.db.claim(notification_id, _picks(rt, channel, 1)[0])
     if row is None:
         log.info(
             "skipped: not pending (duplicate task or already final)",
@@ -128,7 +147,7 @@ def deliver(
         return _suppressed([row])[0][1]
     if _paused(rt, [row])[1]:
         return Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)
-    paced = pacing.pace(rt.rate, rt.db, rt.settings, [row], slot)
+    paced = pacing.pace(rt.rates, rt.db, rt.settings, [row], slot)
     if paced.held:
         return _deferred(paced.held[0])
     [(ready, at)] = paced.ready
@@ -140,7 +159,7 @@ def deliver_many(
     rt: Runtime, notification_ids: list[int], channel: Channel
 ) -> list[tuple[int, Outcome]]:
     """Claim a batch in one statement, then call the provider for each row concurrently."""
-    claimed = rt.db.claim_many(notification_ids)
+    claimed = rt.db.claim_many(notification_ids, _picks(rt, channel, len(notification_ids)))
     rows = [r for r in claimed if r.status is not Status.SKIPPED]
     suppressed = _suppressed([r for r in claimed if r.status is Status.SKIPPED])
     skipped = set(notification_ids) - {r.id for r in claimed}
@@ -151,10 +170,17 @@ def deliver_many(
         )
     rows, paused = _paused(rt, rows)
     suppressed += [(nid, Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)) for nid in paused]
-    paced = pacing.pace(rt.rate, rt.db, rt.settings, rows)
+    paced = pacing.pace(rt.rates, rt.db, rt.settings, rows)
     futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
     waiting = [(held.row.id, _deferred(held)) for held in paced.held]
     return [(nid, future.result()) for nid, future in futures] + waiting + suppressed
+
+
+def _picks(rt: Runtime, channel: Channel, count: int) -> list[str]:
+    """The provider each row gets if this is its first claim (a row keeps the one it has)."""
+    if channel is Channel.SMS:
+        return rt.pick(count)
+    return [Provider.FCM.value] * count
 
 
 def _paused(rt: Runtime, rows: list[Notification]) -> tuple[list[Notification], list[int]]:
@@ -194,11 +220,12 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         "channel": row.channel.value,
         "recipient": mask(row.recipient),
         "attempt": row.attempts,
+        "provider": row.provider,
     }
     began = datetime.now(UTC)
     started = time.perf_counter()
     try:
-        provider_id, result = _call_provider(rt, row)
+        called = _call_provider(rt, row)
     except reconcile.LookupFailed as exc:
         metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
         return _lookup_failed(rt, row, exc, ctx, began)
@@ -210,6 +237,9 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
         wrapped = TransientDeliveryError("internal_error", f"{type(exc).__name__}: {exc}"[:300])
         return _failed(rt, row, wrapped, ctx, began)
     metrics.SEND_SECONDS.labels(row.channel.value).observe(time.perf_counter() - started)
+    if isinstance(called, Freed):
+        return _move(rt, row, called.to, ctx, began)
+    provider_id, result = called
     _record(rt, Finished(row.id, row.attempts, Status.SENT, result, began, provider_id))
     metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.SENT).inc()
     metrics.ATTEMPTS.labels(row.channel.value).observe(row.attempts)
@@ -229,6 +259,8 @@ def _failed(
     kind = kind_of(exc)
     metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
     unsure = isinstance(exc, AmbiguousDeliveryError)
+    if unsure and row.channel is Channel.SMS and not rt.has_lookup(row.provider):
+        return _unknown(rt, row, exc, ctx, began)
     # An SMS whose answer was lost is always followed by one more attempt, which looks for
     # it at Twilio before it sends again (and sends only within the budget). FCM has no
     # lookup: a push is resent within the budget, tagged so that it replaces the first.
@@ -238,6 +270,10 @@ def _failed(
     )
     status = Status.PENDING if retry else Status.FAILED
     outcome = AttemptOutcome(f"{kind}_error")
+    # Refused before acceptance: the provider did not take it, so another one may.
+    move_to = None
+    if retry and isinstance(exc, RefusedDeliveryError) and row.channel is Channel.SMS:
+        move_to = rt.failover_target(row.provider)
     dead = None if retry else suppression_for(row.channel, exc.code, exc.message)
     # Recorded with the failed attempt, in its transaction: the provider's word that this
     # recipient must get nothing more is never lost between the two.
@@ -249,7 +285,7 @@ def _failed(
         Finished(
             row.id, row.attempts, status, outcome, began,
             error_code=exc.code, error_message=exc.message, unsure=looks_first,
-            suppress=suppress,
+            move_to=move_to, suppress=suppress,
         ),
     )  # fmt: skip
     if dead is not None:
@@ -257,6 +293,17 @@ def _failed(
             "recipient suppressed by the provider's answer",
             extra=logs.fields(**ctx, error_code=exc.code, reason=dead.value),
         )
+    if retry and move_to is not None:
+        # The other provider's turn comes at once: its Retry-After was not about this one.
+        delay = backoff(1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
+        metrics.FAILOVERS.labels(row.provider or "twilio", move_to, "refused").inc()
+        log.warning(
+            "provider refused the send; failing over",
+            extra=logs.fields(**ctx, error_code=exc.code, to_provider=move_to,
+                              retry_in=round(delay, 2)),
+        )  # fmt: skip
+        return Outcome(TaskResult.RETRIED, exc.code, delay)
     if retry:
         assert isinstance(exc, TransientDeliveryError)
         floor = quota_floor(
@@ -286,6 +333,45 @@ def _failed(
     reason = "configuration error: operators must act" if kind == "config" else "failed"
     level(reason, extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
     return Outcome(TaskResult.FAILED, exc.code)
+
+
+def _move(
+    rt: Runtime, row: Notification, to: str, ctx: dict[str, object], began: datetime
+) -> Outcome:
+    """The lookup cleared the earlier unanswered send: the row goes to `to`, at once."""
+    _record(
+        rt,
+        Finished(
+            row.id, row.attempts, Status.PENDING, AttemptOutcome.NOT_RECEIVED, began,
+            error_code="not_received",
+            error_message=f"{row.provider} has no message from the unanswered send; moved to {to}",
+            move_to=to,
+        ),
+    )  # fmt: skip
+    metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.RETRIED).inc()
+    metrics.FAILOVERS.labels(row.provider or "twilio", to, "not_received").inc()
+    log.warning(
+        "lookup found no earlier send; failing over", extra=logs.fields(**ctx, to_provider=to)
+    )
+    return Outcome(TaskResult.RETRIED, "not_received", 0.0)
+
+
+def _unknown(
+    rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
+) -> Outcome:
+    """A lost answer from a provider with no lookup: it may have the message, and nothing can
+    tell, so the row is never sent again, there or anywhere (docs/delivery-guarantees.md)."""
+    message = f"no answer from {row.provider} ({exc.code}), which has no lookup; not resent"
+    _record(
+        rt,
+        Finished(
+            row.id, row.attempts, Status.FAILED, AttemptOutcome.UNKNOWN, began,
+            error_code="outcome_unknown", error_message=message, unsure=True,
+        ),
+    )  # fmt: skip
+    metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.FAILED).inc()
+    log.error("outcome unknown: not resent", extra=logs.fields(**ctx, error=message))
+    return Outcome(TaskResult.FAILED, "outcome_unknown")
 
 
 def _lookup_failed(

@@ -45,11 +45,21 @@ def cost(body: str) -> int:
 class SendRate:
     """The schedule of one sender (a phone number or a Messaging Service)."""
 
-    def __init__(self, client: redis.Redis, sender: str, segments_per_second: float) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        sender: str,
+        segments_per_second: float,
+        provider: str = "twilio",
+    ) -> None:
         self.client = client
         self.sender = sender
+        self.provider = provider
         self.segments_per_second = segments_per_second
-        self.key = f"notify:send-rate:{sender}"
+        # One schedule per provider and sender. Twilio's key is the one it had before there
+        # were two providers, so workers of both versions share it during an upgrade.
+        scope = sender if provider == "twilio" else f"{provider}:{sender}"
+        self.key = f"notify:send-rate:{scope}"
         self._per_segment_us = round(1_000_000 / segments_per_second)
         self._script = client.register_script(_RESERVE)
         self._lock = threading.Lock()
@@ -70,7 +80,9 @@ class SendRate:
         return seconds
 
 
-def from_settings(client: redis.Redis, sender: str | None, rate: float | None) -> SendRate | None:
+def from_settings(
+    client: redis.Redis, sender: str | None, rate: float | None, provider: str = "twilio"
+) -> SendRate | None:
     if not sender or not rate:
         return None
-    return SendRate(client, sender, rate)
+    return SendRate(client, sender, rate, provider)

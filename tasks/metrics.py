@@ -56,6 +56,14 @@ ATTEMPTS = Histogram(
     buckets=(1, 2, 3, 4, 5, 7, 10),
 )
 
+# CONTRACT section 13: rows moved to another SMS provider, and why (`refused`: no
+# connection or a refusal before acceptance; `not_received`: a lookup found no earlier send).
+FAILOVERS = Counter(
+    "notify_sms_failovers_total",
+    "SMS moved from one provider to another, by reason",
+    ["from_provider", "to_provider", "reason"],
+)
+
 RECEIPT_LOOKUPS = Counter(
     "notify_receipt_lookups_total",
     "Receipt-timeout lookups at Twilio by result (settled, unsettled, not_found, stopped)",

@@ -12,7 +12,7 @@ long countdown would be redelivered every visibility timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -71,19 +71,39 @@ def split(rows: Sequence[Notification], slots: Sequence[float], now: float, far:
 
 
 def pace(
-    rate: SendRate | None,
+    rates: Mapping[str, SendRate],
     db: WorkerStore,
     settings: Settings,
     rows: Sequence[Notification],
     slot: float | None = None,
 ) -> Paced:
-    """Reserve slots for claimed rows (or use the one a task already holds) and release the
-    rows that must wait. Push, and SMS without a configured rate, go at once."""
+    """Reserve slots for claimed rows on their provider's sender's schedule (or use the one a
+    task already holds) and release the rows that must wait. Push, and SMS of a provider
+    without a configured rate, go at once."""
     now = time.time()
-    sms = [r for r in rows if r.channel is Channel.SMS]
-    if rate is None or not sms:
-        return Paced(ready=[(r, now) for r in rows])
-    paced = Paced(ready=[(r, now) for r in rows if r.channel is not Channel.SMS])
+    paced = Paced()
+    by_rate: dict[str, list[Notification]] = {}
+    for row in rows:
+        provider = (row.provider or "twilio") if row.channel is Channel.SMS else None
+        if provider is None or provider not in rates:
+            paced.ready.append((row, now))
+        else:
+            by_rate.setdefault(provider, []).append(row)
+    for provider, sms in by_rate.items():
+        decided = _pace_sender(rates[provider], db, settings, sms, slot, now)
+        paced.ready.extend(decided.ready)
+        paced.held.extend(decided.held)
+    return paced
+
+
+def _pace_sender(
+    rate: SendRate,
+    db: WorkerStore,
+    settings: Settings,
+    sms: Sequence[Notification],
+    slot: float | None,
+    now: float,
+) -> Paced:
     if slot is not None:
         slots = [slot] * len(sms)  # a task brought back at its reserved slot
     else:
@@ -95,13 +115,10 @@ def pace(
             again = backoff(1, base=settings.retry_base_seconds, cap=settings.retry_max_seconds)
             held = [Held(r, None, again) for r in sms]
             _release(db, held, now)
-            paced.held.extend(held)
-            return paced
+            return Paced(held=held)
     decided = split(sms, slots, now, horizon(settings))
     _release(db, decided.held, now)
-    paced.ready.extend(decided.ready)
-    paced.held.extend(decided.held)
-    return paced
+    return decided
 
 
 def _release(db: WorkerStore, held: list[Held], now: float) -> None:

@@ -115,9 +115,10 @@ def settle(rt: Runtime, row: Notification) -> str:
     an earlier unanswered send); found -> `sent` with its SID, not found -> `pending` again
     (safe to send). While Twilio cannot tell, the row waits for the next sweep, for up to
     NOTIFY_RECONCILE_BUDGET_SECONDS, then fails as `outcome_unknown`. Push: FCM has no
-    lookup, so the row fails as `outcome_unknown` rather than risk a second push.
+    lookup, so the row fails as `outcome_unknown` rather than risk a second push; so does an
+    SMS held by a provider without one (Vonage), and it is never sent elsewhere.
     """
-    if row.channel is Channel.SMS:
+    if row.channel is Channel.SMS and rt.has_lookup(row.provider):
         claimed = row.updated_at or datetime.now(UTC)  # a `sending` row's last touch: its claim
         since = min(claimed, row.unsure_since or claimed)
         try:

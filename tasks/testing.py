@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from notify.costs import Price, Priced, Unpriced
+from notify.provider_health import Evidence
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished
 from schemas import (
@@ -17,6 +18,7 @@ from schemas import (
     SUPPRESSED,
     Channel,
     Notification,
+    Provider,
     Receipt,
     Resolution,
     Settled,
@@ -52,6 +54,8 @@ class FakeStore:
         self.lookups: list[Receipt] = []
         self.looked_up: list[int] = []
         self.holders: dict[str, int] = {}
+        # Each SMS provider's recent record, as `provider_evidence` returns it.
+        self.evidence: dict[str, Evidence] = {}
         self.pings = 0
         self.closed = False
         # Rows a paused country held back: id -> error code.
@@ -62,10 +66,12 @@ class FakeStore:
     def ping(self) -> None:
         self.pings += 1
 
-    def claim(self, notification_id: int) -> Notification | None:
+    def claim(self, notification_id: int, pick: str | None = None) -> Notification | None:
         row = self.claimable.pop(notification_id, None)
         if row is None:
             return None
+        if row.provider is None and pick is not None:
+            row = msgspec.structs.replace(row, provider=Provider(pick))
         if (row.channel, row.recipient) in self.suppressed:
             return msgspec.structs.replace(
                 row, status=Status.SKIPPED, attempts=row.attempts - 1, error_code=SUPPRESSED
@@ -73,8 +79,12 @@ class FakeStore:
         self._claimed[notification_id] = row
         return row
 
-    def claim_many(self, ids: Sequence[int]) -> list[Notification]:
-        return [row for row in map(self.claim, ids) if row is not None]
+    def claim_many(
+        self, ids: Sequence[int], picks: Sequence[str | None] | None = None
+    ) -> list[Notification]:
+        chosen = list(picks) if picks is not None else [None] * len(ids)
+        claimed = (self.claim(nid, pick) for nid, pick in zip(ids, chosen, strict=True))
+        return [row for row in claimed if row is not None]
 
     def record(self, item: Finished) -> None:
         if self.record_failures:
@@ -170,6 +180,11 @@ class FakeStore:
                 )  # fmt: skip
         self.awaiting = [a for a in self.awaiting if a.notification_id not in set(looked_up)]
         return settled
+
+    def provider_evidence(
+        self, providers: Sequence[str], slow_seconds: float
+    ) -> dict[str, Evidence]:
+        return {p: self.evidence.get(p, Evidence()) for p in providers}
 
     def close(self) -> None:
         self.closed = True

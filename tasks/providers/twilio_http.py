@@ -19,19 +19,16 @@ import urllib3
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
+from tasks.providers.transport import (
+    ProviderDisconnected,
+    ProviderTimeout,
+    ProviderUnreachable,
+    describe,
+)
+
 TWILIO_BASE = "https://api.twilio.com"
 
-
-class ProviderUnreachable(Exception):
-    """No connection was made (refused, DNS, connect timeout): the request never left."""
-
-
-class ProviderTimeout(Exception):
-    """The request went out and no answer came within the timeout: it may have arrived."""
-
-
-class ProviderDisconnected(Exception):
-    """The connection broke once the request may have gone out (reset, closed, TLS)."""
+__all__ = ["ProviderDisconnected", "ProviderTimeout", "ProviderUnreachable", "Urllib3HttpClient"]
 
 
 def transport_error(exc: urllib3.exceptions.HTTPError) -> Exception:
@@ -42,7 +39,7 @@ def transport_error(exc: urllib3.exceptions.HTTPError) -> Exception:
     message possibly accepted. The order matters: NewConnectionError (refused, DNS) is a
     ConnectTimeoutError, which is a TimeoutError, as is ReadTimeoutError.
     """
-    text = _describe(exc)
+    text = describe(exc)
     if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
         return ProviderUnreachable(text)
     if isinstance(exc, urllib3.exceptions.TimeoutError):
@@ -114,8 +111,3 @@ class Urllib3HttpClient(HttpClient):
             raise transport_error(exc) from None
         self._seen.headers = reply.headers
         return Response(reply.status, reply.data.decode("utf-8", "replace"), reply.headers)
-
-
-def _describe(exc: BaseException) -> str:
-    """The error's type and text, without URLs' query strings (they could carry numbers)."""
-    return type(exc).__name__ + ": " + str(exc).split("?", 1)[0][:300]

@@ -16,6 +16,7 @@ from schemas import (
     AmbiguousDeliveryError,
     ConfigurationError,
     PermanentDeliveryError,
+    RefusedDeliveryError,
     TransientDeliveryError,
 )
 from tasks import reconcile
@@ -30,6 +31,9 @@ from tasks.providers.twilio_http import (
 
 class TwilioSms:
     """One SDK client per process, shared by the sender threads (built on first use)."""
+
+    # Twilio's message list finds a send whose answer was lost (tasks/reconcile.py).
+    has_lookup = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -66,8 +70,9 @@ class TwilioSms:
     def send(self, to: str, body: str) -> str:
         """Return the message SID, or raise a DeliveryError subclass.
 
-        AmbiguousDeliveryError when the request went out and its answer was lost; a plain
-        TransientDeliveryError (`unreachable`) when no connection was made at all.
+        AmbiguousDeliveryError when the request went out and its answer was lost;
+        RefusedDeliveryError when no connection was made at all (`unreachable`) or Twilio
+        refused it before creating anything (429, 503).
         """
         sender = self._sender()
         client, http = self._client()
@@ -78,7 +83,7 @@ class TwilioSms:
         except TwilioRestException as exc:
             raise _rest_error(exc, http) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("unreachable", str(exc)) from None
+            raise RefusedDeliveryError("unreachable", str(exc)) from None
         except ProviderTimeout as exc:
             raise AmbiguousDeliveryError("timeout", str(exc)) from None
         except ProviderDisconnected as exc:
@@ -101,7 +106,7 @@ class TwilioSms:
                 raise PermanentDeliveryError("20404", "no such message") from None
             raise _rest_error(exc, http) from None
         except ProviderUnreachable as exc:
-            raise TransientDeliveryError("unreachable", str(exc)) from None
+            raise RefusedDeliveryError("unreachable", str(exc)) from None
         except (ProviderTimeout, ProviderDisconnected) as exc:
             # A read needs no reconciling: asking again is always safe.
             raise TransientDeliveryError("timeout", str(exc)) from None
@@ -168,4 +173,4 @@ def _rest_error(exc: TwilioRestException, http: Urllib3HttpClient) -> Exception:
     kind = classify_twilio(exc.status, code)
     label = str(code) if code is not None else f"http_{exc.status}"
     retry_after = retry_after_seconds(http.last_headers().get("Retry-After"))
-    return error_for(kind, label, str(exc.msg)[:500], retry_after)
+    return error_for(kind, label, str(exc.msg)[:500], retry_after, exc.status)

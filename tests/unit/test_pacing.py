@@ -68,7 +68,8 @@ def naps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 def runtime(store: FakeStore, rate: FakeRate | None, sms: Provider) -> Runtime:
     return Runtime(settings=SETTINGS, db=store, sms=sms, push=Provider(),  # type: ignore[arg-type]
-                   pid=0, senders=ThreadPoolExecutor(4), rate=rate)  # type: ignore[arg-type]  # fmt: skip
+                   pid=0, senders=ThreadPoolExecutor(4),
+                   rates={"twilio": rate} if rate else {})  # type: ignore[dict-item]  # fmt: skip
 
 
 def test_horizon_stays_below_the_visibility_timeout() -> None:

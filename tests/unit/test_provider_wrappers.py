@@ -25,6 +25,7 @@ from schemas import (
     ConfigurationError,
     PermanentDeliveryError,
     PushId,
+    RefusedDeliveryError,
     TransientDeliveryError,
 )
 from tasks.providers.fcm_push import FcmPush
@@ -75,7 +76,8 @@ def test_missing_configuration_fails_without_calling_twilio(create: Any) -> None
 @pytest.mark.parametrize(
     ("status", "code", "error"),
     [(400, 21211, PermanentDeliveryError), (401, 20003, ConfigurationError),
-     (503, 20503, TransientDeliveryError), (429, 20429, TransientDeliveryError)],
+     (503, 20503, RefusedDeliveryError), (429, 20429, RefusedDeliveryError),
+     (500, 20500, TransientDeliveryError)],
 )  # fmt: skip
 def test_twilio_errors_map_to_the_error_tree(
     create: Any, status: int, code: int, error: type[Exception]
@@ -144,7 +146,7 @@ def test_a_receipt_lookup_fetches_the_message_by_sid(wire: tuple[TwilioSms, Any]
 
 @pytest.mark.parametrize(
     ("status", "code", "error"),
-    [(404, 20404, PermanentDeliveryError), (429, 20429, TransientDeliveryError),
+    [(404, 20404, PermanentDeliveryError), (429, 20429, RefusedDeliveryError),
      (401, 20003, ConfigurationError)],
 )  # fmt: skip
 def test_receipt_lookup_errors_map_to_the_error_tree(
@@ -188,9 +190,9 @@ def test_a_permanent_error_keeps_twilios_code(wire: tuple[TwilioSms, Any]) -> No
     [(urllib3.exceptions.ReadTimeoutError(None, "/x?To=+1415", "read timed out"), "timeout",
       AmbiguousDeliveryError),
      (urllib3.exceptions.ConnectTimeoutError("connect timed out"), "unreachable",
-      TransientDeliveryError),
+      RefusedDeliveryError),
      (urllib3.exceptions.NewConnectionError(None, "refused"), "unreachable",  # type: ignore[arg-type]
-      TransientDeliveryError),
+      RefusedDeliveryError),
      (urllib3.exceptions.ProtocolError("reset"), "connection_error", AmbiguousDeliveryError)],
 )  # fmt: skip
 def test_network_failures_are_transient(

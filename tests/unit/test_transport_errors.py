@@ -10,7 +10,7 @@ import urllib3
 
 from notify.settings import Settings
 from sandbox import Sandbox
-from schemas import AmbiguousDeliveryError, TransientDeliveryError
+from schemas import AmbiguousDeliveryError, RefusedDeliveryError, TransientDeliveryError
 from tasks.providers.twilio_http import (
     ProviderDisconnected,
     ProviderTimeout,
@@ -71,9 +71,9 @@ def test_a_lost_answer_is_ambiguous(sandbox: Sandbox, fault: dict[str, object], 
     assert info.value.code == code
 
 
-def test_a_refused_connection_is_a_plain_transient_error(sandbox: Sandbox) -> None:
+def test_a_refused_connection_is_a_refusal_another_provider_may_take(sandbox: Sandbox) -> None:
     sandbox.refuse_connections(2)
     with pytest.raises(TransientDeliveryError) as info:
         twilio(sandbox).send(TO, "hello")
-    assert type(info.value) is TransientDeliveryError and info.value.code == "unreachable"
+    assert type(info.value) is RefusedDeliveryError and info.value.code == "unreachable"
     assert sandbox.messages("sms") == []
