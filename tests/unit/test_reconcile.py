@@ -68,7 +68,7 @@ def test_the_walk_stops_at_the_first_message_sent_before_the_window() -> None:
 def test_a_body_twilio_rewrote_is_still_ours() -> None:
     # Smart Encoding swaps look-alikes; link shortening swaps the URL.
     body = "It\u2019s \u201con its way\u201d \u2013 track https://example.com/t/SHP-1\u2026"
-    stored = "It's \"on its way\" - track https://twil.io/ab12..."
+    stored = 'It\'s "on its way" - track https://twil.io/ab12...'
     found, complete = candidates([message("SMours", 2, body=stored)], body=body,
                                  sender=SENDER, since=SINCE)  # fmt: skip
     assert ([m.sid for m in found], complete) == (["SMours"], True)
