@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 export REDIS_URL ?= redis://localhost:6379/0
 export DATABASE_URL ?= postgresql://localhost/notifications
 STAMP := $(VENV)/.installed
+# pytest-xdist processes for `make test`: test files mostly wait on real processes.
+TEST_WORKERS ?= 4
 LOCK := requirements.lock
 PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
 
@@ -53,16 +55,16 @@ alerts:
 	deploy/check-alerts.sh
 
 unit: install
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q -n 2
 
 integration: install services
-	$(BIN)/pytest tests/integration -q
+	NOTIFY_REQUIRE_SERVICES=1 $(BIN)/pytest tests/integration -q -n $(TEST_WORKERS) --dist loadfile
 
 # Everything CI runs: lint, the alert rule tests, the bundled rules' cases, and every test
 # against real services.
 test: install services lint alerts
 	$(BIN)/notify rules test rules.yaml --cases rules.cases.yaml
-	CI=$${CI:-1} $(BIN)/pytest tests -q
+	NOTIFY_REQUIRE_SERVICES=1 $(BIN)/pytest tests -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: install services
 	$(BIN)/python scripts/demo.py

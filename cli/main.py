@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from cli import cost as cli_cost
 from cli import rules as cli_rules
@@ -18,15 +19,34 @@ from cli import suppression_args
 from notify import logs
 from notify.settings import Settings
 
+if TYPE_CHECKING:  # notify.database loads asyncpg: only `migrate` needs it
+    from notify.database import Migrated
+
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     import asyncio
 
     from notify.database import ensure_database
+    from notify.migrations import MIGRATIONS
 
-    asyncio.run(ensure_database(settings.database_url, settings.statement_cache_size))
-    print("schema is up to date")
+    done = asyncio.run(ensure_database(settings.database_url, settings.statement_cache_size))
+    names = {version: name for version, name, _ in MIGRATIONS}
+    print("\n".join(migrate_report(done, names)))
     return 0
+
+
+def migrate_report(done: Migrated, names: dict[int, str]) -> list[str]:
+    """What `notify migrate` did, in words: never "up to date" when it changed something."""
+    lines = ["created the database"] if done.created else []
+    if done.applied:
+        applied = ", ".join(f"{v} ({names.get(v, '?')})" for v in done.applied)
+        lines.append(f"applied migration{'s' if len(done.applied) > 1 else ''} {applied}")
+        lines.append(f"the schema is at version {done.version}")
+    else:
+        lines.append(f"the schema was already up to date (version {done.version}); nothing applied")
+    if done.backfilled:
+        lines.append(f"backfilled {done.backfilled} row{'s' if done.backfilled > 1 else ''}")
+    return lines
 
 
 def _consume(settings: Settings, _: argparse.Namespace) -> int:
@@ -51,31 +71,44 @@ def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import publish
+    from consumer.dead_letters import event_fields, publish
+    from schemas import EventError
 
-    client = redis.Redis.from_url(settings.redis_url)
     try:
-        event_id, entry = publish(
-            client,
-            settings.stream,
+        fields = event_fields(
             args.type,
-            args.data,
+            _data_text(args.data),
             event_id=args.id,
             subject=args.subject,
             source=args.source,
             time=args.time,
+            max_bytes=settings.max_event_bytes,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"notify publish: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"id": event_id, "entry": entry, "stream": settings.stream}))
+    except EventError as exc:  # what the consumer would dead-letter at once
+        print(f"notify publish: the consumer would dead-letter this ({exc})", file=sys.stderr)
+        return 2
+    entry = publish(redis.Redis.from_url(settings.redis_url), settings.stream, fields)
+    print(json.dumps({"id": fields["id"], "entry": entry, "stream": settings.stream}))
     return 0
+
+
+def _data_text(value: str) -> str:
+    """`--data`: JSON text, `@FILE` for a file's, `-` for standard input's."""
+    if value == "-":
+        return sys.stdin.read()
+    if value.startswith("@"):
+        with open(value[1:], encoding="utf-8") as handle:
+            return handle.read()
+    return value
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import dead_letters, replay, table
+    from consumer.dead_letters import dead_letters, replay, select, table
 
     client = redis.Redis.from_url(settings.redis_url)
     if args.dlq_command == "list":
@@ -87,13 +120,17 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
             print("\n".join(table(entries)))
             print(f"{len(entries)} dead letter(s) in {settings.dlq_stream}")
         return 0
-    ids = None if args.all else list(args.ids)
-    if ids is not None and not ids:
-        print("notify dlq replay: give dead-letter ids, or --all", file=sys.stderr)
+    if args.all == bool(args.ids):
+        print("notify dlq replay: give dead-letter ids, or --all (not both)", file=sys.stderr)
         return 2
-    done = replay(client, settings.stream, settings.dlq_stream, ids)
+    found = dead_letters(client, settings.dlq_stream, count=100_000)
+    chosen = select(found, None if args.all else list(args.ids))
+    done = replay(client, settings.stream, settings.dlq_stream, chosen.entries)
     print(f"replayed {len(done)} entr{'y' if len(done) == 1 else 'ies'} to {settings.stream}")
-    return 0
+    for unknown in chosen.unknown:
+        print(f"notify dlq replay: no dead letter {unknown!r} in {settings.dlq_stream}",
+              file=sys.stderr)  # fmt: skip
+    return 1 if chosen.unknown else 0
 
 
 def _rules(settings: Settings, args: argparse.Namespace) -> int:
@@ -137,7 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pub = sub.add_parser("publish", help="add one event to the stream")
     pub.add_argument("type")
-    pub.add_argument("--data", required=True, help="a JSON object")
+    pub.add_argument(
+        "--data", required=True, help="a JSON object; @FILE reads it from a file, - from stdin"
+    )
     pub.add_argument("--id")
     pub.add_argument("--subject")
     pub.add_argument("--source")

@@ -115,6 +115,11 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1
     if args.rules_command == "check":
+        from rules.tools.encoding_check import warnings
+
+        with open(path, encoding="utf-8") as handle:
+            for warning in warnings(rules, handle.read()):
+                print(warning, file=sys.stderr)
         print(f"{path}: OK ({len(rules.rules)} rules, version {rules.version})")
         return 0
     from rules.tools.preview import preview

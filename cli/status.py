@@ -25,7 +25,7 @@ async def collect(settings: Settings) -> dict[str, Any] | None:
         names = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"] for g in groups}
         if settings.group not in names:
             return None
-        info = await read_group_info(client, settings.stream, settings.group)
+        info = await read_group_info(client, settings.stream, settings.group, with_consumers=True)
         dead = int(await client.xlen(settings.dlq_stream))
     finally:
         await client.aclose()

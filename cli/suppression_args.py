@@ -14,7 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lst.add_argument("--json", action="store_true", help="a JSON array, recipients in full")
     add = sub.add_parser("add", help="suppress a recipient")
     add.add_argument("channel", choices=[c.value for c in Channel])
-    add.add_argument("recipient", help="an E.164 number (sms) or a push token")
+    add.add_argument(
+        "recipient",
+        help="a phone number in any format (sms; stored in E.164, numbers without a country "
+        "code in NOTIFY_DEFAULT_REGION) or a push token",
+    )
     add.add_argument(
         "--reason",
         choices=[r.value for r in Reason],
@@ -23,4 +27,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     remove = sub.add_parser("remove", help="lift a recipient's suppression")
     remove.add_argument("channel", choices=[c.value for c in Channel])
-    remove.add_argument("recipient")
+    remove.add_argument("recipient", help="as for add: any format of the number")

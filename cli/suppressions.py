@@ -16,9 +16,10 @@ from typing import TypeVar
 
 import asyncpg
 
-from notify import database, opt_outs, suppressions
+from notify import database, suppressions
 from notify.logs import mask
 from notify.settings import Settings
+from rules.recipients import InvalidRecipient, normalise
 from schemas import Channel, Reason, Suppression
 
 T = TypeVar("T")
@@ -78,7 +79,14 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             print("\n".join(table(found)))
             print(f"{len(found)} suppression(s)")
         return 0
-    channel, recipient = Channel(args.channel), args.recipient
+    channel = Channel(args.channel)
+    try:
+        # As the consumer addresses notifications, so a suppression matches them.
+        recipient = normalise(channel, args.recipient, settings.default_region)
+    except InvalidRecipient as exc:
+        print(f"notify suppressions {command}: {args.recipient!r} is not a valid "
+              f"{channel.value} recipient ({exc})", file=sys.stderr)  # fmt: skip
+        return 2
     shown = f"{channel.value} {mask(recipient)}"
     if command == "add":
         reason = Reason(args.reason)
@@ -87,15 +95,17 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             lambda conn: suppressions.suppress(conn, channel, recipient, reason, operator()),
         )
         print(f"suppressed {shown} ({reason.value})" if changed else f"{shown} already suppressed")
-        if opt_outs.flag_for(channel, recipient):
-            print(
-                f"warning: {mask(recipient)} is not E.164; stored as given and flagged, it "
-                "matches no notification (they are addressed in E.164)",
-                file=sys.stderr,
-            )
         return 0
-    changed = _with_db(
-        settings, lambda conn: suppressions.unsuppress(conn, channel, recipient, operator())
-    )
+    typed = args.recipient.strip()
+
+    async def lift(conn: asyncpg.Connection) -> bool:
+        if await suppressions.unsuppress(conn, channel, recipient, operator()):
+            return True
+        # An entry stored as typed (an inbound opt-out's `From`, flagged): lift that too.
+        return typed != recipient and await suppressions.unsuppress(
+            conn, channel, typed, operator()
+        )
+
+    changed = _with_db(settings, lift)
     print(f"lifted the suppression of {shown}" if changed else f"{shown} was not suppressed")
     return 0

@@ -25,6 +25,17 @@ log = logs.get("consumer")
 _SPLIT_ROWS = 200
 
 
+@dataclass(frozen=True)
+class RoutedEvent:
+    """One event's share of a batch, as `account` counts it."""
+
+    type: str
+    id: str
+    keys: list[str]
+    notifications: list[NewNotification]
+    matched: bool  # a rule's `on` matched the type, whether or not it produced anything
+
+
 @dataclass
 class Prepared:
     """A routed batch waiting to be written: rows, cancellations, acks and dead letters."""
@@ -38,8 +49,7 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
-    # (type, id, idempotency keys, notifications) of each routed event, for `account`.
-    per_event: list[tuple[str, str, list[str], list[NewNotification]]] = field(default_factory=list)
+    per_event: list[RoutedEvent] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
 
 
@@ -95,9 +105,21 @@ async def insert_shared(
     )
 
 
+def outcome(event: RoutedEvent, fresh: set[str]) -> str:
+    """`notify_events_total`'s outcome for one event; takes its keys out of `fresh`, the
+    batch's keys not yet counted (a key counts for the first event that produced it)."""
+    if not event.keys:
+        # A rule listens to the type, but its condition was false or `to` rendered no one.
+        return metrics.NO_NOTIFICATIONS if event.matched else "unmatched"
+    if fresh.isdisjoint(event.keys):
+        return "duplicate"
+    fresh.difference_update(event.keys)
+    return "routed"
+
+
 def account(
     result: BatchResult,
-    per_event: list[tuple[str, str, list[str], list[NewNotification]]],
+    per_event: list[RoutedEvent],
     stored: Inserted,
     rows: list[NewNotification],
     dead: list[DeadLetter],
@@ -108,21 +130,19 @@ def account(
     fresh = set(inserted)  # a key counts for the first event that produced it in the batch
     verbose = log.isEnabledFor(logging.INFO)
     events: Counter[tuple[str, str]] = Counter()
-    for event_type, event_id, keys, notifications in per_event:
-        if not keys:
-            outcome = "unmatched"
-        elif not fresh.isdisjoint(keys):
-            outcome = "routed"
-            fresh.difference_update(keys)
-        else:
-            outcome = "duplicate"
-        events[event_type, outcome] += 1
+    for event in per_event:
+        counted = outcome(event, fresh)
+        events[event.type, counted] += 1
         if verbose:
-            rules = sorted({n.rule for n in notifications})
+            rules = sorted({n.rule for n in event.notifications})
             log.info(
-                "event " + outcome,
+                "event " + counted.replace("_", " "),
                 extra=logs.fields(
-                    event_id=event_id, type=event_type, rules=rules, notifications=len(keys)
+                    event_id=event.id,
+                    type=event.type,
+                    outcome=counted,
+                    rules=rules,
+                    notifications=len(event.keys),
                 ),
             )
     # The store may have skipped a row routing let through (throttle, suppression).
@@ -138,9 +158,9 @@ def account(
     )
     for (channel, reason), count in skips_by.items():
         notify_skips.SKIPPED.labels(channel, reason).inc(count)
-    for (event_type, outcome), count in events.items():
-        result.outcomes[outcome] += count
-        metrics.EVENTS.labels(type=event_type, outcome=outcome).inc(count)
+    for (event_type, counted), count in events.items():
+        result.outcomes[counted] += count
+        metrics.EVENTS.labels(type=event_type, outcome=counted).inc(count)
     for (channel, status), count in rows_by.items():
         metrics.NOTIFICATIONS_INSERTED.labels(channel, status).inc(count)
     for letter in dead:

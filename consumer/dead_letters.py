@@ -10,12 +10,12 @@ from typing import Any
 
 import redis
 
+from schemas.decoding import decode_entry
+
 _DLQ_PREFIX = b"_dlq_"
 
 
-def publish(
-    client: redis.Redis,
-    stream: str,
+def event_fields(
     event_type: str,
     data: str,
     *,
@@ -23,15 +23,20 @@ def publish(
     subject: str | None = None,
     source: str | None = None,
     time: str | None = None,
-) -> tuple[str, str]:
-    """XADD one event; returns (event id, stream entry id). `data` must be a JSON object."""
-    parsed = json.loads(data)
+    max_bytes: int,
+) -> dict[str, str]:
+    """The stream entry for one event, checked as the consumer will decode it, so what it
+    would dead-letter at once is refused here (EventError; ValueError for JSON)."""
+    try:
+        parsed = json.loads(data)
+    except ValueError as exc:
+        raise ValueError(f"--data is not JSON: {exc}") from None
     if not isinstance(parsed, dict):
-        raise ValueError("--data must be a JSON object")
+        raise ValueError(f"--data must be a JSON object, not {type(parsed).__name__}")
     fields: dict[str, str] = {
-        "id": event_id or f"evt-{uuid.uuid4()}",
+        "id": f"evt-{uuid.uuid4()}" if event_id is None else event_id,
         "type": event_type,
-        "data": json.dumps(parsed, separators=(",", ":")),
+        "data": json.dumps(parsed, separators=(",", ":"), ensure_ascii=False),
         "specversion": "1.0",
         "time": time or datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
@@ -39,8 +44,16 @@ def publish(
         fields["subject"] = subject
     if source:
         fields["source"] = source
+    # Text from argv that was not UTF-8 arrives as surrogates: back to the bytes it was.
+    raw = {k.encode(): v.encode(errors="surrogateescape") for k, v in fields.items()}
+    decode_entry("0-0", raw, max_bytes)
+    return fields
+
+
+def publish(client: redis.Redis, stream: str, fields: dict[str, str]) -> str:
+    """XADD one event's fields; returns the stream entry id."""
     entry = client.xadd(stream, fields)  # type: ignore[arg-type]
-    return fields["id"], entry.decode() if isinstance(entry, bytes) else str(entry)
+    return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
 @dataclass(frozen=True)
@@ -128,12 +141,28 @@ def dead_letters(client: redis.Redis, dlq: str, count: int = 1000) -> list[DeadE
     return out
 
 
-def replay(client: redis.Redis, stream: str, dlq: str, ids: list[str] | None) -> list[str]:
-    """Re-publish selected (or all) dead letters; remove each only once it is re-published."""
+@dataclass(frozen=True)
+class Selection:
+    """The dead letters ids name (each once, in stream order), and the ids naming none."""
+
+    entries: list[DeadEntry]
+    unknown: list[str]
+
+
+def select(entries: list[DeadEntry], ids: list[str] | None) -> Selection:
+    """The entries `ids` name, by dead-letter id or original entry id; None: every entry."""
+    if ids is None:
+        return Selection(list(entries), [])
+    wanted = set(ids)
+    chosen = [e for e in entries if e.dlq_id in wanted or e.original_id in wanted]
+    known = {e.dlq_id for e in chosen} | {e.original_id for e in chosen}
+    return Selection(chosen, [i for i in dict.fromkeys(ids) if i not in known])
+
+
+def replay(client: redis.Redis, stream: str, dlq: str, entries: list[DeadEntry]) -> list[str]:
+    """Re-publish these dead letters; remove each only once it is re-published."""
     replayed = []
-    for entry in dead_letters(client, dlq, count=100_000):
-        if ids is not None and entry.dlq_id not in ids and entry.original_id not in ids:
-            continue
+    for entry in entries:
         pipe = client.pipeline(transaction=True)
         pipe.xadd(stream, entry.original_fields())  # type: ignore[arg-type]
         pipe.xdel(dlq, entry.dlq_id)

@@ -34,6 +34,10 @@ NOTIFICATIONS_INSERTED = Counter(
     "Rows the consumer inserted, by channel and initial status",
     ["channel", "status"],
 )
+CONSUMERS_REAPED = Counter(
+    "notify_consumers_reaped_total",
+    "Consumers removed from the group: idle past NOTIFY_CONSUMER_REAP_SECONDS, nothing pending",
+)
 CANCELLED = Counter("notify_notifications_cancelled_total", "Scheduled rows cancelled by events")
 STREAM_RESETS = Counter(
     "notify_stream_resets_total",
@@ -43,7 +47,10 @@ STREAM_RESETS = Counter(
 
 # Every label value we can know in advance is exported at 0 from the start: a series that
 # first appears at 1 is invisible to increase(), so the first event after a restart would be.
-EVENT_OUTCOMES = ("routed", "unmatched", "duplicate")
+# `no_notifications`: a rule listens to the type, yet none produced a notification (its
+# condition was false, or `to` rendered nobody); `unmatched` stays "no rule listens".
+NO_NOTIFICATIONS = "no_notifications"
+EVENT_OUTCOMES = ("routed", "unmatched", NO_NOTIFICATIONS, "duplicate")
 INSERTED_STATUSES = (Status.PENDING, Status.SCHEDULED, Status.FAILED, Status.SKIPPED)
 
 

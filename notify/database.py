@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -51,8 +52,19 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', "") + '"'
 
 
-async def ensure_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> None:
+@dataclass(frozen=True)
+class Migrated:
+    """What `ensure_database` did, for `notify migrate` to say."""
+
+    created: bool  # there was no database of that name
+    applied: list[int]  # the migrations' versions, in order
+    version: int  # the schema's version now
+    backfilled: int = 0  # rows a backfill completed
+
+
+async def ensure_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> Migrated:
     """Create the target database if the server has none of that name, then migrate."""
+    created = False
     try:
         conn = await connect(dsn, statement_cache_size)
     except asyncpg.InvalidCatalogNameError:
@@ -60,16 +72,19 @@ async def ensure_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_
         admin = await connect(with_database(dsn, "postgres"), statement_cache_size)
         try:
             await admin.execute(f"CREATE DATABASE {_quoted(name)}")
+            created = True
         except asyncpg.DuplicateDatabaseError:
             pass  # another migrate created it first
         finally:
             await admin.close()
         conn = await connect(dsn, statement_cache_size)
     try:
-        await migrate(conn)
-        await fill_segments(conn)
+        applied = await migrate(conn)
+        backfilled = await fill_segments(conn)
+        version = await conn.fetchval("SELECT max(version) FROM schema_migrations")
     finally:
         await conn.close()
+    return Migrated(created, applied, int(version or 0), backfilled)
 
 
 async def drop_database(dsn: str, statement_cache_size: int = STATEMENT_CACHE_SIZE) -> None:

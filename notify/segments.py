@@ -76,3 +76,8 @@ def _packed(body: str, part: int, wide: re.Pattern[str]) -> int:
 def non_gsm(text: str) -> list[str]:
     """The characters that make `text` UCS-2, each once, in order of appearance."""
     return list(dict.fromkeys(_NOT_GSM.findall(text)))
+
+
+def named(characters: list[str]) -> str:
+    """Characters as an editor can find them, with their code points (U+2019)."""
+    return ", ".join(f"{c!r} (U+{ord(c):04X})" for c in characters)

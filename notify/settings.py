@@ -226,6 +226,13 @@ class Settings:
         "entries pending this long on a consumer that stopped are claimed by a live one",
         number,
     )
+    consumer_reap_seconds: float = setting(
+        "NOTIFY_CONSUMER_REAP_SECONDS",
+        3600.0,
+        "a consumer of the group idle this long with no pending entries is removed from it "
+        "by a live one (one holding entries never is)",
+        number,
+    )
     max_event_bytes: int = setting(
         "NOTIFY_MAX_EVENT_BYTES",
         65536,

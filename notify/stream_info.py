@@ -22,7 +22,7 @@ class GroupInfo:
     lag: float  # NaN when Redis cannot say and we could not work it out
     lag_known: bool
     pending: int
-    consumers: dict[str, int]
+    consumers: dict[str, int]  # pending per consumer; only when asked for
     last_delivered_id: str | None = None
 
 
@@ -37,10 +37,18 @@ async def _count_after(client: aioredis.Redis, stream: str, last_id: str, cap: i
 
 
 async def read_group_info(
-    client: aioredis.Redis, stream: str, group: str, *, count_cap: int = COUNT_CAP
+    client: aioredis.Redis,
+    stream: str,
+    group: str,
+    *,
+    count_cap: int = COUNT_CAP,
+    with_consumers: bool = False,
 ) -> GroupInfo:
     """XINFO GROUPS' lag, else a hand count, else NaN with `lag_known` False: never a made-up
-    0. A missing group is unknown too. A missing stream raises (Redis: no such key)."""
+    0. A missing group is unknown too. A missing stream raises (Redis: no such key).
+
+    `with_consumers` adds XINFO CONSUMERS (`notify status`). The gauges every process samples
+    leave it out: its reply grows with the group, and every process would read it."""
     length = int(await client.xlen(stream))
     groups: Any = await client.xinfo_groups(stream)
     mine = next((g for g in groups if _text(g["name"]) == group), None)
@@ -49,9 +57,11 @@ async def read_group_info(
     lag = mine.get("lag")
     if lag is None:
         lag = await _count_after(client, stream, _text(mine["last-delivered-id"]), count_cap)
-    consumers = {
-        _text(c["name"]): int(c["pending"]) for c in await client.xinfo_consumers(stream, group)
-    }
+    consumers = (
+        {_text(c["name"]): int(c["pending"]) for c in await client.xinfo_consumers(stream, group)}
+        if with_consumers
+        else {}
+    )
     return GroupInfo(
         length=length,
         lag=float(lag) if lag is not None else math.nan,

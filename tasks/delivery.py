@@ -16,22 +16,19 @@ from notify.store import Finished
 from notify.suppressions import NewSuppression
 from schemas import (
     SUPPRESSED,
-    AmbiguousDeliveryError,
     AttemptOutcome,
     Channel,
-    ConfigurationError,
     DeliveryError,
     Notification,
     PermanentDeliveryError,
     Provider,
     PushId,
-    RefusedDeliveryError,
     Status,
     TaskResult,
     TransientDeliveryError,
 )
-from tasks import country_pause, metrics, pacing, reconcile
-from tasks.classification import backoff, kind_of, quota_floor, suppression_for
+from tasks import country_pause, failures, metrics, pacing, reconcile
+from tasks.classification import backoff
 from tasks.runtime import Runtime
 
 log = logs.get("delivery")
@@ -254,85 +251,76 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
 def _failed(
     rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
 ) -> Outcome:
-    s = rt.settings
-    channel = row.channel.value
-    kind = kind_of(exc)
-    metrics.PROVIDER_ERRORS.labels(channel, exc.code, kind).inc()
-    unsure = isinstance(exc, AmbiguousDeliveryError)
-    if unsure and row.channel is Channel.SMS and not rt.has_lookup(row.provider):
-        return _unknown(rt, row, exc, ctx, began)
-    # An SMS whose answer was lost is always followed by one more attempt, which looks for
-    # it at Twilio before it sends again (and sends only within the budget). FCM has no
-    # lookup: a push is resent within the budget, tagged so that it replaces the first.
-    looks_first = unsure and row.channel is Channel.SMS
-    retry = looks_first or (
-        isinstance(exc, TransientDeliveryError) and row.sends < s.max_send_attempts
+    sms = row.channel is Channel.SMS
+    failure = failures.decide(
+        row,
+        exc,
+        rt.settings,
+        has_lookup=not sms or rt.has_lookup(row.provider),
+        alternative=rt.failover_target(row.provider) if sms else None,
     )
-    status = Status.PENDING if retry else Status.FAILED
-    outcome = AttemptOutcome(f"{kind}_error")
-    # Refused before acceptance: the provider did not take it, so another one may.
-    move_to = None
-    if retry and isinstance(exc, RefusedDeliveryError) and row.channel is Channel.SMS:
-        move_to = rt.failover_target(row.provider)
-    dead = None if retry else suppression_for(row.channel, exc.code, exc.message)
+    if failure.outcome is AttemptOutcome.UNKNOWN:
+        metrics.PROVIDER_ERRORS.labels(row.channel.value, exc.code, failure.kind).inc()
+        return _unknown(rt, row, exc, ctx, began)
     # Recorded with the failed attempt, in its transaction: the provider's word that this
     # recipient must get nothing more is never lost between the two.
     suppress = None
-    if dead is not None:
-        suppress = NewSuppression(row.channel, row.recipient, dead, f"notification:{row.id}")
+    if failure.suppress is not None:
+        source = f"notification:{row.id}"
+        suppress = NewSuppression(row.channel, row.recipient, failure.suppress, source)
     _record(
         rt,
         Finished(
-            row.id, row.attempts, status, outcome, began,
-            error_code=exc.code, error_message=exc.message, unsure=looks_first,
-            move_to=move_to, suppress=suppress,
+            row.id, row.attempts, failure.status, failure.outcome, began,
+            error_code=exc.code, error_message=exc.message, unsure=failure.unsure,
+            move_to=failure.move_to, suppress=suppress,
         ),
     )  # fmt: skip
-    if dead is not None:
-        log.warning(
-            "recipient suppressed by the provider's answer",
-            extra=logs.fields(**ctx, error_code=exc.code, reason=dead.value),
-        )
-    if retry and move_to is not None:
-        # The other provider's turn comes at once: its Retry-After was not about this one.
-        delay = backoff(1, base=s.retry_base_seconds, cap=s.retry_max_seconds)
+    _count_failure(row, exc, failure)
+    _log_failure(ctx, exc, failure)
+    if failure.retry_in is not None:
+        return Outcome(TaskResult.RETRIED, exc.code, failure.retry_in)
+    return Outcome(TaskResult.FAILED, exc.code)
+
+
+def _count_failure(row: Notification, exc: DeliveryError, failure: failures.Failure) -> None:
+    channel = row.channel.value
+    metrics.PROVIDER_ERRORS.labels(channel, exc.code, failure.kind).inc()
+    if failure.move_to is not None:
         metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
-        metrics.FAILOVERS.labels(row.provider or "twilio", move_to, "refused").inc()
-        log.warning(
-            "provider refused the send; failing over",
-            extra=logs.fields(**ctx, error_code=exc.code, to_provider=move_to,
-                              retry_in=round(delay, 2)),
-        )  # fmt: skip
-        return Outcome(TaskResult.RETRIED, exc.code, delay)
-    if retry:
-        assert isinstance(exc, TransientDeliveryError)
-        floor = quota_floor(
-            row.channel, exc.code, exc.retry_after, row.attempts, s.quota_retry_base_seconds
-        )
-        if unsure:
-            # A request the provider may still be working on must land, and show in the
-            # list, before the retry looks for it.
-            floor = max(floor or 0.0, s.provider_timeout_seconds, s.reconcile_wait_seconds)
-        delay = backoff(
-            row.attempts,
-            base=s.retry_base_seconds,
-            cap=s.retry_max_seconds,
-            retry_after=floor,
-            retry_after_cap=s.visibility_timeout_seconds / 2,
-        )
+        metrics.FAILOVERS.labels(row.provider or "twilio", failure.move_to, "refused").inc()
+    elif failure.retry:
         metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
         metrics.RETRIES.labels(channel, exc.code).inc()
+    else:
+        metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
+        metrics.ATTEMPTS.labels(channel).observe(row.attempts)
+
+
+def _log_failure(ctx: dict[str, object], exc: DeliveryError, failure: failures.Failure) -> None:
+    if failure.suppress is not None:
         log.warning(
-            "transient error; retrying",
-            extra=logs.fields(**ctx, error_code=exc.code, retry_in=round(delay, 2)),
+            "recipient suppressed by the provider's answer",
+            extra=logs.fields(**ctx, error_code=exc.code, reason=failure.suppress.value),
         )
-        return Outcome(TaskResult.RETRIED, exc.code, delay)
-    metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
-    metrics.ATTEMPTS.labels(channel).observe(row.attempts)
-    level = log.error if isinstance(exc, ConfigurationError) else log.warning
-    reason = "configuration error: operators must act" if kind == "config" else "failed"
-    level(reason, extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
-    return Outcome(TaskResult.FAILED, exc.code)
+    if failure.retry_in is not None:
+        retry_in = round(failure.retry_in, 2)
+        if failure.move_to is not None:
+            log.warning(
+                "provider refused the send; failing over",
+                extra=logs.fields(**ctx, error_code=exc.code, to_provider=failure.move_to,
+                                  retry_in=retry_in),
+            )  # fmt: skip
+        else:
+            log.warning(
+                "transient error; retrying",
+                extra=logs.fields(**ctx, error_code=exc.code, retry_in=retry_in),
+            )
+    elif failure.kind == "config":
+        fields = logs.fields(**ctx, error_code=exc.code, error=exc.message)
+        log.error("configuration error: operators must act", extra=fields)
+    else:
+        log.warning("failed", extra=logs.fields(**ctx, error_code=exc.code, error=exc.message))
 
 
 def _move(

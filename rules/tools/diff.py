@@ -17,11 +17,16 @@ from typing import Any
 
 from rules.routing import route
 from rules.ruleset import CompiledRule, RuleSet
-from schemas import Event, NewNotification
+from schemas import IN_FLIGHT, Event, NewNotification
 
 # What a notification is compared on. The idempotency key follows from the recipient, and
-# `rules_version` is a hash of the whole file, so it always differs.
-FIELDS = ("recipient", "title", "body", "data", "send_at", "status", "error_code")
+# `rules_version` is a hash of the whole file, so it always differs. `encoding` changes only
+# with the body, and is what SMS cost most: shown on its own line.
+FIELDS = ("recipient", "title", "body", "encoding", "data", "send_at", "status", "error_code")
+
+
+# Notifications whose encoding changed, listed per rule (the rest are counted).
+ENCODING_EXAMPLES = 20
 
 
 class RuleChange(StrEnum):
@@ -182,6 +187,17 @@ class RuleReport:
     change: RuleChange
     counts: Counter[Kind] = field(default_factory=Counter)
     examples: list[Difference] = field(default_factory=list)
+    # SMS segments the rule makes over the replayed events, with each file: what it costs.
+    segments_old: int = 0
+    segments_new: int = 0
+    # Notifications whose encoding changes (GSM-7 <-> UCS-2), all counted, the first shown.
+    encoding_changes: int = 0
+    encoding_examples: list[Difference] = field(default_factory=list)
+
+    @property
+    def segments_added(self) -> int:
+        """Segments the change adds (negative: removes) over the replayed events."""
+        return self.segments_new - self.segments_old
 
     @property
     def total(self) -> int:
@@ -278,12 +294,25 @@ class Differ:
         if routes.old is None and routes.new is None:
             return []
         self.report.routed += 1
-        found = compare(event, self._route(event, routes.old), self._route(event, routes.new))
+        old, new = self._route(event, routes.old), self._route(event, routes.new)
+        for side, routing in (("old", old), ("new", new)):
+            for n in routing.notifications:
+                if n.segments and n.status in IN_FLIGHT:  # would be sent
+                    report = self.report.rules[n.rule]
+                    if side == "old":
+                        report.segments_old += n.segments
+                    else:
+                        report.segments_new += n.segments
+        found = compare(event, old, new)
         for diff in found:
             rule = self.report.rules[diff.rule]
             rule.counts[diff.kind] += 1
             if len(rule.examples) < self.examples:
                 rule.examples.append(diff)
+            if "encoding" in diff.fields:
+                rule.encoding_changes += 1
+                if len(rule.encoding_examples) < ENCODING_EXAMPLES:
+                    rule.encoding_examples.append(diff)
         return found
 
     def dead_letter(self, letter: DeadLetter) -> None:

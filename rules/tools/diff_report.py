@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from notify import segments
 from notify.logs import mask
 from rules.tools.diff import Difference, DiffReport, Kind, RuleChange, RuleReport, word_diff
 from schemas import NewNotification
@@ -36,6 +37,17 @@ def _notification(n: NewNotification, shown: Recipient) -> dict[str, Any]:
     }
 
 
+def encoding_change(d: Difference) -> dict[str, Any]:
+    """GSM-7 -> UCS-2 (or back), and the characters that made the UCS-2 side UCS-2."""
+    assert d.old is not None and d.new is not None
+    ucs2 = d.new if d.new.encoding == segments.UCS_2 else d.old
+    return {
+        "from": d.old.encoding, "to": d.new.encoding,
+        "segments": {"old": d.old.segments, "new": d.new.segments},
+        "characters": segments.non_gsm(ucs2.body),
+    }  # fmt: skip
+
+
 def _example(d: Difference, shown: Recipient) -> dict[str, Any]:
     item: dict[str, Any] = {
         "kind": d.kind.value,
@@ -47,6 +59,8 @@ def _example(d: Difference, shown: Recipient) -> dict[str, Any]:
     }
     if d.old and d.new and "body" in d.fields:
         item["body_diff"] = word_diff(d.old.body, d.new.body)
+    if "encoding" in d.fields:
+        item["encoding_change"] = encoding_change(d)
     if d.kind is Kind.ERROR:
         item["errors"] = {"old": d.errors[0], "new": d.errors[1]}
     return item
@@ -74,6 +88,20 @@ def as_json(report: DiffReport, source: dict[str, Any], shown: Recipient) -> dic
                 "rule": r.rule,
                 "change": r.change.value,
                 **{k.value: r.counts[k] for k in Kind},
+                "segments": {
+                    "old": r.segments_old,
+                    "new": r.segments_new,
+                    "added": r.segments_added,
+                },
+                "encoding_changes": r.encoding_changes,
+                "encoding_examples": [
+                    {
+                        "event_id": d.event_id,
+                        "recipient": shown(d.new.recipient if d.new else ""),
+                        **encoding_change(d),
+                    }
+                    for d in r.encoding_examples
+                ],
                 "examples": [_example(d, shown) for d in r.examples],
             }
             for r in report.rules.values()
@@ -103,6 +131,12 @@ def _changed_lines(d: Difference, shown: Recipient) -> list[str]:
         elif name == "send_at":
             before, after = (t.isoformat() if t else "now" for t in (old.send_at, new.send_at))
             lines.append(f"send at: {before} -> {after}")
+        elif name == "encoding":
+            change = encoding_change(d)
+            lines.append(
+                f"encoding: {old.encoding} -> {new.encoding}, {old.segments} -> {new.segments} "
+                f"segments, because of {segments.named(change['characters'])}"
+            )
         elif name == "error_code":
             lines.append(
                 f"error: {old.error_code or '-'} -> {new.error_code or '-'}"
@@ -138,9 +172,17 @@ def _example_lines(d: Difference, shown: Recipient) -> list[str]:
     return lines
 
 
+def _signed(n: int) -> str:
+    return f"{n:+,}" if n else "0"
+
+
 def _rule_table(rules: list[RuleReport]) -> list[str]:
-    header = ("rule", "change", *(f"{k.value}{'s' if k is Kind.ERROR else ''}" for k in Kind))
-    rows = [header] + [(r.rule, r.change.value, *(f"{r.counts[k]:,}" for k in Kind)) for r in rules]
+    kinds = (f"{k.value}{'s' if k is Kind.ERROR else ''}" for k in Kind)
+    header = ("rule", "change", *kinds, "segments")
+    rows = [header] + [
+        (r.rule, r.change.value, *(f"{r.counts[k]:,}" for k in Kind), _signed(r.segments_added))
+        for r in rules
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return [
         "  "
@@ -150,6 +192,31 @@ def _rule_table(rules: list[RuleReport]) -> list[str]:
         ).rstrip()
         for row in rows
     ]
+
+
+def _cost_lines(rule: RuleReport, shown: Recipient) -> list[str]:
+    """What the change costs: segments over the replayed events, and encoding switches."""
+    lines = []
+    if rule.segments_added:
+        lines.append(
+            f"  segments: {rule.segments_old:,} -> {rule.segments_new:,} "
+            f"({_signed(rule.segments_added)}) over these events"
+        )
+    if rule.encoding_changes:
+        lines.append(f"  encoding changes: {_plural(rule.encoding_changes, 'notification')}")
+        for d in rule.encoding_examples:
+            assert d.old is not None and d.new is not None
+            change = encoding_change(d)
+            lines.append(
+                f"    event {d.event_id} {shown(d.new.recipient)}: {change['from']} -> "
+                f"{change['to']} ({d.old.segments} -> {d.new.segments} segments), because of "
+                f"{segments.named(change['characters'])}"
+            )
+        if rule.encoding_changes > len(rule.encoding_examples):
+            lines.append(
+                f"    ... and {rule.encoding_changes - len(rule.encoding_examples):,} more"
+            )
+    return lines
 
 
 def as_text(report: DiffReport, source: str, shown: Recipient) -> str:
@@ -179,6 +246,7 @@ def as_text(report: DiffReport, source: str, shown: Recipient) -> str:
             out += _example_lines(example, shown)
         if rule.total > len(rule.examples):
             out.append(f"  ... and {rule.total - len(rule.examples):,} more")
+        out += _cost_lines(rule, shown)
     if dead:
         reasons = ", ".join(f"{r} {n:,}" for r, n in report.dead_letters.most_common())
         out += ["", f"dead letters (the consumer would dead-letter these): {reasons}"]

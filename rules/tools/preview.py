@@ -52,13 +52,19 @@ def _describe(n: NewNotification) -> dict[str, Any]:
     if n.channel.value == "sms" and n.error_code is None:
         seg = segments.count(n.body)
         item["sms"] = {"encoding": seg.encoding, "characters": seg.characters,
-                       "segments": seg.segments}  # fmt: skip
+                       "segments": seg.segments, "country": n.country,
+                       "not_gsm": segments.non_gsm(n.body)}  # fmt: skip
         if seg.too_long:
             item["problems"].append(
                 f"body is {seg.characters} characters; SMS allows {segments.MAX_CHARACTERS}"
             )
         elif seg.segments > 1:
             item["warnings"] = [f"{seg.segments} segments: billed as {seg.segments} messages"]
+        if seg.encoding == segments.UCS_2:
+            culprits = segments.named(segments.non_gsm(n.body))
+            item.setdefault("warnings", []).append(
+                f"UCS-2 (70 characters a segment, not 160) because of {culprits}"
+            )
     return item
 
 

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from harness.launcher import free_port, wait_until
+from notify.country_breaker import key as country_key
 from tests.integration import processes
 from tests.integration.helpers import publish, shipment
 from tests.integration.prometheus import Prometheus, rules_for_test
@@ -96,3 +97,49 @@ def test_lag_dead_letter_and_failure_alerts_fire(
     assert seen == {"pending", "firing"}
     [(labels, lag)] = prom.query(f'notify_stream_lag{{stream="{stream}"}}')
     assert labels["job"] == "notify-worker" and lag > 20
+
+
+SMS_ONLY = """
+rules:
+  - name: text
+    on: shipment.delayed
+    channel: sms
+    to: "{{ data.phone }}"
+    body: "Your code is {{ data.code }}"
+"""
+
+
+def test_a_paused_country_fires_its_alert(
+    start_pipeline: processes.StartPipeline,
+    procs: processes.Start,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    worker_port = free_port()
+    breaker = country_key("GB")
+    redis_client.delete(breaker)
+    try:
+        pipeline = start_pipeline(
+            SMS_ONLY, NOTIFY_WORKER_METRICS_PORT=str(worker_port), NOTIFY_SMS_COUNTRIES="GB",
+            NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS="2",
+        )  # fmt: skip
+        stream = pipeline.env["NOTIFY_STREAM"]
+        rules = rules_for_test(tmp_path / "alerts.yml", thresholds={})
+        prom = Prometheus(tmp_path, {"notify-worker": worker_port}, rules)
+        procs(prom.process)
+        prom.wait_ready()
+        # Known countries start at 0, so the first held-back SMS is an increase.
+        first = 'notify_sms_country_paused_total{job="notify-worker", country="GB"}'
+        wait_until(lambda: prom.query(first) != [], timeout=15, message=f"{first} scraped")
+        serial = itertools.count()
+
+        def text_and_check() -> bool:
+            n = next(serial)
+            data = {"phone": f"+4474001{n:05d}", "code": n}
+            publish(redis_client, stream, f"gb-{stream}-{n}", "shipment.delayed", data)
+            return "firing" in prom.alert_states("NotifySmsCountryPaused", country="GB")
+
+        wait_until(text_and_check, timeout=30, interval=0.5,
+                   message=lambda: f"NotifySmsCountryPaused; active: {prom.alerts()}")  # fmt: skip
+    finally:
+        redis_client.delete(breaker)

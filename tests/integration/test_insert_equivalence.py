@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from notify import inserts, statements
 from notify.globs import translate
 from schemas import SUPPRESSED, Channel, NewNotification, PushId, Status, sql_list
+from tests.profiles import examples
 
 pytestmark = [pytest.mark.integration]
 
@@ -165,7 +166,9 @@ async def both_ways(url: str, batch: list[NewNotification], suppressed: list[str
 
 
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     batch=st.lists(notifications(), min_size=1, max_size=8),

@@ -162,3 +162,27 @@ def test_the_window_is_read_in_pages_without_gaps_or_repeats(
     assert ids[0] == "evt-old" and ids[1:3] == ["evt-1", "evt-2"] and ids[4] == "evt-other"
     assert isinstance(items[3], DeadLetter) and items[3].reason == "missing_field"
     assert len(ids) == len(set(ids)) == 5
+
+
+def test_a_curly_quote_switches_gsm7_to_ucs2_and_the_segments_it_adds_are_shown(
+    diff: Diff,
+) -> None:
+    # The shared rule's body, with "min late." made "min late \u2014 we\u2019re sorry."
+    # and long enough that UCS-2 needs two segments where GSM-7 needed one.
+    new = RULES.replace(
+        "is {{ data.delay_minutes }} min late.",
+        "is {{ data.delay_minutes }} min late \u2014 we\u2019re sorry for the wait.",
+    )
+    assert new != RULES
+    got = report(diff(new, "--since", "1h", "--json"))
+    assert got["code"] == 1
+    sms = got["by"]["delay-sms"]
+    assert sms["segments"] == {"old": 2, "new": 4, "added": 2}  # evt-1 and evt-2: 1 -> 2 each
+    assert sms["encoding_changes"] == 2
+    assert [(e["event_id"], e["from"], e["to"], e["characters"]) for e in sms["encoding_examples"]]\
+        == [(f"evt-{n}", "GSM-7", "UCS-2", ["\u2014", "\u2019"]) for n in (1, 2)]  # fmt: skip
+
+    text = diff(new, "--since", "1h")
+    assert text.returncode == 1
+    assert "segments: 2 -> 4 (+2) over these events" in text.stdout
+    assert "encoding: GSM-7 -> UCS-2, 1 -> 2 segments, because of '\u2014' (U+2014)" in text.stdout

@@ -20,6 +20,7 @@ from consumer import batches
 from notify.inserts import Inserted
 from notify.store import OutcomeStore
 from schemas import Channel, NewNotification, Status, ThrottleKey
+from tests.profiles import examples
 
 pytestmark = [pytest.mark.integration]
 
@@ -106,7 +107,9 @@ async def both_ways(
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(earlier=st.lists(specs(), max_size=3), batch=st.lists(specs(), min_size=1, max_size=12))
 def test_two_connections_store_what_one_insert_stores(

@@ -98,7 +98,7 @@ rules:
         assert one(port, "notify_dead_letters_total", reason=reason) == 0, reason
     assert one(port, "notify_events_total", type="", outcome="invalid") == 0
     for event_type in ("shipment.delayed", "shipment.delivered"):
-        for outcome in ("routed", "unmatched", "duplicate"):
+        for outcome in ("routed", "unmatched", "no_notifications", "duplicate"):
             assert one(port, "notify_events_total", type=event_type, outcome=outcome) == 0
     assert not [s for s in samples(port, "notify_events_total") if "*" in s.labels["type"]]
     for channel in Channel:

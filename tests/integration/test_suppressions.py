@@ -241,3 +241,33 @@ def test_the_cli_round_trip(pipeline_env: dict[str, str], database_url: str) -> 
         return [(r["action"], r["source"]) for r in found]
 
     assert on_db(database_url, events) == [("added", source), ("lifted", source)]
+
+
+def test_the_cli_normalises_recipients_as_the_consumer_does(
+    pipeline_env: dict[str, str], database_url: str
+) -> None:
+    """A number typed as people write it suppresses the E.164 number notifications go to,
+    and is lifted in any other format; what names no recipient is refused (exit 2)."""
+    env = {**pipeline_env, "NOTIFY_DEFAULT_REGION": "US"}
+    added = notify(env, "add", "sms", " (415) 555-0124 ")
+    assert "suppressed sms +1415*****24 (manual)" in added.stdout
+    assert suppression(database_url, Channel.SMS, "+14155550124") is not None
+    assert suppression(database_url, Channel.SMS, "(415) 555-0124") is None
+    assert "already suppressed" in notify(env, "add", "sms", "+1 415-555-0124").stdout
+    uk = notify({**env, "NOTIFY_DEFAULT_REGION": "GB"}, "add", "sms", "07400 123456")
+    assert "suppressed sms +4474******56" in uk.stdout
+    removed = notify(env, "remove", "sms", "415.555.0124")
+    assert "lifted the suppression of sms +1415*****24" in removed.stdout
+    assert suppression(database_url, Channel.SMS, "+14155550124") is None
+    notify(env, "remove", "sms", "+447400123456")
+
+    for args in (["add", "sms", ""], ["add", "sms", "   "], ["add", "sms", "not-a-number"],
+                 ["add", "sms", "+1 555"], ["remove", "sms", "12"], ["add", "push", ""],
+                 ["add", "push", "tok with spaces"]):  # fmt: skip
+        command = [str(processes.BIN / "notify"), "suppressions", *args]
+        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                                 check=False)  # fmt: skip
+        assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
+        assert refused.stderr.startswith(f"notify suppressions {args[0]}: "), refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert json.loads(notify(env, "list", "--json").stdout) == []

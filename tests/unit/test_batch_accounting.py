@@ -10,9 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from consumer.batches import BatchResult, account, share_out
+from consumer.batches import BatchResult, RoutedEvent, account, share_out
+from consumer.metrics import EVENT_OUTCOMES
 from notify.store import Inserted
 from schemas import Channel, NewNotification, Status, ThrottleKey
+from tests.profiles import examples
 
 TYPES = ["shipment.delayed", "order.placed", "x.y"]
 KEYS = ["k1", "k2", "k3", "k4", "k5"]
@@ -26,14 +28,14 @@ def note(key: str, channel: Channel, status: Status) -> NewNotification:
 
 
 def reference(
-    per_event: list[tuple[str, list[str]]], inserted: set[str], rows: list[NewNotification]
+    per_event: list[tuple[str, list[str], bool]], inserted: set[str], rows: list[NewNotification]
 ) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
     """The increments as the consumer made them before: one per event, one per row."""
     events: Counter[tuple[str, str]] = Counter()
     fresh = set(inserted)
-    for event_type, keys in per_event:
+    for event_type, keys, matched in per_event:
         if not keys:
-            outcome = "unmatched"
+            outcome = "no_notifications" if matched else "unmatched"
         elif any(k in fresh for k in keys):
             outcome = "routed"
             fresh.difference_update(keys)
@@ -57,9 +59,13 @@ def inserted_total(channel: str, status: str) -> float:
     return REGISTRY.get_sample_value("notify_notifications_inserted_total", labels) or 0.0
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
-    st.lists(st.tuples(st.sampled_from(TYPES), st.lists(st.sampled_from(KEYS), max_size=3))),
+    st.lists(
+        st.tuples(
+            st.sampled_from(TYPES), st.lists(st.sampled_from(KEYS), max_size=3), st.booleans()
+        )
+    ),
     st.sets(st.sampled_from(KEYS)),
     st.lists(
         st.tuples(
@@ -71,19 +77,20 @@ def inserted_total(channel: str, status: str) -> float:
     ),
 )
 def test_counters_and_outcomes_are_those_of_one_increment_per_event(
-    per_event: list[tuple[str, list[str]]],
+    per_event: list[tuple[str, list[str], bool]],
     inserted: set[str],
     row_specs: list[tuple[str, Channel, Status]],
 ) -> None:
     rows = [note(*spec) for spec in row_specs]
     events, inserts = reference(per_event, inserted, rows)
-    event_labels = {(t, o) for t in TYPES for o in ("routed", "unmatched", "duplicate")}
+    event_labels = {(t, o) for t in TYPES for o in EVENT_OUTCOMES}
     insert_labels = {(c.value, s.value) for _, c, s in row_specs}
     before_events = {lv: events_total(*lv) for lv in event_labels}
     before_inserts = {lv: inserted_total(*lv) for lv in insert_labels}
     result = BatchResult()
     stored = Inserted([], inserted, 0)
-    account(result, [(t, "e", keys, []) for t, keys in per_event], stored, rows, [], 0)
+    routed = [RoutedEvent(t, "e", keys, [], matched) for t, keys, matched in per_event]
+    account(result, routed, stored, rows, [], 0)
     for lv in event_labels:
         assert events_total(*lv) - before_events[lv] == events[lv]
     for lv in insert_labels:
@@ -94,7 +101,7 @@ def test_counters_and_outcomes_are_those_of_one_increment_per_event(
     assert result.outcomes == outcomes
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(

@@ -82,3 +82,21 @@ def test_any_other_error_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(status_report, "main", _raising(KeyError("a bug")))
     with pytest.raises(KeyError, match="a bug"):
         main(["status"])
+
+
+def test_migrate_reports_what_it_did_and_up_to_date_only_when_nothing_was_applied() -> None:
+    from cli.main import migrate_report
+    from notify.database import Migrated
+
+    names = {1: "first", 2: "second"}
+    assert migrate_report(Migrated(True, [1, 2], 2), names) == [
+        "created the database", "applied migrations 1 (first), 2 (second)",
+        "the schema is at version 2",
+    ]  # fmt: skip
+    # A database a DBA created empty: nothing created, everything applied.
+    assert migrate_report(Migrated(False, [2], 2, backfilled=3), names) == [
+        "applied migration 2 (second)", "the schema is at version 2", "backfilled 3 rows",
+    ]  # fmt: skip
+    assert migrate_report(Migrated(False, [], 2), names) == [
+        "the schema was already up to date (version 2); nothing applied"
+    ]

@@ -101,6 +101,39 @@ async def test_one_batch_end_to_end(client: fakeredis.FakeAsyncRedis, tmp_path: 
     assert await client.xlen("events.dlq") == 1
 
 
+async def test_a_matched_event_that_produces_nothing_is_not_unmatched(
+    client: fakeredis.FakeAsyncRedis, tmp_path: object
+) -> None:
+    """`unmatched` stays "no rule listens to the type"; a rule that listens and produces
+    nothing (its condition false, `to` rendering nobody) is `no_notifications`."""
+    rules = tmp_path / "rules.yaml"  # type: ignore[operator]
+    rules.write_text(
+        "rules:\n  - name: r\n    on: shipment.*\n    when: data.urgent\n    channel: sms\n"
+        '    to: "{{ data.phones }}"\n    body: "hi"\n'
+    )
+    stream = stream_for(client)
+    await stream.ensure_group()
+    consumer = Consumer(Settings(rules_path=str(rules)), stream, FakeStore(),
+                        TaskPublisher(client, "q"), RulesWatcher(str(rules)))  # type: ignore[arg-type]  # fmt: skip
+    for event_id, event_type, data in (
+        ("e1", "shipment.delayed", {"urgent": False, "phones": ["+14155550100"]}),
+        ("e2", "shipment.delayed", {"urgent": True, "phones": []}),
+        ("e3", "order.placed", {"urgent": True, "phones": ["+14155550100"]}),
+        ("e4", "shipment.delayed", {"urgent": True, "phones": ["+14155550100"]}),
+    ):
+        fields = {"id": event_id, "type": event_type, "data": json.dumps(data)}
+        await client.xadd("events", fields)  # type: ignore[arg-type]
+    before = REGISTRY.get_sample_value(
+        "notify_events_total", {"type": "shipment.delayed", "outcome": "no_notifications"}
+    )
+    result = await consumer.handle(await stream.read(10, None, own_pending=False))
+    assert result.outcomes == {"no_notifications": 2, "unmatched": 1, "routed": 1}
+    after = REGISTRY.get_sample_value(
+        "notify_events_total", {"type": "shipment.delayed", "outcome": "no_notifications"}
+    )
+    assert (after or 0) - (before or 0) == 2
+
+
 async def test_a_rule_whose_recipient_is_undefined_does_not_hold_back_the_event(
     client: fakeredis.FakeAsyncRedis, tmp_path: object
 ) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -86,3 +88,70 @@ def test_json_keeps_everything_in_full_and_adds_event_id_and_type(
 )
 def test_shorten(text: str | None, width: int, middle: bool, expected: str) -> None:
     assert shorten(text, width, middle=middle) == expected
+
+
+def test_replay_of_an_unknown_id_exits_1_and_replays_the_known_ones(
+    client: fakeredis.FakeRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, *_ = [entry_id.decode() for entry_id, _ in client.xrange(DLQ)]
+    assert main(["dlq", "replay", first, "9-9", first]) == 1
+    out, err = capsys.readouterr()
+    assert out == "replayed 1 entry to events\n"
+    assert err == f"notify dlq replay: no dead letter '9-9' in {DLQ}\n"
+    assert client.xlen(DLQ) == 2 and client.xlen("events") == 1
+
+
+def test_replay_refuses_ids_together_with_all_and_neither(
+    client: fakeredis.FakeRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = client.xrange(DLQ)[0][0].decode()
+    assert main(["dlq", "replay", first, "--all"]) == 2
+    assert main(["dlq", "replay"]) == 2
+    assert capsys.readouterr().err.count("give dead-letter ids, or --all (not both)") == 2
+    assert client.xlen(DLQ) == 3 and client.xlen("events") == 0  # nothing replayed
+    assert main(["dlq", "replay", "--all"]) == 0
+    assert client.xlen(DLQ) == 0 and client.xlen("events") == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "why"),
+    [
+        (["bad type!", "--data", "{}"], "bad_type"),
+        (["a.b", "--data", "{}", "--time", "yesterday"], "bad_time"),
+        (["a.b", "--data", "{}", "--time", "2024-02-30T10:00:00Z"], "bad_time"),
+        (["a.b", "--data", "{}", "--id", "x" * 201], "bad_id"),
+        (["a.b", "--data", "{}", "--id", ""], "missing_field"),
+        (["a.b", "--data", '{"a": "\\u0000"}'], "nul_character"),
+        (["a.b", "--data", '{"a": "' + "x" * 70_000 + '"}'], "oversized"),
+        (["a.b", "--data", "[1]"], "must be a JSON object, not list"),
+        (["a.b", "--data", "{"], "--data is not JSON"),
+        (["a.b", "--data", "@/no/such/file.json"], "No such file"),
+    ],
+)
+def test_publish_refuses_what_the_consumer_would_dead_letter(
+    client: fakeredis.FakeRedis, capsys: pytest.CaptureFixture[str], argv: list[str], why: str
+) -> None:
+    assert main(["publish", *argv]) == 2
+    assert why in capsys.readouterr().err
+    assert client.xlen("events") == 0
+
+
+def test_publish_reads_data_from_a_file_or_stdin(
+    client: fakeredis.FakeRedis,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from schemas.decoding import decode_entry
+
+    payload = tmp_path / "event.json"
+    payload.write_text('{"shipment_id": "SHP-1", "customer": {"name": "Zoë"}}')
+    assert main(["publish", "shipment.delayed", "--data", f"@{payload}", "--id", "e1"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"from": "stdin"}'))
+    assert main(["publish", "shipment.delayed", "--data", "-", "--subject", "SHP-2"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [p["stream"] for p in printed] == ["events", "events"]
+    (first_id, first), (_, second) = client.xrange("events")
+    events = [decode_entry(first_id.decode(), fields, 65536) for fields in (first, second)]
+    assert events[0].id == "e1" and events[0].data["customer"] == {"name": "Zoë"}
+    assert (events[1].subject, events[1].data) == ("SHP-2", {"from": "stdin"})

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from schemas import DeadLetterReason, Event, EventError
 from schemas.decoding import decode_entry, entry_size, entry_time
+from tests.profiles import examples
 
 REASONS = frozenset(
     {
@@ -432,7 +433,7 @@ def check(entry_id: str, raw: Raw, max_bytes: int) -> None:
     assert raw[b"id"].decode() == event.id
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entry_ids, entries, st.sampled_from([LIMIT, 0, 64, 1024, 10**6]))
 def test_any_entry_decodes_or_is_a_known_dead_letter(
     entry_id: str, raw: Raw, max_bytes: int
@@ -440,7 +441,7 @@ def test_any_entry_decodes_or_is_a_known_dead_letter(
     check(entry_id, raw, max_bytes)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(entry_ids, well_formed, st.dictionaries(keys, values, max_size=3))
 def test_near_valid_entries_decode_or_are_known_dead_letters(
     entry_id: str, raw: Raw, extra: Raw
@@ -448,7 +449,7 @@ def test_near_valid_entries_decode_or_are_known_dead_letters(
     check(entry_id, {**extra, **raw}, LIMIT)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(entry_ids, well_formed, st.dictionaries(st.text(max_size=10), st.text(max_size=10)))
 def test_well_formed_entries_always_decode(
     entry_id: str, raw: Raw, unknown: dict[str, str]
@@ -481,7 +482,7 @@ def reference_decode_fields(raw: Raw) -> dict[str, str]:
     return out
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(entries)
 def test_fields_decode_and_measure_as_they_did_field_by_field(entry: Raw) -> None:
     assert entry_size(entry) == sum(len(k) + len(v) for k, v in entry.items())

@@ -30,7 +30,7 @@ ALERTS = {
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
     "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset", "NotifySmsBacklogSlowToDrain",
     "NotifyDeliveredRatioFalling", "NotifyReceiptsStopped", "NotifyOutboxBacklogGrowing",
-    "NotifyWebhooksDown",
+    "NotifyWebhooksDown", "NotifySmsCountryPaused",
 }  # fmt: skip
 
 
@@ -187,6 +187,9 @@ def test_the_dashboard_shows_lag_throughput_failures_and_latency() -> None:
         "notify_outbox_backlog",
         "notify_notifications_skipped_total",
         "notify_suppressions_total",
+        "notify_sms_price_total",  # the spend row
+        "notify_sms_segments_total",
+        "notify_sms_country_paused_total",
     ):
         assert metric in exprs, metric
     provisioning = load("grafana/provisioning/datasources/prometheus.yml")

@@ -25,6 +25,7 @@ from rules.rendering import (
     parse_expression,
     parse_template,
 )
+from tests.profiles import examples
 
 KEYS = ["a", "b", "customer", "phone", "name", "items", "keys", "get", "values", "copy", "n"]
 NAMES = ["data", "event", "missing", "range", "dict", "lipsum", "namespace"]
@@ -167,7 +168,9 @@ def _text(result: tuple[str, Any]) -> str:
     return re.sub(r" at 0x[0-9a-f]+", "", repr(result))
 
 
-HYPOTHESIS = settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HYPOTHESIS = settings(
+    max_examples=examples(700), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @HYPOTHESIS

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notify.globs import TYPE_ALPHABET, compile_globs, translate
+from tests.profiles import examples
 
 # Event types as decoding accepts them; patterns over the characters rules check allows.
 event_types = st.from_regex(r"\A[A-Za-z0-9_-]{1,6}(\.[A-Za-z0-9_-]{1,6}){0,2}\Z")
 patterns = st.text(alphabet=TYPE_ALPHABET[:8] + "._-*?[]!", min_size=1, max_size=10)
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 @given(patterns, event_types)
 def test_python_reading_agrees_with_fnmatch(pattern: str, event_type: str) -> None:
     ours = re.match(translate(pattern), event_type) is not None

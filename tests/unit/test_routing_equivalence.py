@@ -33,6 +33,7 @@ from rules.routing import (
 )
 from rules.ruleset import CompiledRule, RuleSet, load_text
 from schemas import Channel, Event, NewNotification, PushId, Status
+from tests.profiles import examples
 
 NOW = datetime(2026, 11, 25, 21, 30, tzinfo=UTC)
 
@@ -268,7 +269,7 @@ def encoded(routed: Routed) -> bytes:
     return msgspec.json.encode(routed.notifications)
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_files(), st.lists(events(), min_size=1, max_size=4))
 def test_the_consumer_routes_as_the_reference_does(text: str, batch: list[Event]) -> None:
     fast, slow = load_text(text), slow_rules(text)

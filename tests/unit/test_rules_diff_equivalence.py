@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rules.ruleset import RuleSet, load_text
 from rules.tools.diff import Differ, Difference, compare, plan, route_each
 from schemas import Event
+from tests.profiles import examples
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 STALE = timedelta(hours=1)
@@ -112,7 +113,7 @@ def naive(
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     files=rule_files(),
     events=st.integers(0, 12).flatmap(lambda k: st.tuples(*(event(n) for n in range(k)))),

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rules.ruleset import RuleSet, load_bytes
 from schemas import RulesError
+from tests.profiles import examples
 
 ROOT = Path(__file__).resolve().parents[2]
 # Every key a rule may have, so mutations land in each of them.
@@ -104,7 +105,10 @@ def mutated(draw: st.DrawFn) -> bytes:
 
 
 FUZZ = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
 )
 
 
@@ -140,7 +144,7 @@ def test_fragments_in_every_value_load_or_are_refused_with_positions(
     loads_or_refuses(text.encode("utf-8", "surrogatepass"))
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(st.text(max_size=300))
 def test_any_text_loads_or_is_refused_with_positions(text: str) -> None:
     loads_or_refuses(text.encode("utf-8", "surrogatepass"))
