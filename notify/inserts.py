@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 import msgspec
 
-from notify import cancellations, statements, throttles
+from notify import cancellations, partitions, statements, throttles
 from notify.globs import translate
 from schemas import Channel, NewNotification, PushId, Status
 
@@ -109,6 +109,15 @@ def cancellable_subjects(rows: Sequence[NewNotification]) -> set[str]:
     }
 
 
+_seen = partitions.Seen()
+
+
+def _days(rows: Sequence[NewNotification]) -> set[date]:
+    """The event days of a batch: the partitions its rows go to (statements.INSERT)."""
+    now = datetime.now(UTC)
+    return {(n.event_time or now).astimezone(UTC).date() for n in rows}
+
+
 async def insert(
     conn: asyncpg.Connection, rows: Sequence[NewNotification], redelivered: frozenset[str]
 ) -> Inserted:
@@ -118,7 +127,13 @@ async def insert(
         await cancellations.lock_subjects(conn, subjects)
     # Throttles are decided in the transaction that inserts the rows they count.
     rows = await throttles.apply(conn, rows)
-    returned = await conn.fetch(statements.INSERT, document(rows).decode())
+    await _seen.cover(conn, _days(rows))
+    try:
+        returned = await conn.fetch(statements.INSERT, document(rows).decode())
+    except asyncpg.PostgresError as exc:
+        if partitions.missing_partition(exc):
+            _seen.forget()  # the batch fails and comes back; then its days are created
+        raise
     inserted: set[str] = set()
     publish: list[tuple[int, Channel]] = []
     skipped: dict[str, str] = {}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Collection
+
 import asyncpg
+
+from notify import partitioning
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -343,15 +347,34 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX cancellations_keep_until ON cancellations (keep_until);
         """,
     ),
+    (
+        10,
+        "outcome tables partitioned by event day",
+        """
+        -- Replaced by notifications_status (status, updated_at), which serves the sweeps of
+        -- in-flight rows and `notify status`. The rest is notify/partitioning.py.
+        DROP INDEX IF EXISTS notifications_in_flight;
+        """,
+    ),
 ]
+
+# Versions whose work depends on what the database holds: Python, after the entry's SQL, in
+# the same transaction.
+STEPS: dict[int, Callable[[asyncpg.Connection], Awaitable[None]]] = {10: partitioning.convert}
 
 # Any constant works; it only has to be the same in every process that migrates.
 _LOCK_ID = 7_242_001
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply missing migrations in one transaction; concurrent runs queue on the lock."""
+async def migrate(conn: asyncpg.Connection, *, before: int | None = None) -> list[int]:
+    """Apply missing migrations in one transaction; concurrent runs queue on the lock.
+    `before`: only the versions below it (tests of a database an older release made)."""
+    wanted = [m for m in MIGRATIONS if before is None or m[0] < before]
     applied: list[int] = []
+    # Slow but not blocking (concurrent index builds, validated checks): before the
+    # transaction, whose locks it would otherwise hold for as long.
+    if any(version in STEPS for version, *_ in wanted) and await _pending(conn, STEPS):
+        await partitioning.prepare(conn)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_ID)
         await conn.execute(
@@ -360,12 +383,24 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
                 applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-        for version, name, sql in MIGRATIONS:
+        for version, name, sql in wanted:
             if version in done:
                 continue
             await conn.execute(sql)
+            if version in STEPS:
+                await STEPS[version](conn)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
             )
             applied.append(version)
     return applied
+
+
+async def _pending(conn: asyncpg.Connection, versions: Collection[int]) -> bool:
+    """Whether a database that has tables lacks one of these versions."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return False
+    done = await conn.fetchval(
+        "SELECT count(*) FROM schema_migrations WHERE version = ANY($1::int[])", list(versions)
+    )
+    return bool(done < len(versions))

@@ -297,7 +297,17 @@ class Settings:
         at_least(0),
     )
     retention_days: float = setting(
-        "NOTIFY_RETENTION_DAYS", 90.0, "notifications older than this are removed", number
+        "NOTIFY_RETENTION_DAYS",
+        90.0,
+        "notifications older than this are removed: a day's partitions are dropped whole once "
+        "all of the day is older (docs/history.md)",
+        number,
+    )
+    partitions_seconds: float = setting(
+        "NOTIFY_PARTITIONS_SECONDS",
+        600.0,
+        "how often beat creates the next week's day partitions and drops days past retention",
+        within(0, 86400),
     )
 
     section("Celery and delivery")

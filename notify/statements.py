@@ -8,6 +8,7 @@ A suppression added at any time before the claim is honoured.
 
 from __future__ import annotations
 
+from notify.partitions import id_sql
 from schemas import SUPPRESSED, Status, sql_list
 
 
@@ -31,11 +32,14 @@ _GOING_OUT = frozenset({Status.PENDING, Status.SCHEDULED})
 # A cancellable row whose cancel is already known is born `cancelled` (notify/cancellations.py;
 # the caller holds its subjects' locks). The earliest such cancel names it.
 # $1 is the batch as a JSON array of objects (notify/inserts.py: Row); an absent key is null.
+# The id carries the event's day, which picks the partition (notify/partitions.py); the
+# idempotency key is unique in each partition, so the conflict names no columns (no unique
+# index on the parent can hold it).
 INSERT = f"""
-INSERT INTO notifications (idempotency_key, event_id, event_type, event_subject, rule, channel,
+INSERT INTO notifications (id, idempotency_key, event_id, event_type, event_subject, rule, channel,
     recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
     error_message, rules_version, event_time, push_id, segments, encoding, country, cancelled_by)
-SELECT k, e, t, s, r, c, rc, ti, b, d,
+SELECT {id_sql("COALESCE(et, now())")}, k, e, t, s, r, c, rc, ti, b, d,
     CASE WHEN cx.event_id IS NOT NULL THEN {CANCELLED}
          WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
     COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
@@ -58,7 +62,7 @@ LEFT JOIN LATERAL (
     ORDER BY x.event_time, x.event_id LIMIT 1) cx ON true
 -- A join may reorder rows; ids are handed out in batch (stream) order, as without one.
 ORDER BY u.n
-ON CONFLICT (idempotency_key) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING id, channel, status, idempotency_key, error_code
 """
 

@@ -15,6 +15,7 @@ from notify import (
     costs,
     database,
     inserts,
+    partitions,
     slots,
     statements,
     suppressions,
@@ -332,10 +333,18 @@ class OutcomeStore:
             await apply_pending(conn, sids)
         return True
 
+    async def keep_partitions(self, *, retention_days: float) -> partitions.Upkeep:
+        async with self.pool.acquire() as conn:
+            return await partitions.upkeep(conn, retention_days=retention_days)
+
     async def delete_older_than(self, *, days: float, limit: int) -> int:
+        """Retention for the legacy partition (rows from before version 10, and events older
+        than its bound), by batches of deletes; the day partitions are dropped whole."""
+        if await self.pool.fetchval("SELECT to_regclass('notifications_legacy')") is None:
+            return 0
         result = await self.pool.execute(
-            f"""DELETE FROM notifications WHERE id IN (
-                   SELECT id FROM notifications
+            f"""DELETE FROM notifications_legacy WHERE id IN (
+                   SELECT id FROM notifications_legacy
                    WHERE created_at < now() - make_interval(days => 0, secs => $1 * 86400)
                      AND status NOT IN {sql_list(IN_FLIGHT)}
                    LIMIT $2)""",
@@ -358,12 +367,16 @@ class OutcomeStore:
         return receipts + inbound
 
     async def status_counts(self, *, since_seconds: float) -> dict[str, int]:
+        # One range of the (status, updated_at) index per status: Postgres 15 has no skip
+        # scan, and a GROUP BY over updated_at alone would need an index of its own.
         records = await self.pool.fetch(
-            """SELECT status, count(*) AS n FROM notifications
-               WHERE updated_at >= now() - make_interval(secs => $1) GROUP BY status""",
+            """SELECT s.status, (SELECT count(*) FROM notifications n WHERE n.status = s.status
+                   AND n.updated_at >= now() - make_interval(secs => $1)) AS n
+               FROM unnest($2::text[]) AS s(status)""",
             since_seconds,
+            [s.value for s in Status],
         )
-        return {r["status"]: r["n"] for r in records}
+        return {r["status"]: r["n"] for r in records if r["n"]}
 
     async def suppress(self, channel: Channel, recipient: str, reason: Reason, source: str) -> bool:
         return await suppressions.suppress(self.pool, channel, recipient, reason, source)

@@ -51,6 +51,12 @@ def _beat_schedule(s: Settings) -> dict[str, Any]:
             "schedule": timedelta(seconds=max(0.5, min(60.0, s.stuck_seconds / 4))),
         },
         "purge": {"task": task_names.PURGE, "schedule": timedelta(hours=1)},
+        # Cheap (a catalog read) when there is nothing to do; frequent, so a failure
+        # shows in the partition gauge long before a day is missing.
+        "partitions": {
+            "task": task_names.PARTITIONS,
+            "schedule": timedelta(seconds=s.partitions_seconds),
+        },
         # Each run makes at most NOTIFY_RECEIPT_LOOKUPS_PER_RUN calls: this bounds the rate.
         "look-up-receipts": {
             "task": task_names.LOOK_UP_RECEIPTS,

@@ -19,6 +19,7 @@ from notify import provider_health
 from notify.costs import Price, Priced, Unpriced
 from notify.database import STATEMENT_CACHE_SIZE
 from notify.group_commit import GroupCommit
+from notify.partitions import Upkeep
 from notify.provider_health import Evidence
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished, OutcomeStore
@@ -66,6 +67,8 @@ class WorkerStore(Protocol):
     def resolve_sending(self, row: Notification, resolution: Resolution) -> bool: ...
 
     def delete_older_than(self, *, days: float, limit: int) -> int: ...
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep: ...
 
     def forget_expired_throttles(self, *, limit: int) -> int: ...
 
@@ -199,6 +202,9 @@ class StoreRunner:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return self.run(lambda store: store.delete_older_than(days=days, limit=limit))
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep:
+        return self.run(lambda store: store.keep_partitions(retention_days=retention_days))
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return self.run(lambda store: store.forget_expired_throttles(limit=limit))

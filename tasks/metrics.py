@@ -130,6 +130,14 @@ def start_cost_at_zero(settings: Settings, rules: Iterable[str]) -> None:
         skips.start_at_zero([COUNTRY_PAUSED_REASON])
 
 
+# The alert on a missing partition for tomorrow reads this against time() (alerts.yml).
+PARTITIONS_END = Gauge(
+    "notify_partitions_end_timestamp_seconds",
+    "When the newest day partition of the outcome tables ends (Unix time)",
+    multiprocess_mode="max",
+)
+
+
 def start_at_zero() -> None:
     """Export every channel x status (and x skip and suppression reason) at 0, so increase()
     sees the first one after a start.

@@ -1,4 +1,4 @@
-"""Beat's periodic tasks: dispatch due reminders, sweep stuck rows, purge old ones."""
+"""Beat's periodic tasks: dispatch due reminders, sweep stuck rows, keep partitions, purge."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from notify import logs, skips, task_names
 from notify.task_names import SEND_ONE
 from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Resolution, Status
-from tasks import pacing
+from tasks import metrics, pacing
 from tasks.app import app
 from tasks.delivery import find_earlier_sms
 from tasks.reconcile import LookupFailed
@@ -157,11 +157,39 @@ def settle(rt: Runtime, row: Notification) -> str:
     return "unknown"
 
 
+@app.task(name=task_names.PARTITIONS, shared=False, ignore_result=True)
+def keep_partitions() -> dict[str, list[str]]:
+    """The outcome tables' day partitions: the next days' created ahead, and days wholly
+    older than NOTIFY_RETENTION_DAYS dropped (notify/partitions.py)."""
+    rt = runtime(app.settings)
+    done = rt.db.keep_partitions(retention_days=rt.settings.retention_days)
+    if done.newest_end is not None:
+        metrics.PARTITIONS_END.set(done.newest_end.timestamp())
+    if done.created or done.dropped:
+        log.info(
+            "partitions kept",
+            extra=logs.fields(
+                created=[str(d) for d in done.created], dropped=[str(d) for d in done.dropped]
+            ),
+        )
+    if done.busy:
+        log.warning(
+            "days past retention kept: rows in them are still in flight",
+            extra=logs.fields(days=[str(d) for d in done.busy]),
+        )
+    return {
+        "created": [str(d) for d in done.created],
+        "dropped": [str(d) for d in done.dropped],
+        "busy": [str(d) for d in done.busy],
+    }
+
+
 @app.task(name=task_names.PURGE, shared=False, ignore_result=True)
 def purge() -> int:
-    """Retention: delete finished rows older than NOTIFY_RETENTION_DAYS, in batches; and
-    throttle windows that have ended (the next notification starts a new one), and
-    cancellations no reminder can still need."""
+    """Retention of what is not dropped by day (keep_partitions): the legacy partition's
+    finished rows older than NOTIFY_RETENTION_DAYS, in batches; unmatched receipts and
+    inbound messages; throttle windows that have ended (the next notification starts a new
+    one); and cancellations no reminder can still need."""
     rt = runtime(app.settings)
     while rt.db.forget_expired_throttles(limit=5000) == 5000:
         pass

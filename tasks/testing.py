@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from notify.costs import Price, Priced, Unpriced
+from notify.partitions import Upkeep
 from notify.provider_health import Evidence
 from notify.receipts import AwaitingReceipt
 from notify.store import Finished
@@ -150,6 +151,9 @@ class FakeStore:
 
     def delete_older_than(self, *, days: float, limit: int) -> int:
         return 0
+
+    def keep_partitions(self, *, retention_days: float) -> Upkeep:
+        return Upkeep(created=[], dropped=[], busy=[], newest_end=None)
 
     def forget_expired_throttles(self, *, limit: int) -> int:
         return 0

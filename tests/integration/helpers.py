@@ -60,10 +60,13 @@ def publish(
     event_type: str,
     data: dict[str, Any],
     subject: str | None = None,
+    time: str | None = None,
 ) -> None:
     fields = {"id": event_id, "type": event_type, "data": json.dumps(data)}
     if subject:
         fields["subject"] = subject
+    if time:
+        fields["time"] = time
     client.xadd(stream, fields)  # type: ignore[arg-type]
 
 

@@ -37,6 +37,7 @@ def note(
     send_at: datetime | None = None,
     subject: str | None = None,
     cancel_on: list[str] | None = None,
+    event_time: datetime | None = None,
 ) -> NewNotification:
     return NewNotification(
         idempotency_key=idempotency_key(event, "r", "+14155550100"),
@@ -50,6 +51,7 @@ def note(
         status=status,
         send_at=send_at,
         cancel_on=cancel_on or [],
+        event_time=event_time,
     )
 
 
@@ -183,9 +185,13 @@ async def test_cancel_and_dispatch_race_safely(store: OutcomeStore) -> None:
     assert statuses.count("cancelled") == cancelled
 
 
-async def test_retention_deletes_only_old_finished_rows(store: OutcomeStore) -> None:
+async def test_legacy_retention_deletes_only_old_finished_rows(store: OutcomeStore) -> None:
+    """Rows older than the first day partition live in the legacy one, pruned by deletes
+    (day partitions are dropped whole: tests/integration/test_history.py)."""
     tag = uuid.uuid4().hex
-    await store.insert([note(f"old-sent-{tag}"), note(f"old-pending-{tag}"), note(f"new-{tag}")])
+    old = datetime.now(UTC) - timedelta(days=100)
+    olds = [note(f"old-{kind}-{tag}", event_time=old) for kind in ("sent", "pending")]
+    await store.insert([*olds, note(f"new-{tag}")])
     await store.pool.execute(
         """UPDATE notifications SET created_at = now() - interval '100 days',
                status = CASE WHEN event_id LIKE 'old-sent-%' THEN 'sent' ELSE status END

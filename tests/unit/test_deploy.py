@@ -30,7 +30,7 @@ ALERTS = {
     "NotifyDeadLettersIncreasing", "NotifyChannelFailureRatioHigh", "NotifyProviderLatencyHigh",
     "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset", "NotifySmsBacklogSlowToDrain",
     "NotifyDeliveredRatioFalling", "NotifyReceiptsStopped", "NotifyOutboxBacklogGrowing",
-    "NotifyWebhooksDown", "NotifySmsCountryPaused",
+    "NotifyWebhooksDown", "NotifySmsCountryPaused", "NotifyPartitionMissing",
 }  # fmt: skip
 
 
