@@ -48,9 +48,11 @@ def row(
     )  # fmt: skip
 
 
-def unsure(nid: int, attempts: int = 2, **extra: Any) -> Notification:
-    """A row whose earlier send lost its answer 20 s ago."""
-    since = NOW - timedelta(seconds=20)
+def unsure(
+    nid: int, attempts: int = 2, since: datetime | None = None, **extra: Any
+) -> Notification:
+    """A row whose earlier send lost its answer 20 s ago (or at `since`)."""
+    since = since or NOW - timedelta(seconds=20)
     return row(nid, attempts=attempts, error_code="timeout", unsure_since=since, **extra)
 
 
@@ -118,7 +120,9 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
 
 
 def test_a_lookup_waits_until_twilios_list_can_show_the_send() -> None:
-    store, sms = FakeStore({1: unsure(1)}), FakeProvider()
+    # Its own clock: NOW is read at import, which may be long before this test runs.
+    recent = unsure(1, since=datetime.now(UTC) - timedelta(seconds=20))
+    store, sms = FakeStore({1: recent}), FakeProvider()
     outcome = deliver(runtime(store, sms, reconcile_wait_seconds=60), 1, Channel.SMS)
     assert (outcome.status, outcome.code) == ("retried", "reconcile_wait")
     assert outcome.retry_in is not None and outcome.retry_in >= 39  # 60 s from the send
