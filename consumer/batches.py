@@ -7,17 +7,18 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consumer import metrics
-from consumer.stream import DeadLetter
+from consumer.stream import DeadLetter, Entry
 from notify import logs
 from notify import skips as notify_skips
 from notify.cancellations import Cancel
 from notify.inserts import Inserted
 from notify.store import OutcomeStore
+from rules.routing import Routed
 from rules.ruleset import RuleSet
-from schemas import NewNotification
+from schemas import Event, NewNotification
 
 log = logs.get("consumer")
 # Fewer rows than this go in one statement: splitting them would cost more round trips and
@@ -49,8 +50,24 @@ class Prepared:
     dead: list[DeadLetter] = field(default_factory=list)
     rows: list[NewNotification] = field(default_factory=list)
     cancels: list[Cancel] = field(default_factory=list)
+    stale_after: timedelta = timedelta(hours=1)
     per_event: list[RoutedEvent] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
+
+
+def gather(batch: Prepared, entry: Entry, event: Event, routed: Routed) -> None:
+    """Add a routed event to its batch: its rows, its cancel, its ack."""
+    notifications = routed.notifications
+    batch.rows.extend(notifications)
+    cancel_types = batch.cancel_types
+    if event.subject and cancel_types is not None and cancel_types.match(event.type):
+        batch.cancels.append(Cancel(event.id, event.type, event.subject, event.time))
+    keys = [n.idempotency_key for n in notifications]
+    if entry.deliveries > 1:
+        batch.redelivered.update(keys)
+    matched = bool(notifications) or bool(batch.ruleset.matching(event.type))
+    batch.per_event.append(RoutedEvent(event.type, event.id, keys, notifications, matched))
+    batch.acks.append(entry.id)
 
 
 def share_out(rows: list[NewNotification], parts: int) -> list[list[NewNotification]]:

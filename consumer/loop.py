@@ -23,14 +23,13 @@ from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
 from notify import logs
 from notify.brokers import is_redis
-from notify.cancellations import Cancel
 from notify.outage import OutageGuard
 from notify.outbox import OutboxRelay
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.stream_gauges import StreamGauges, sample
-from rules.routing import route
-from schemas import DeadLetterReason, EventError
+from rules.routing import Routed, route
+from schemas import DeadLetterReason, Event, EventError
 from schemas.decoding import decode_entry
 
 log = logs.get("consumer")
@@ -39,6 +38,8 @@ T = TypeVar("T")
 _TURN = 64
 # Container allocations between young-generation collections (CPython's default is 700).
 _GC_YOUNG = 50_000
+# Routing errors remembered for the dead letters they may become; cleared when full.
+_LAST_ERRORS = 10_000
 
 
 class Consumer:
@@ -106,67 +107,73 @@ class Consumer:
             now=datetime.now(UTC),
             ruleset=ruleset,
             cancel_types=ruleset.cancelling_types(),
+            stale_after=timedelta(seconds=self.settings.stale_after_seconds),
         )
 
     def _prepare_into(self, batch: Prepared, entries: list[Entry]) -> None:
-        now, ruleset, cancel_types = batch.now, batch.ruleset, batch.cancel_types
-        s = self.settings
-        stale_after = timedelta(seconds=s.stale_after_seconds)
         observe_age = metrics.EVENT_AGE.observe
         for entry in entries:
-            if entry.fields is None:
-                batch.acks.append(entry.id)  # deleted while pending: nothing to do
+            event = self._admit(batch, entry)
+            if event is None:
                 continue
-            if entry.deliveries > s.max_deliveries:
-                detail = self._last_errors.pop(entry.id, "no error recorded (consumer stopped)")
-                batch.dead.append(
-                    DeadLetter(
-                        entry.id,
-                        entry.fields,
-                        DeadLetterReason.MAX_DELIVERIES,
-                        f"delivered {entry.deliveries} times; last error: {detail}",
-                        entry.deliveries,
-                    )
+            routed = self._route(batch, entry, event)
+            if routed is None:
+                continue  # left pending for redelivery
+            observe_age(max(0.0, (batch.now - event.time).total_seconds()))
+            batches.gather(batch, entry, event, routed)
+
+    def _admit(self, batch: Prepared, entry: Entry) -> Event | None:
+        """The entry's event, or None when it is acknowledged (gone) or dead-lettered."""
+        s = self.settings
+        if entry.fields is None:
+            batch.acks.append(entry.id)  # deleted while pending: nothing to do
+            return None
+        if entry.deliveries > s.max_deliveries:
+            detail = self._last_errors.pop(entry.id, "no error recorded (consumer stopped)")
+            batch.dead.append(
+                DeadLetter(
+                    entry.id,
+                    entry.fields,
+                    DeadLetterReason.MAX_DELIVERIES,
+                    f"delivered {entry.deliveries} times; last error: {detail}",
+                    entry.deliveries,
                 )
-                continue
-            try:
-                event = decode_entry(entry.id, entry.fields, s.max_event_bytes)
-            except EventError as exc:
-                batch.dead.append(
-                    DeadLetter(entry.id, entry.fields, exc.reason, exc.detail, entry.deliveries)
-                )
-                continue
-            try:
-                routed = route(
-                    event,
-                    ruleset,
-                    now=now,
-                    default_region=s.default_region,
-                    stale_after=stale_after,
-                    default_timezone=s.default_timezone,
-                    explain=False,
-                    sms_countries=s.sms_countries,
-                )
-            except Exception as exc:
-                self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"
-                log.exception(
-                    "routing failed; entry left for redelivery",
-                    extra=logs.fields(event_id=event.id, entry_id=entry.id),
-                )
-                continue
-            observe_age(max(0.0, (now - event.time).total_seconds()))
-            notifications = routed.notifications
-            batch.rows.extend(notifications)
-            if event.subject and cancel_types is not None and cancel_types.match(event.type):
-                batch.cancels.append(Cancel(event.id, event.type, event.subject, event.time))
-            keys = [n.idempotency_key for n in notifications]
-            if entry.deliveries > 1:
-                batch.redelivered.update(keys)
-            matched = bool(notifications) or bool(ruleset.matching(event.type))
-            batch.per_event.append(
-                batches.RoutedEvent(event.type, event.id, keys, notifications, matched)
             )
-            batch.acks.append(entry.id)
+            return None
+        try:
+            return decode_entry(entry.id, entry.fields, s.max_event_bytes)
+        except EventError as exc:
+            batch.dead.append(
+                DeadLetter(entry.id, entry.fields, exc.reason, exc.detail, entry.deliveries)
+            )
+            return None
+
+    def _route(self, batch: Prepared, entry: Entry, event: Event) -> Routed | None:
+        """Routed, or None when routing raised: the entry stays pending, its error kept for
+        the dead letter it becomes after NOTIFY_MAX_DELIVERIES."""
+        s = self.settings
+        try:
+            routed = route(
+                event,
+                batch.ruleset,
+                now=batch.now,
+                default_region=s.default_region,
+                stale_after=batch.stale_after,
+                default_timezone=s.default_timezone,
+                sms_countries=s.sms_countries,
+            )
+        except Exception as exc:
+            if len(self._last_errors) >= _LAST_ERRORS:
+                self._last_errors.clear()  # bounded; a lost detail only shortens a dead letter
+            self._last_errors[entry.id] = f"{type(exc).__name__}: {exc}"
+            log.exception(
+                "routing failed; entry left for redelivery",
+                extra=logs.fields(event_id=event.id, entry_id=entry.id),
+            )
+            return None
+        if self._last_errors:
+            self._last_errors.pop(entry.id, None)  # routed after all: nothing to remember
+        return routed
 
     async def commit(self, batch: Prepared) -> BatchResult:
         """The I/O half, in order: insert, cancel, publish, then acknowledge."""

@@ -21,7 +21,7 @@ from celery import Celery
 
 from notify.brokers import broker_options, is_redis
 from notify.settings import Settings
-from notify.task_names import SEND_BATCH, SEND_ONE
+from notify.task_names import SEND_BATCH, SEND_ONE, batches
 from schemas import Channel
 
 _json = msgspec.json.Encoder()
@@ -75,18 +75,6 @@ def task_message(task: str, args: list[Any], queue: str, task_id: str | None = N
             },
         }
     )
-
-
-def batches(rows: Sequence[tuple[int, str]], size: int) -> list[tuple[str, list[int]]]:
-    """Group (id, channel) rows into per-channel chunks of at most `size` ids, in order."""
-    by_channel: dict[str, list[int]] = {}
-    for nid, channel in rows:
-        by_channel.setdefault(channel, []).append(nid)
-    return [
-        (channel, ids[start : start + size])
-        for channel, ids in by_channel.items()
-        for start in range(0, len(ids), size)
-    ]
 
 
 def task_messages(rows: Sequence[tuple[int, str]], queue: str, batch_size: int) -> list[bytes]:

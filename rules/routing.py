@@ -26,10 +26,23 @@ def idempotency_key(event_id: str, rule: str, recipient: str) -> str:
 
 @dataclass
 class Routed:
-    """What one event produced: notifications to insert, and rules that did not apply."""
+    """What one event produced: notifications to insert, and the rules whose type matched
+    but whose condition was false (`explain` says why each other rule produced nothing)."""
 
     notifications: list[NewNotification] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
+    declined: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How an event is routed, apart from the event and the rules."""
+
+    now: datetime
+    default_region: str = "US"
+    stale_after: timedelta = timedelta(hours=1)
+    default_timezone: str = "UTC"
+    # NOTIFY_SMS_COUNTRIES; None: any.
+    sms_countries: frozenset[str] | None = None
 
 
 def context(event: Event) -> dict[str, Any]:
@@ -48,34 +61,34 @@ def route(
     default_region: str = "US",
     stale_after: timedelta = timedelta(hours=1),
     default_timezone: str = "UTC",
-    explain: bool = True,
     sms_countries: frozenset[str] | None = None,
 ) -> Routed:
-    """The event's notifications; with `explain`, also why each other rule did not apply
-    (`rules preview` shows it; the consumer has no use for the text). An SMS to a country
-    not in `sms_countries` (NOTIFY_SMS_COUNTRIES; None: any) fails `country_not_allowed`."""
+    """The event's notifications, from the enabled rules whose `on` matches its type. An SMS
+    to a country not in `sms_countries` fails `country_not_allowed`."""
+    options = Options(now, default_region, stale_after, default_timezone, sms_countries)
     routed = Routed()
     ctx = context(event)
-    for rule in rules.rules if explain else rules.matching(event.type):
-        if explain:
-            if not rule.rule.enabled:
-                routed.skipped.append((rule.name, "disabled"))
-                continue
-            if not rule.matches(event.type):
-                routed.skipped.append(
-                    (rule.name, f"type {event.type!r} does not match {rule.rule.on}")
-                )
-                continue
-        decided = _decide(
-            event, rule, ctx, rules.version, now, default_region, stale_after, default_timezone,
-            sms_countries,
-        )  # fmt: skip
+    for rule in rules.matching(event.type):
+        decided = _decide(event, rule, ctx, rules.version, options)
         if decided is None:
-            if explain:
-                routed.skipped.append((rule.name, f"condition is false: {rule.rule.when}"))
+            routed.declined.append(rule.name)
         else:
             routed.notifications.extend(decided)
     return routed
+
+
+def explain(event: Event, rules: RuleSet, routed: Routed) -> list[tuple[str, str]]:
+    """(rule, why) for each rule that produced nothing for this event (`rules preview`)."""
+    declined = set(routed.declined)
+    why: list[tuple[str, str]] = []
+    for rule in rules.rules:
+        if not rule.rule.enabled:
+            why.append((rule.name, "disabled"))
+        elif not rule.matches(event.type):
+            why.append((rule.name, f"type {event.type!r} does not match {rule.rule.on}"))
+        elif rule.name in declined:
+            why.append((rule.name, f"condition is false: {rule.rule.when}"))
+    return why
 
 
 def _failed(
@@ -112,15 +125,7 @@ def _failed(
 
 
 def _decide(
-    event: Event,
-    rule: CompiledRule,
-    ctx: dict[str, Any],
-    version: str,
-    now: datetime,
-    region: str,
-    stale_after: timedelta,
-    zone: str = "UTC",
-    sms_countries: frozenset[str] | None = None,
+    event: Event, rule: CompiledRule, ctx: dict[str, Any], version: str, options: Options
 ) -> list[NewNotification] | None:
     try:
         if rule.when is not None and not rule.when(ctx):
@@ -135,7 +140,7 @@ def _decide(
         data = {k: str(r(ctx)) for k, r in rule.data.items()} if rule.data else None
         send_at = _send_at(event, rule, ctx)
         manners = politeness.render(rule, ctx)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a template may raise anything: this rule fails
         failed = [_failed(event, rule, version, str(r), "template_error", exc) for r in recipients]
         return failed or None
     channel = rule.channel
@@ -147,7 +152,7 @@ def _decide(
     seen: set[str] = set()
     for raw in recipients:
         try:
-            recipient = normalise(channel, raw, region)
+            recipient = normalise(channel, raw, options.default_region)
         except InvalidRecipient as exc:
             out.append(_failed(event, rule, version, str(raw), "invalid_recipient", exc, body))
             continue
@@ -159,12 +164,12 @@ def _decide(
                                body))  # fmt: skip
             continue
         country = None if sms is None else countries.country_of(recipient)
-        if sms is not None and not countries.allowed(country, sms_countries):
+        if sms is not None and not countries.allowed(country, options.sms_countries):
             refused = f"SMS to {country or 'an unknown country'} is not allowed"
             out.append(_failed(event, rule, version, recipient, COUNTRY_NOT_ALLOWED, refused,
                                body, country))  # fmt: skip
             continue
-        status, code, message = _initial_status(send_at, now, stale_after)
+        status, code, message = _initial_status(send_at, options.now, options.stale_after)
         out.append(
             NewNotification(
                 idempotency_key=idempotency_key(event.id, rule.name, recipient),
@@ -192,7 +197,10 @@ def _decide(
         )
     if not politeness.applies(rule, manners):
         return out
-    return [politeness.apply(n, rule, manners, now=now, default_timezone=zone) for n in out]
+    zone = options.default_timezone
+    return [
+        politeness.apply(n, rule, manners, now=options.now, default_timezone=zone) for n in out
+    ]
 
 
 def _send_at(event: Event, rule: CompiledRule, ctx: dict[str, Any]) -> datetime | None:

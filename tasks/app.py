@@ -35,6 +35,8 @@ def celery_config(s: Settings) -> dict[str, Any]:
         # Redis: unacked messages come back after the visibility timeout (keep it above the
         # longest retry delay); RabbitMQ: publisher confirms.
         **broker_options(s.broker_url, s.visibility_timeout_seconds),
+        # One beat sends the periodic tasks; a second one stands by (tasks/beat_lock.py).
+        "beat_scheduler": "tasks.beat_lock:SingletonScheduler",
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
     }

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from celery import Celery
+
 from notify import logs, skips, task_names
-from notify.task_names import SEND_ONE
+from notify.settings import Settings
+from notify.task_names import SEND_BATCH, SEND_ONE, batches
 from schemas import SUPPRESSED, AttemptOutcome, Channel, Notification, Resolution, Status
 from tasks import metrics, pacing
 from tasks.app import app
+from tasks.db import WorkerStore
 from tasks.delivery import find_earlier_sms
 from tasks.reconcile import LookupFailed
 from tasks.runtime import Runtime, runtime
@@ -18,14 +23,38 @@ from tasks.runtime import Runtime, runtime
 log = logs.get("schedule")
 
 BATCH = 500
+# Rows per statement of the due dispatch and the sweep, and per round of publishing: each
+# pass goes on in chunks until nothing is left, holding bounded memory and row locks, and
+# leaving at most a chunk for the sweeper should the process die between commit and publish.
+CHUNK = 5000
+
+# Publishes the tasks of pending rows; returns how many messages it sent.
+Publish = Callable[[Sequence[tuple[int, Channel]]], int]
 
 
-def enqueue(rows: list[tuple[int, Channel]]) -> None:
-    if not rows:
-        return
-    with app.producer_or_acquire() as producer:
-        for nid, channel in rows:
-            app.send_task(SEND_ONE[channel], args=[nid], producer=producer, ignore_result=True)
+def publisher(celery: Celery, batch_size: int) -> Publish:
+    """`send_batch` messages of up to `batch_size` ids per channel (1: a task per row)."""
+
+    def publish(rows: Sequence[tuple[int, Channel]]) -> int:
+        if not rows:
+            return 0
+        with celery.producer_or_acquire() as producer:
+            if batch_size <= 1:
+                for nid, channel in rows:
+                    celery.send_task(SEND_ONE[channel], args=[nid], producer=producer,
+                                     ignore_result=True)  # fmt: skip
+                return len(rows)
+            chunks = batches([(nid, channel.value) for nid, channel in rows], batch_size)
+            for channel_name, ids in chunks:
+                celery.send_task(SEND_BATCH, args=[channel_name, ids], producer=producer,
+                                 ignore_result=True)  # fmt: skip
+            return len(chunks)
+
+    return publish
+
+
+def enqueue(rows: Sequence[tuple[int, Channel]]) -> int:
+    return publisher(app, app.settings.task_batch_size)(rows)
 
 
 def hand_out_slots(rt: Runtime) -> int:
@@ -50,17 +79,23 @@ def hand_out_slots(rt: Runtime) -> int:
 
 @app.task(name=task_names.DISPATCH_DUE, shared=False, ignore_result=True)
 def dispatch_due() -> int:
-    """Due `scheduled` rows -> `pending` + a task (or `skipped` if the recipient was suppressed
-    since); FOR UPDATE SKIP LOCKED keeps two beats apart. Also hands out rows whose send-rate
+    """Due `scheduled` rows -> `pending` + their tasks; also hands out rows whose send-rate
     slot is near."""
     rt = runtime(app.settings)
     hand_out_slots(rt)
+    return dispatch(rt.db, rt.settings, enqueue)
+
+
+def dispatch(db: WorkerStore, settings: Settings, publish: Publish) -> int:
+    """Every due row, in chunks until none is left: `pending` with `send_batch` tasks (or
+    `skipped` if the recipient was suppressed since, `failed` if too late); FOR UPDATE SKIP
+    LOCKED keeps concurrent runs apart."""
     total = 0
     while True:
-        rows = rt.db.dispatch_due(
-            now=datetime.now(UTC), stale_seconds=rt.settings.stale_after_seconds, limit=BATCH
+        rows = db.dispatch_due(
+            now=datetime.now(UTC), stale_seconds=settings.stale_after_seconds, limit=CHUNK
         )
-        enqueue([(nid, channel) for nid, channel, status in rows if status is Status.PENDING])
+        publish([(nid, channel) for nid, channel, status in rows if status is Status.PENDING])
         expired = sum(1 for *_, status in rows if status is Status.FAILED)
         suppressed = [channel for _, channel, status in rows if status is Status.SKIPPED]
         for channel in suppressed:
@@ -75,22 +110,34 @@ def dispatch_due() -> int:
                     suppressed=len(suppressed),
                 ),
             )
-        if len(rows) < BATCH:
+        if len(rows) < CHUNK:
+            return total
+
+
+def requeue_lost(db: WorkerStore, settings: Settings, publish: Publish) -> int:
+    """Every `pending` row whose task was lost, in chunks until none is left (each chunk is
+    touched as it is taken, so one pass never takes a row twice)."""
+    total = 0
+    while True:
+        rows = db.stuck_pending(older_than=settings.stuck_seconds, limit=CHUNK)
+        publish(rows)
+        total += len(rows)
+        if len(rows) < CHUNK:
             return total
 
 
 @app.task(name=task_names.SWEEP, shared=False, ignore_result=True)
 def sweep() -> dict[str, int]:
-    """Re-enqueue lost `pending` rows; settle rows a dead worker left `sending`."""
+    """Re-enqueue lost `pending` rows, all of them; settle rows a dead worker left `sending`
+    (BATCH a run: each may need a provider lookup)."""
     rt = runtime(app.settings)
     s = rt.settings
-    requeued = rt.db.stuck_pending(older_than=s.stuck_seconds, limit=BATCH)
-    enqueue(requeued)
+    requeued = requeue_lost(rt.db, s, enqueue)
     stuck = rt.db.stuck_sending(older_than=s.stuck_seconds, limit=BATCH)
     counts = Counter(settle(rt, row) for row in stuck)
     if requeued or stuck:
-        log.warning("sweeper acted", extra=logs.fields(requeued=len(requeued), **counts))
-    return {"requeued": len(requeued), **counts}
+        log.warning("sweeper acted", extra=logs.fields(requeued=requeued, **counts))
+    return {"requeued": requeued, **counts}
 
 
 # settle's fixed verdicts (the others carry a SID or how long Twilio could not tell).

@@ -124,6 +124,15 @@ class TwilioRoute:
         await send({"type": "http.response.body", "body": answer.body})
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the lifespan opens; requests are served only while it is open."""
+
+    store: OutcomeStore
+    recorder: ReceiptRecorder
+    inbound: InboundStore
+
+
 class Webhooks:
     """The app and what its handlers share; the pool lives as long as the app runs."""
 
@@ -132,9 +141,7 @@ class Webhooks:
         self.signatures = Signatures(auth_token, public_url)
         self.warnings = WarningLimiter()
         self.outage = OutageLog("postgres", "answering 503")
-        self.store: OutcomeStore | None = None
-        self.recorder: ReceiptRecorder | None = None
-        self.inbound_store: InboundStore | None = None
+        self._live: Live | None = None
         status = TwilioRoute(self, "status", STATUS_CALLBACK_PATH, self.status)
         inbound = TwilioRoute(self, "inbound", INBOUND_PATH, self.inbound)
         self.app = Starlette(
@@ -150,25 +157,31 @@ class Webhooks:
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
         # min_size=0: start (and answer /healthz with 503) even while Postgres is away.
-        self.store = await OutcomeStore.connect(
+        store = await OutcomeStore.connect(
             self.settings.database_url,
             min_size=0,
             max_size=8,
             statement_cache_size=self.settings.statement_cache_size,
         )
-        self.recorder = ReceiptRecorder(self.store.receipts)
-        self.inbound_store = InboundStore(self.store.pool)
+        live = self._live = Live(store, ReceiptRecorder(store.receipts), InboundStore(store.pool))
         suppressions.start_at_zero()  # STOP and START arrive here
         try:
-            await self.store.pool.fetchval("SELECT 1", timeout=5)
+            await store.pool.fetchval("SELECT 1", timeout=5)
         except Exception as exc:  # noqa: BLE001 - reported, and /healthz says so
             self.outage.started(exc)
         try:
             yield
         finally:
             # uvicorn has let in-flight requests finish; their writes are done or queued.
-            await self.recorder.commits.idle()
-            await self.store.close()
+            await live.recorder.commits.idle()
+            await store.close()
+            self._live = None
+
+    @property
+    def live(self) -> Live:
+        if self._live is None:
+            raise RuntimeError("a request outside the app's lifespan: nothing is connected")
+        return self._live
 
     def rejected(self, route: str, exc: Rejected, client: str | None) -> Answer:
         metrics.REJECTED.labels(route, exc.reason).inc()
@@ -202,11 +215,10 @@ class Webhooks:
 
     async def status(self, form: dict[str, str], headers: Headers) -> Answer:
         """A status callback: a receipt, committed before the answer."""
-        assert self.recorder is not None
         token = headers.get(IDEMPOTENCY_HEADER, b"").decode("latin-1") or None
         receipt = receipt_from(form, token, datetime.now(UTC))
         try:
-            await self.recorder.record(receipt)
+            await self.live.recorder.record(receipt)
         except Exception as exc:  # noqa: BLE001 - never a 500: Twilio may retry a 503
             return self._unavailable("status", exc)
         self.outage.ended()
@@ -214,17 +226,16 @@ class Webhooks:
 
     async def inbound(self, form: dict[str, str], _: Headers) -> Answer:
         """An incoming SMS: recorded once per MessageSid, answered with empty TwiML."""
-        assert self.inbound_store is not None
-        assert self.store is not None
+        live = self.live
         message = inbound_from(form)
         try:
             # The message and what it asks for (STOP, START) commit together, once per
             # MessageSid: Twilio's retry of a recorded message changes nothing again.
-            async with self.store.pool.acquire() as conn, conn.transaction():
-                new = await self.inbound_store.record(message, conn)
+            async with live.store.pool.acquire() as conn, conn.transaction():
+                new = await live.inbound.record(message, conn)
                 if new:
                     await handle_inbound(conn, InboundSms.from_form(form))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - never a 500: Twilio may retry a 503
             return self._unavailable("inbound", exc)
         self.outage.ended()
         if new:
@@ -241,9 +252,8 @@ class Webhooks:
 
     async def healthz(self, _: Request) -> Response:
         """200 when Postgres answers within two seconds, else 503."""
-        assert self.store is not None
         try:
-            await asyncio.wait_for(self.store.pool.fetchval("SELECT 1"), timeout=2)
+            await asyncio.wait_for(self.live.store.pool.fetchval("SELECT 1"), timeout=2)
         except (asyncpg.PostgresError, *TRANSIENT) as exc:
             return JSONResponse(
                 {"status": "unavailable", "postgres": type(exc).__name__}, status_code=503

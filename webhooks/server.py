@@ -61,12 +61,12 @@ def problems(settings: Settings) -> list[str]:
 
 def serve(settings: Settings) -> int:
     missing = problems(settings)
-    if missing:
+    token, public_url = settings.twilio_auth_token, settings.public_url
+    if missing or token is None or public_url is None:
         for line in missing:
             print(f"notify webhooks: {line}", file=sys.stderr)
         return 2
-    assert settings.twilio_auth_token is not None and settings.public_url is not None
-    webhooks = Webhooks(settings, settings.twilio_auth_token, settings.public_url)
+    webhooks = Webhooks(settings, token, public_url)
     config = uvicorn.Config(
         webhooks.app,
         host=settings.webhook_host,

@@ -155,7 +155,7 @@ def route_each(
         one = RuleSet(rules=(rule,), version=rules.version, source=rules.source)
         try:
             routing.notifications.extend(route(event, one, **kwargs).notifications)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - reported per rule, as the consumer would fail
             routing.errors[rule.name] = f"{type(exc).__name__}: {exc}"[:500]
     return routing
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from notify import database, segments, suppressions
 from notify.settings import Settings
-from rules.routing import route
+from rules.routing import explain, route
 from rules.ruleset import RuleSet
 from schemas import Channel, EventError, NewNotification
 from schemas.decoding import decode_entry
@@ -148,7 +148,7 @@ def preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int
     items = [_describe(n) for n in routed.notifications]
     if args.suppressions:
         _mark_suppressed(items, routed.notifications, settings)
-    skipped = [{"rule": name, "reason": why} for name, why in routed.skipped]
+    skipped = [{"rule": name, "reason": why} for name, why in explain(event, rules, routed)]
     failed = any(i["problems"] or i["error_code"] for i in items)
     if args.json:
         print(json.dumps({"event": event.id, "type": event.type, "rules_version": rules.version,

@@ -20,7 +20,6 @@ from consumer.loop import redis_broker
 from consumer.task_publisher import (
     CeleryPublisher,
     TaskPublisher,
-    batches,
     make_publisher,
     task_message,
     task_messages,
@@ -28,7 +27,7 @@ from consumer.task_publisher import (
 from notify.brokers import broker_options
 from notify.settings import Settings
 from notify.task_names import SEND_BATCH as BATCH_TASK
-from notify.task_names import SEND_ONE
+from notify.task_names import SEND_ONE, batches
 
 EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 

@@ -144,6 +144,60 @@ def test_fragments_in_every_value_load_or_are_refused_with_positions(
     loads_or_refuses(text.encode("utf-8", "surrogatepass"))
 
 
+JINJA_TOKENS = [
+    "data", "event", ".", "x", "customer", "(", ")", "[", "]", "|", "default", "title", "nope",
+    "humanize_minutes", "localtime", "is", "defined", "nonsense", "not", "and", "or", "if",
+    "else", "1", "0", "'s'", "+", "-", "*", "**", "/", "//", "%", "~", ",", ":", "{", "}",
+    "==", "<", "in", "range", "lipsum", "self", "loop", "_x", "__class__", "=", "None",
+    "true", "{{", "}}", "{%", "%}", "endif", "for", "endfor", "set", "macro", "call",
+]  # fmt: skip
+token_soup = st.lists(st.sampled_from(JINJA_TOKENS), min_size=1, max_size=12).map(" ".join)
+ATOMS = ["data.x", "data.customer.name", "event.subject", "1", "2.5", "'s'", "None", "true",
+         "[1, 2]", "data['k']", "loop", "x"]  # fmt: skip
+FILTERS = ["default('')", "title", "humanize_minutes", "localtime('UTC')", "length", "nope",
+           "join(',')", "e164", "int", "list", "first", "mask"]  # fmt: skip
+TESTS = ["defined", "none", "number", "nonsense", "sameas 1", "divisibleby 3"]
+# Well-formed expressions, so the compilers (Jinja's and the fast path's) get to work on them.
+well_formed = st.recursive(
+    st.sampled_from(ATOMS),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(FILTERS)).map(lambda t: f"({t[0]} | {t[1]})"),
+        st.tuples(inner, st.sampled_from(TESTS)).map(lambda t: f"({t[0]} is {t[1]})"),
+        st.tuples(
+            inner,
+            st.sampled_from(
+                ["+", "-", "*", "/", "//", "%", "**", "~", "==", "<", "in", "and", "or"]
+            ),
+            inner,
+        ).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(inner, inner, inner).map(lambda t: f"({t[0]} if {t[1]} else {t[2]})"),
+        inner.map(lambda e: f"(not {e})"),
+        inner.map(lambda e: f"range({e})"),
+        st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),
+    ),
+    max_leaves=8,
+)
+expressions = st.one_of(well_formed, token_soup)
+TARGETS = {"to": '"{{ data.customer.phone }}"', "title": '"Update"',
+           "timezone": '"{{ data.customer.tz }}"', "key": '"{{ event.subject }}"'}  # fmt: skip
+
+
+def quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+@FUZZ
+@given(expressions, expressions, st.sampled_from(sorted(TARGETS)), expressions)
+def test_random_jinja_in_conditions_and_templates_loads_or_is_refused(
+    when: str, body: str, key: str, other: str
+) -> None:
+    """Jinja's parser and compiler, and the fast path's, on what product staff might type."""
+    text = SEED.replace("data.delay_minutes >= 30 and data.customer is defined", quoted(when))
+    text = text.replace('"Soon."', quoted("{{ " + body + " }}"))
+    text = text.replace(TARGETS[key], quoted("{{ " + other + " }}"), 1)
+    loads_or_refuses(text.encode())
+
+
 @settings(max_examples=examples(200), deadline=None, database=None)
 @given(st.text(max_size=300))
 def test_any_text_loads_or_is_refused_with_positions(text: str) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pytest_mock import MockerFixture
 
 from rules import rendering
-from rules.routing import route
+from rules.routing import explain, route
 from rules.ruleset import load_text
 from schemas import Event, Status
 
@@ -49,16 +49,19 @@ def event(**data: object) -> Event:
 
 
 def test_the_language_routes_renders_and_explains() -> None:
-    out = route(event(), load_text(RULES), now=NOW)
+    rules = load_text(RULES)
+    out = route(event(), rules, now=NOW)
     sms, *pushes = out.notifications
     assert (sms.recipient, sms.body) == ("+14155550100", "Hi Ann, 45 min late")
     assert [(p.recipient, p.title, p.body, p.data) for p in pushes] == [
         ("t1", "Update", "ETA 16:30", {"shipment": "S1"}),
         ("t2", "Update", "ETA 16:30", {"shipment": "S1"}),
     ]
-    assert out.skipped == [("off", "disabled")]
-    quiet = route(event(delay_minutes=5), load_text(RULES), now=NOW)
-    assert ("hello", "condition is false: data.delay_minutes >= 30") in quiet.skipped
+    assert explain(event(), rules, out) == [("off", "disabled")]
+    quiet = route(event(delay_minutes=5), rules, now=NOW)
+    assert quiet.declined == ["hello"]
+    reasons = explain(event(delay_minutes=5), rules, quiet)
+    assert ("hello", "condition is false: data.delay_minutes >= 30") in reasons
 
 
 def test_event_data_is_never_template_source() -> None:
