@@ -198,9 +198,7 @@ def _decide(
     if not politeness.applies(rule, manners):
         return out
     zone = options.default_timezone
-    return [
-        politeness.apply(n, rule, manners, now=options.now, default_timezone=zone) for n in out
-    ]
+    return [politeness.apply(n, rule, manners, now=options.now, default_timezone=zone) for n in out]
 
 
 def _send_at(event: Event, rule: CompiledRule, ctx: dict[str, Any]) -> datetime | None:
