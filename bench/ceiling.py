@@ -67,7 +67,7 @@ async def _insert_rate(env: BenchEnv, mixed: bool, events: int) -> dict[str, Any
         for n in range(start, min(events, start + BATCH)):
             raw = {k.encode(): v.encode() for k, v in fields(n, f"ins-{env.tag}").items()}
             event = decode_entry(f"{millis}-{n}", raw, 1 << 20)
-            batch += route(event, rules, now=now, explain=False).notifications
+            batch += route(event, rules, now=now).notifications
         batches.append(batch)
     store = await OutcomeStore.connect(env.database_url, min_size=1, max_size=1)
     try:
