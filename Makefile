@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # pytest-xdist processes for `make test`: test files mostly wait on real processes.
 TEST_WORKERS ?= 4
 LOCK := requirements.lock
-PY_DIRS := notify rules consumer tasks webhooks cli harness schemas sandbox tests scripts $(wildcard bench)
+PY_DIRS := notify rules consumer tasks webhooks console cli harness schemas sandbox tests scripts $(wildcard bench)
 
 .PHONY: install lock services migrate test unit integration lint format alerts docs demo bench clean
 
@@ -41,7 +41,7 @@ migrate: install services
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy --strict notify rules consumer tasks webhooks cli harness schemas sandbox bench scripts/demo.py
+	$(BIN)/mypy --strict notify rules consumer tasks webhooks console cli harness schemas sandbox bench scripts/demo.py
 	$(BIN)/lint-imports
 
 format: install

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from cli import console as cli_console
 from cli import cost as cli_cost
 from cli import rules as cli_rules
 from cli import suppression_args
@@ -71,7 +72,7 @@ def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import event_fields, publish
+    from notify.dead_letters import event_fields, publish
     from schemas import EventError
 
     try:
@@ -108,7 +109,7 @@ def _data_text(value: str) -> str:
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     import redis
 
-    from consumer.dead_letters import dead_letters, replay, select, table
+    from notify.dead_letters import dead_letters, replay, select, table
 
     client = redis.Redis.from_url(settings.redis_url)
     if args.dlq_command == "list":
@@ -149,6 +150,24 @@ def _suppressions(settings: Settings, args: argparse.Namespace) -> int:
     from cli import suppressions
 
     return suppressions.main(settings, args)
+
+
+def _console(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.main(settings, args)
+
+
+def _find(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.find(settings, args)
+
+
+def _show(settings: Settings, args: argparse.Namespace) -> int:
+    from cli import console
+
+    return console.show(settings, args)
 
 
 def _report(settings: Settings, args: argparse.Namespace) -> int:
@@ -201,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     suppression_args.add_arguments(supp)
     supp.set_defaults(run=_suppressions)
 
+    console = sub.add_parser("console", help="serve the web console (NOTIFY_CONSOLE_PORT)")
+    cli_console.add_arguments(console)
+    console.set_defaults(run=_console)
+    find = sub.add_parser("find", help="notifications by recipient, subject or event")
+    show = sub.add_parser("show", help="one notification's timeline and explanation")
+    cli_console.add_lookup_arguments(find, show)
+    find.set_defaults(run=_find)
+    show.set_defaults(run=_show)
     report = sub.add_parser("report", help="what SMS cost: `report spend`")
     cli_cost.add_report_arguments(report)
     report.set_defaults(run=_report)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from consumer import metrics
+from consumer.decisions import Record, decide
 from consumer.stream import DeadLetter, Entry
 from notify import logs
 from notify import skips as notify_skips
@@ -53,6 +54,8 @@ class Prepared:
     stale_after: timedelta = timedelta(hours=1)
     per_event: list[RoutedEvent] = field(default_factory=list)
     redelivered: set[str] = field(default_factory=set)
+    # "Why not?" records of the events whose rows do not tell it all (consumer/decisions.py).
+    decisions: list[Record] = field(default_factory=list)
 
 
 def gather(batch: Prepared, entry: Entry, event: Event, routed: Routed) -> None:
@@ -65,9 +68,13 @@ def gather(batch: Prepared, entry: Entry, event: Event, routed: Routed) -> None:
     keys = [n.idempotency_key for n in notifications]
     if entry.deliveries > 1:
         batch.redelivered.update(keys)
-    matched = bool(notifications) or bool(batch.ruleset.matching(event.type))
+    rules = batch.ruleset.matching(event.type)
+    matched = bool(notifications) or bool(rules)
     batch.per_event.append(RoutedEvent(event.type, event.id, keys, notifications, matched))
     batch.acks.append(entry.id)
+    record = decide(event, rules, notifications, batch.ruleset.version)
+    if record is not None:
+        batch.decisions.append(record)
 
 
 def share_out(rows: list[NewNotification], parts: int) -> list[list[NewNotification]]:

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from consumer import batches, hygiene, metrics
 from consumer.batches import BatchResult, Prepared
+from consumer.decisions import DecisionLog
 from consumer.reloader import RulesWatcher
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
@@ -53,8 +54,10 @@ class Consumer:
         publisher: Publisher,
         rules: RulesWatcher,
         redis_clients: Sequence[aioredis.Redis] = (),
+        decisions: DecisionLog | None = None,
     ) -> None:
         self.settings = settings
+        self.decisions = decisions
         self.stream = stream
         self.store = store
         self.publisher = publisher
@@ -194,6 +197,8 @@ class Consumer:
             cancelled = 0
         await self.redis_guard.call(lambda: self.publisher.publish(inserted.to_publish))
         await self.redis_guard.call(lambda: self.stream.finish(batch.acks, batch.dead))
+        if self.decisions is not None and batch.decisions:
+            self.decisions.add(batch.decisions)
         batches.account(result, batch.per_event, inserted, rows, batch.dead, cancelled)
         result.acked = len(batch.acks)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
@@ -360,6 +365,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     stream = EventStream(
         client, settings.stream, settings.group, settings.consumer_name, settings.dlq_stream
     )
+    decisions = DecisionLog(store.pool)
     consumer = Consumer(
         settings,
         stream,
@@ -367,6 +373,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
         make_publisher(settings, broker),
         rules,
         redis_clients=[] if broker is None else [broker],
+        decisions=decisions,
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -380,12 +387,14 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     collect_less()
     relay = OutboxRelay(store.pool, client, settings.outcomes_stream, settings.outcomes_maxlen)
     relaying = asyncio.create_task(relay.run(consumer.stopping))
+    recording = asyncio.create_task(decisions.run(consumer.stopping))
     try:
         await consumer.run()
     finally:
         consumer.stopping.set()
         await sampler
         await relaying
+        await recording
         REGISTRY.unregister(gauges)
         await store.close()
         await client.aclose()

@@ -48,6 +48,10 @@ def worker_args(
     return args
 
 
+def console_args() -> list[str]:
+    return ["notify", "console"]
+
+
 def webhooks_args() -> list[str]:
     return ["notify", "webhooks"]
 
@@ -179,6 +183,11 @@ def worker(
 def webhooks(env: Mapping[str, str], log_dir: Path, name: str = "webhooks") -> Process:
     """`notify webhooks` on NOTIFY_WEBHOOK_HOST:NOTIFY_WEBHOOK_PORT from `env`."""
     return Process(name, webhooks_args(), env, log_dir)
+
+
+def console(env: Mapping[str, str], log_dir: Path, name: str = "console") -> Process:
+    """`notify console` on NOTIFY_CONSOLE_HOST:NOTIFY_CONSOLE_PORT, with NOTIFY_CONSOLE_USERS."""
+    return Process(name, console_args(), env, log_dir)
 
 
 def beat(env: Mapping[str, str], log_dir: Path, name: str = "beat") -> Process:

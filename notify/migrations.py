@@ -356,6 +356,39 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         DROP INDEX IF EXISTS notifications_in_flight;
         """,
     ),
+    (
+        9,
+        "console audit and event decisions",
+        """
+        -- Who did what in the console (CONTRACT section 12): every change and every reveal.
+        CREATE TABLE console_audit (
+            id bigserial PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT now(),
+            "user" text NOT NULL,
+            action text NOT NULL,
+            target text NOT NULL
+        );
+        CREATE INDEX console_audit_at ON console_audit (at);
+        -- "Why not?": the decisions of an event that the notifications cannot tell (no rule
+        -- listened, or a rule's condition was false), written by the consumer off its hot
+        -- path (consumer/decisions.py). Events whose every matched rule made a row have
+        -- none: their rows say it all.
+        CREATE TABLE event_decisions (
+            event_id text NOT NULL,
+            event_type text NOT NULL,
+            event_subject text,
+            event_time timestamptz NOT NULL,
+            rules_version text NOT NULL,
+            matched text[] NOT NULL,
+            notified text[] NOT NULL,
+            decided_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE INDEX event_decisions_event ON event_decisions (event_id);
+        CREATE INDEX event_decisions_subject ON event_decisions (event_subject, decided_at)
+            WHERE event_subject IS NOT NULL;
+        CREATE INDEX event_decisions_decided ON event_decisions (decided_at);
+        """,
+    ),
 ]
 
 # Versions whose work depends on what the database holds: Python, after the entry's SQL, in

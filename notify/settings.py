@@ -549,6 +549,22 @@ class Settings:
         "the outcomes stream is trimmed to about this many entries (`MAXLEN ~`)",
         integer,
     )
+    section("The console")
+    console_host: str = setting("NOTIFY_CONSOLE_HOST", "127.0.0.1", "where `notify console` binds")
+    console_port: int = setting(
+        "NOTIFY_CONSOLE_PORT", 8090, "the port `notify console` binds", integer
+    )
+    console_users: str = setting(
+        "NOTIFY_CONSOLE_USERS",
+        "console-users",
+        "the console's users file (`name:role:hash` lines, written by "
+        "`notify console add-user`); the console refuses to start without users",
+    )
+    grafana_url: str = setting(
+        "NOTIFY_GRAFANA_URL",
+        "http://localhost:3000/d/notify-overview",
+        "the Grafana dashboard the console's operations page links to",
+    )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

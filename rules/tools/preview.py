@@ -28,12 +28,17 @@ def _event_fields(args: argparse.Namespace) -> dict[bytes, bytes]:
         doc = {"type": args.event_type, "data": json.loads(args.data or "{}")}
     if args.subject:
         doc["subject"] = args.subject
+    return event_fields(doc)
+
+
+def event_fields(doc: dict[str, Any]) -> dict[bytes, bytes]:
+    """An event as a person writes it (`data` an object) as the stream entry it would be."""
     doc.setdefault("id", "preview")
     fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in doc.items()}
     return {k.encode(): v.encode() for k, v in fields.items()}
 
 
-def _describe(n: NewNotification) -> dict[str, Any]:
+def describe(n: NewNotification) -> dict[str, Any]:
     item: dict[str, Any] = {
         "rule": n.rule, "channel": n.channel.value, "recipient": n.recipient,
         "status": n.status.value, "title": n.title, "body": n.body, "data": n.data,
@@ -145,7 +150,7 @@ def preview(rules: RuleSet, args: argparse.Namespace, settings: Settings) -> int
                    default_region=settings.default_region,
                    default_timezone=settings.default_timezone,
                    sms_countries=settings.sms_countries)  # fmt: skip
-    items = [_describe(n) for n in routed.notifications]
+    items = [describe(n) for n in routed.notifications]
     if args.suppressions:
         _mark_suppressed(items, routed.notifications, settings)
     skipped = [{"rule": name, "reason": why} for name, why in explain(event, rules, routed)]

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from cli.main import main
-from consumer.dead_letters import shorten
+from notify.dead_letters import shorten
 
 DLQ = "events.dlq"
 LONG_ID = "order-service-" + "x" * 170 + "-tail-0042"

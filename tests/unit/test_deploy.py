@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.launcher import beat_args, consumer_args, webhooks_args, worker_args
+from harness.launcher import beat_args, console_args, consumer_args, webhooks_args, worker_args
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LONG_RUNNING = {
@@ -21,6 +21,7 @@ LONG_RUNNING = {
     "worker",
     "beat",
     "webhooks",
+    "console",
     "flower",
     "prometheus",
     "grafana",
@@ -41,6 +42,7 @@ def test_compose_runs_the_launchers_command_lines(services: dict[str, Any]) -> N
     assert services["worker"]["command"] == worker_args(concurrency=32)
     assert services["beat"]["command"] == beat_args("/tmp/celerybeat-schedule")
     assert services["webhooks"]["command"] == webhooks_args()
+    assert services["console"]["command"] == console_args()
 
 
 def load(name: str) -> Any:
