@@ -55,7 +55,7 @@ alerts:
 	deploy/check-alerts.sh
 
 unit: install
-	$(BIN)/pytest tests/unit -q -n 2
+	$(BIN)/pytest tests/unit tests/sandbox -q -n 2
 
 integration: install services
 	NOTIFY_REQUIRE_SERVICES=1 $(BIN)/pytest tests/integration -q -n $(TEST_WORKERS) --dist loadfile

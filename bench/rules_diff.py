@@ -16,7 +16,7 @@ import redis
 
 from bench.env import ROOT, BenchEnv
 from rules.ruleset import RuleSet, load_text
-from rules.tools.diff import DeadLetter, Differ, compare, plan, route_each
+from rules.tools.diff import Differ, Undecodable, compare, plan, route_each
 from rules.tools.diff_events import stream_window
 from schemas import Event
 from schemas.decoding import decode_entry
@@ -85,7 +85,7 @@ def _from_stream(env: BenchEnv, old: RuleSet, new: RuleSet, count: int) -> float
             now = datetime.now(UTC)
             for item in stream_window(client, stream, since=timedelta(hours=1), now=now,
                                       max_bytes=65536):  # fmt: skip
-                if isinstance(item, DeadLetter):
+                if isinstance(item, Undecodable):
                     differ.dead_letter(item)
                 else:
                     differ.add(item)

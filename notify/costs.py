@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import asyncpg
 import msgspec
+from prometheus_client import Counter
 
 from schemas import Status
 
@@ -20,6 +21,14 @@ _SENDING, _SKIPPED = f"'{Status.SENDING.value}'", f"'{Status.SKIPPED.value}'"
 # The statuses a message reaches once a provider took it: the rows that may have a price.
 _TAKEN = f"('{Status.SENT.value}', '{Status.DELIVERED.value}', '{Status.UNDELIVERED.value}')"
 GROUPINGS = ("rule", "country", "day")
+
+# Counted by whichever process records a price: beat's Twilio backfill, or the webhook
+# receiver for a provider whose status callback carries it (one counter for both sides).
+SMS_PRICE = Counter(
+    "notify_sms_price_total",
+    "What sent SMS cost, as providers report it (often hours later)",
+    ["rule", "country", "currency"],
+)
 
 
 async def hold_back(
@@ -118,6 +127,12 @@ async def record_prices(pool: asyncpg.Pool, prices: Sequence[Price]) -> list[Pri
         [p.unit for p in prices],
     )
     return [Priced(r["rule"], r["country"] or "", r["price_unit"], r["price"]) for r in records]
+
+
+def count_prices(priced: Sequence[Priced]) -> None:
+    """notify_sms_price_total for the rows `record_prices` just priced."""
+    for p in priced:
+        SMS_PRICE.labels(p.rule, p.country, p.unit).inc(float(p.price))
 
 
 class SpendRow(msgspec.Struct, frozen=True):

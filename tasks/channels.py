@@ -13,7 +13,7 @@ from notify.task_names import SEND_ONE
 from schemas import Channel, TaskResult
 from tasks.app import app
 from tasks.classification import backoff
-from tasks.delivery import Outcome, deliver, deliver_many
+from tasks.delivery import SendResult, deliver, deliver_many
 from tasks.runtime import Runtime, runtime
 
 log = logs.get("tasks")
@@ -35,7 +35,7 @@ def _outage_retry(task: Task, rt: Runtime, exc: BaseException) -> Exception:
     return retry
 
 
-def _come_back(nid: int, channel: Channel, outcome: Outcome) -> None:
+def _come_back(nid: int, channel: Channel, outcome: SendResult) -> None:
     """A row waiting for its sender's turn: a task at its slot, holding the slot (or, with
     no countdown, nothing: beat hands the row out from `slot_at`)."""
     if outcome.retry_in is None:

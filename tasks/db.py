@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 class WorkerStore(Protocol):
     """What tasks need from the outcome store, synchronously. `StoreRunner` is the real one;
-    `tasks.testing.FakeStore` is the in-memory one tests use."""
+    `tasks.testing.FakeWorkerStore` is the in-memory one tests use."""
 
     def ping(self) -> None: ...
 

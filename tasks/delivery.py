@@ -35,7 +35,7 @@ log = logs.get("delivery")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class SendResult:
     status: TaskResult
     code: str | None = None
     retry_in: float | None = None
@@ -43,8 +43,8 @@ class Outcome:
     slot: float | None = None
 
 
-def _deferred(held: pacing.Held) -> Outcome:
-    return Outcome(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
+def _deferred(held: pacing.Held) -> SendResult:
+    return SendResult(TaskResult.DEFERRED, retry_in=held.countdown, slot=held.slot)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _record(rt: Runtime, finished: Finished) -> None:
 
 def deliver(
     rt: Runtime, notification_id: int, channel: Channel, slot: float | None = None
-) -> Outcome:
+) -> SendResult:
     """One row; `slot` is the send slot a row brought back by the limiter already holds."""
     row = rt.db.claim(notification_id, _picks(rt, channel, 1)[0])
     if row is None:
@@ -139,11 +139,11 @@ def deliver(
             "skipped: not pending (duplicate task or already final)",
             extra=logs.fields(notification_id=notification_id, channel=channel.value),
         )
-        return Outcome(TaskResult.SKIPPED)
+        return SendResult(TaskResult.SKIPPED)
     if row.status is Status.SKIPPED:
         return _suppressed([row])[0][1]
     if _paused(rt, [row])[1]:
-        return Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)
+        return SendResult(TaskResult.SKIPPED, COUNTRY_PAUSED)
     paced = pacing.pace(rt.rates, rt.db, rt.settings, [row], slot)
     if paced.held:
         return _deferred(paced.held[0])
@@ -154,7 +154,7 @@ def deliver(
 
 def deliver_many(
     rt: Runtime, notification_ids: list[int], channel: Channel
-) -> list[tuple[int, Outcome]]:
+) -> list[tuple[int, SendResult]]:
     """Claim a batch in one statement, then call the provider for each row concurrently."""
     claimed = rt.db.claim_many(notification_ids, _picks(rt, channel, len(notification_ids)))
     rows = [r for r in claimed if r.status is not Status.SKIPPED]
@@ -166,7 +166,7 @@ def deliver_many(
             extra=logs.fields(notifications=len(skipped), channel=channel.value),
         )
     rows, paused = _paused(rt, rows)
-    suppressed += [(nid, Outcome(TaskResult.SKIPPED, COUNTRY_PAUSED)) for nid in paused]
+    suppressed += [(nid, SendResult(TaskResult.SKIPPED, COUNTRY_PAUSED)) for nid in paused]
     paced = pacing.pace(rt.rates, rt.db, rt.settings, rows)
     futures = [(row.id, rt.senders.submit(_at_slot, rt, row, at)) for row, at in paced.ready]
     waiting = [(held.row.id, _deferred(held)) for held in paced.held]
@@ -189,7 +189,7 @@ def _paused(rt: Runtime, rows: list[Notification]) -> tuple[list[Notification], 
     return send, country_pause.hold_back(rt.db, held, limit) if held else []
 
 
-def _suppressed(rows: list[Notification]) -> list[tuple[int, Outcome]]:
+def _suppressed(rows: list[Notification]) -> list[tuple[int, SendResult]]:
     """Rows the claim found suppressed: already `skipped`, no provider call, no attempt."""
     for row in rows:
         skips.SKIPPED.labels(row.channel.value, SUPPRESSED).inc()
@@ -200,15 +200,15 @@ def _suppressed(rows: list[Notification]) -> list[tuple[int, Outcome]]:
                 recipient=mask(row.recipient),
             ),
         )  # fmt: skip
-    return [(row.id, Outcome(TaskResult.SKIPPED, SUPPRESSED)) for row in rows]
+    return [(row.id, SendResult(TaskResult.SKIPPED, SUPPRESSED)) for row in rows]
 
 
-def _at_slot(rt: Runtime, row: Notification, at: float) -> Outcome:
+def _at_slot(rt: Runtime, row: Notification, at: float) -> SendResult:
     pacing.nap_until(at)
     return attempt(rt, row)
 
 
-def attempt(rt: Runtime, row: Notification) -> Outcome:
+def attempt(rt: Runtime, row: Notification) -> SendResult:
     """One provider call for a row this worker has claimed, recorded whatever happens."""
     ctx = {
         "notification_id": row.id,
@@ -245,12 +245,12 @@ def attempt(rt: Runtime, row: Notification) -> Outcome:
             row.segments
         )
     log.info(result, extra=logs.fields(**ctx, provider_message_id=provider_id))
-    return Outcome(TaskResult.SENT)
+    return SendResult(TaskResult.SENT)
 
 
 def _failed(
     rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
-) -> Outcome:
+) -> SendResult:
     sms = row.channel is Channel.SMS
     failure = failures.decide(
         row,
@@ -279,8 +279,8 @@ def _failed(
     _count_failure(row, exc, failure)
     _log_failure(ctx, exc, failure)
     if failure.retry_in is not None:
-        return Outcome(TaskResult.RETRIED, exc.code, failure.retry_in)
-    return Outcome(TaskResult.FAILED, exc.code)
+        return SendResult(TaskResult.RETRIED, exc.code, failure.retry_in)
+    return SendResult(TaskResult.FAILED, exc.code)
 
 
 def _count_failure(row: Notification, exc: DeliveryError, failure: failures.Failure) -> None:
@@ -325,7 +325,7 @@ def _log_failure(ctx: dict[str, object], exc: DeliveryError, failure: failures.F
 
 def _move(
     rt: Runtime, row: Notification, to: str, ctx: dict[str, object], began: datetime
-) -> Outcome:
+) -> SendResult:
     """The lookup cleared the earlier unanswered send: the row goes to `to`, at once."""
     _record(
         rt,
@@ -341,12 +341,12 @@ def _move(
     log.warning(
         "lookup found no earlier send; failing over", extra=logs.fields(**ctx, to_provider=to)
     )
-    return Outcome(TaskResult.RETRIED, "not_received", 0.0)
+    return SendResult(TaskResult.RETRIED, "not_received", 0.0)
 
 
 def _unknown(
     rt: Runtime, row: Notification, exc: DeliveryError, ctx: dict[str, object], began: datetime
-) -> Outcome:
+) -> SendResult:
     """A lost answer from a provider with no lookup: it may have the message, and nothing can
     tell, so the row is never sent again, there or anywhere (docs/delivery-guarantees.md)."""
     message = f"no answer from {row.provider} ({exc.code}), which has no lookup; not resent"
@@ -359,7 +359,7 @@ def _unknown(
     )  # fmt: skip
     metrics.NOTIFICATIONS.labels(row.channel.value, TaskResult.FAILED).inc()
     log.error("outcome unknown: not resent", extra=logs.fields(**ctx, error=message))
-    return Outcome(TaskResult.FAILED, "outcome_unknown")
+    return SendResult(TaskResult.FAILED, "outcome_unknown")
 
 
 def _lookup_failed(
@@ -368,7 +368,7 @@ def _lookup_failed(
     exc: reconcile.LookupFailed,
     ctx: dict[str, object],
     began: datetime,
-) -> Outcome:
+) -> SendResult:
     """Twilio could not say whether an earlier send arrived: ask again, for a time.
 
     The attempt sent nothing, so it is not a send (NOTIFY_MAX_SEND_ATTEMPTS); what bounds
@@ -404,7 +404,7 @@ def _lookup_failed(
             "cannot tell whether Twilio has the earlier send; asking again",
             extra=logs.fields(**ctx, error=str(exc), retry_in=round(delay, 2)),
         )
-        return Outcome(TaskResult.RETRIED, code, delay)
+        return SendResult(TaskResult.RETRIED, code, delay)
     message = f"could not learn from Twilio for {waited:.0f} s whether it was sent: {exc}"
     _record(
         rt,
@@ -416,7 +416,7 @@ def _lookup_failed(
     metrics.NOTIFICATIONS.labels(channel, TaskResult.FAILED).inc()
     metrics.ATTEMPTS.labels(channel).observe(row.attempts)
     log.error("outcome unknown: not resent", extra=logs.fields(**ctx, error=message))
-    return Outcome(TaskResult.FAILED, "outcome_unknown")
+    return SendResult(TaskResult.FAILED, "outcome_unknown")
 
 
-__all__ = ["Outcome", "PermanentDeliveryError", "deliver", "find_earlier_sms"]
+__all__ = ["PermanentDeliveryError", "SendResult", "deliver", "find_earlier_sms"]

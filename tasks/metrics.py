@@ -106,11 +106,6 @@ BACKLOG_ALERT_SECONDS = Gauge(
 SMS_SEGMENTS = Counter(
     "notify_sms_segments_total", "SMS segments sent", ["rule", "country", "encoding"]
 )
-SMS_PRICE = Counter(
-    "notify_sms_price_total",
-    "What sent SMS cost, as providers report it (often hours later)",
-    ["rule", "country", "currency"],
-)
 COUNTRY_PAUSED = Counter(
     "notify_sms_country_paused_total",
     "SMS not sent because their country reached NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS",

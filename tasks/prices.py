@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections import Counter
 
 from notify import logs, task_names
-from notify.costs import Price
+from notify.costs import Price, count_prices
 from schemas import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
-from tasks import metrics
 from tasks.app import app
 from tasks.runtime import Runtime, runtime
 
@@ -51,8 +50,7 @@ def backfill(rt: Runtime) -> dict[str, int]:
             continue
         prices.append(Price(row.provider_message_id, *found))
     priced = rt.db.record_prices(prices) if prices else []
-    for p in priced:
-        metrics.SMS_PRICE.labels(p.rule, p.country, p.unit).inc(float(p.price))
+    count_prices(priced)
     counts["priced"] = len(priced)
     if counts["priced"]:
         log.info("prices recorded", extra=logs.fields(priced=counts["priced"]))

@@ -28,7 +28,7 @@ from schemas import (
 from schemas.receipts import SETTLES
 
 
-class FakeStore:
+class FakeWorkerStore:
     """A `WorkerStore` over a dict of rows. `claimable` holds each pending row as a claim
     returns it (already `sending`, its attempt counted); a claim takes it out.
 

@@ -82,7 +82,7 @@ class Missing:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CaseResult:
     case: Case
     produced: tuple[NewNotification, ...]
     missing: tuple[Missing, ...] = ()
@@ -280,7 +280,7 @@ def run_case(
     *,
     default_region: str = "US",
     stale_after: timedelta = timedelta(hours=1),
-) -> Outcome:
+) -> CaseResult:
     # Routed as at the event's own time, so a delayed rule shows as scheduled.
     routing = route_each(
         case.event,
@@ -306,7 +306,7 @@ def run_case(
             why += (f"{rules.source} has no rule named {rule!r}",)
         missing.append(Missing(expectation, nearest, why))
     errors = tuple(routing.errors.items())
-    return Outcome(case, tuple(produced), tuple(missing), tuple(left), errors)
+    return CaseResult(case, tuple(produced), tuple(missing), tuple(left), errors)
 
 
 def describe(n: NewNotification) -> str:
@@ -324,7 +324,7 @@ def describe(n: NewNotification) -> str:
     )
 
 
-def report_lines(outcome: Outcome) -> list[str]:
+def report_lines(outcome: CaseResult) -> list[str]:
     """PASS, or FAIL with a diff: `-` expected and not produced, `+` produced unexpectedly."""
     case = outcome.case
     if outcome.passed:

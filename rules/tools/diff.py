@@ -205,7 +205,7 @@ class RuleReport:
 
 
 @dataclass(frozen=True)
-class DeadLetter:
+class Undecodable:
     """An input the consumer would dead-letter; `where` is an entry id or FILE:LINE."""
 
     where: str
@@ -221,7 +221,7 @@ class DiffReport:
     routed: int = 0
     unmatched: int = 0
     dead_letters: Counter[str] = field(default_factory=Counter)
-    dead_examples: list[DeadLetter] = field(default_factory=list)
+    dead_examples: list[Undecodable] = field(default_factory=list)
 
     @property
     def differences(self) -> int:
@@ -315,7 +315,7 @@ class Differ:
                     rule.encoding_examples.append(diff)
         return found
 
-    def dead_letter(self, letter: DeadLetter) -> None:
+    def dead_letter(self, letter: Undecodable) -> None:
         """Counted by reason, with up to `examples` of each reason kept to show."""
         self.report.dead_letters[letter.reason] += 1
         if self.report.dead_letters[letter.reason] <= self.examples:

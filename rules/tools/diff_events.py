@@ -1,7 +1,7 @@
 """Where `notify rules diff` gets its events: a window of the stream, or a JSON-lines file.
 
 Both go through the consumer's own decoder, so what it would dead-letter comes back as a
-DeadLetter with the same reason instead of an Event.
+Undecodable with the same reason instead of an Event.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 import msgspec
 import redis
 
-from rules.tools.diff import DeadLetter
+from rules.tools.diff import Undecodable
 from schemas import Event, EventError
 from schemas.decoding import decode_entry
 
-Item = Event | DeadLetter
+Item = Event | Undecodable
 PAGE = 2000
 _json = msgspec.json.Decoder()
 
@@ -31,7 +31,7 @@ def _decode(entry_id: str, fields: Mapping[bytes, bytes], where: str, max_bytes:
     try:
         return decode_entry(entry_id, fields, max_bytes)
     except EventError as exc:
-        return DeadLetter(where, exc.reason, exc.detail)
+        return Undecodable(where, exc.reason, exc.detail)
 
 
 def stream_window(
@@ -68,7 +68,7 @@ def jsonl_file(path: str, *, now: datetime, max_bytes: int) -> Iterator[Item]:
     """One event per line (docs/interfaces.md section 1's fields, `data` as an object).
 
     A line without `time` gets `now`, as an entry without `time` gets its entry's time.
-    Raises OSError if the file cannot be read; a bad line is a DeadLetter, never an error.
+    Raises OSError if the file cannot be read; a bad line is a Undecodable, never an error.
     """
     base = _millis(now)
     with open(path, "rb") as handle:
@@ -83,13 +83,13 @@ def jsonl_file(path: str, *, now: datetime, max_bytes: int) -> Iterator[Item]:
                 try:
                     line.decode()
                 except UnicodeDecodeError:
-                    yield DeadLetter(where, "not_utf8", "line is not valid UTF-8")
+                    yield Undecodable(where, "not_utf8", "line is not valid UTF-8")
                     continue
-                yield DeadLetter(where, "bad_json", f"line is not JSON: {exc}")
+                yield Undecodable(where, "bad_json", f"line is not JSON: {exc}")
                 continue
             if not isinstance(doc, dict):
                 kind = type(doc).__name__
-                yield DeadLetter(where, "not_object", f"line is JSON {kind}, not an object")
+                yield Undecodable(where, "not_object", f"line is JSON {kind}, not an object")
                 continue
             fields = {k.encode(): _as_field(v) for k, v in doc.items() if v is not None}
             yield _decode(f"{base}-{number}", fields, where, max_bytes)

@@ -36,12 +36,12 @@ MAX_QUEUE_S = 4 * 3600.0
 
 
 @dataclass(frozen=True)
-class Outcome:
+class CarrierAnswer:
     status: str  # delivered | undelivered | failed
     error_code: int | None = None
 
     @classmethod
-    def of(cls, status: str, error_code: int | None = None) -> Outcome:
+    def of(cls, status: str, error_code: int | None = None) -> CarrierAnswer:
         if status not in OUTCOME_CODES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOME_CODES)}, got {status!r}")
         if status == "delivered" and error_code is not None:
@@ -49,7 +49,7 @@ class Outcome:
         return cls(status, error_code if error_code is not None else OUTCOME_CODES[status])
 
 
-DELIVERED = Outcome("delivered")
+DELIVERED = CarrierAnswer("delivered")
 
 
 class Outbox:
@@ -77,7 +77,7 @@ class Outbox:
         self._sender_rates: dict[str, float | None] = {}
         self._next_slot: dict[str, float] = {}
         self._held: dict[str, deque[str]] = {}
-        self._outcomes: dict[str, Outcome] = {}
+        self._outcomes: dict[str, CarrierAnswer] = {}
         self._listeners: list[StatusListener] = []
 
     def add_listener(self, listener: StatusListener) -> None:
@@ -184,7 +184,7 @@ class Outbox:
         self, recipient: str, status: str | None, error_code: int | None = None
     ) -> None:
         """How the carrier answers for this number from now on; None: delivered again."""
-        outcome = None if status is None else Outcome.of(status, error_code)
+        outcome = None if status is None else CarrierAnswer.of(status, error_code)
         with self._lock:
             if outcome is None:
                 self._outcomes.pop(recipient, None)
@@ -255,7 +255,7 @@ class Outbox:
         steps = ["queued", "sending"] if message.status == "accepted" else ["sending"]
         if _via_service(message) and self._opted_out(message.to):
             # A Messaging Service takes the message and reports the opt-out in a callback.
-            outcome = Outcome("failed", 21610)
+            outcome = CarrierAnswer("failed", 21610)
         if outcome.status == "failed":
             self._move(sid, [*steps, "failed"], outcome.error_code)
         elif delay > 0:

@@ -145,7 +145,7 @@ def test_the_window_is_read_in_pages_without_gaps_or_repeats(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from rules.tools.diff import DeadLetter
+    from rules.tools.diff import Undecodable
     from rules.tools.diff_events import stream_window
 
     items = list(
@@ -158,9 +158,9 @@ def test_the_window_is_read_in_pages_without_gaps_or_repeats(
             page=2,
         )
     )
-    ids = [i.where if isinstance(i, DeadLetter) else i.id for i in items]
+    ids = [i.where if isinstance(i, Undecodable) else i.id for i in items]
     assert ids[0] == "evt-old" and ids[1:3] == ["evt-1", "evt-2"] and ids[4] == "evt-other"
-    assert isinstance(items[3], DeadLetter) and items[3].reason == "missing_field"
+    assert isinstance(items[3], Undecodable) and items[3].reason == "missing_field"
     assert len(ids) == len(set(ids)) == 5
 
 

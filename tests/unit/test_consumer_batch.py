@@ -40,7 +40,7 @@ async def add(client: fakeredis.FakeAsyncRedis, n: int, **extra: str) -> list[st
     return ids
 
 
-class FakeStore:
+class RecordingOutcomeStore:
     """Just enough of OutcomeStore: keys are unique, and pending rows can be re-published;
     rows to a recipient in `suppressed` are stored skipped, as the real insert does."""
 
@@ -80,7 +80,7 @@ async def test_one_batch_end_to_end(client: fakeredis.FakeAsyncRedis, tmp_path: 
     settings = Settings(rules_path=str(rules))
     stream = stream_for(client)
     await stream.ensure_group()
-    store = FakeStore()
+    store = RecordingOutcomeStore()
     consumer = Consumer(
         settings,
         stream,
@@ -113,7 +113,7 @@ async def test_a_matched_event_that_produces_nothing_is_not_unmatched(
     )
     stream = stream_for(client)
     await stream.ensure_group()
-    consumer = Consumer(Settings(rules_path=str(rules)), stream, FakeStore(),
+    consumer = Consumer(Settings(rules_path=str(rules)), stream, RecordingOutcomeStore(),
                         TaskPublisher(client, "q"), RulesWatcher(str(rules)))  # type: ignore[arg-type]  # fmt: skip
     for event_id, event_type, data in (
         ("e1", "shipment.delayed", {"urgent": False, "phones": ["+14155550100"]}),
@@ -147,7 +147,7 @@ async def test_a_rule_whose_recipient_is_undefined_does_not_hold_back_the_event(
     )
     stream = stream_for(client)
     await stream.ensure_group()
-    store = FakeStore()
+    store = RecordingOutcomeStore()
     consumer = Consumer(
         Settings(rules_path=str(rules)),
         stream,
@@ -181,7 +181,7 @@ async def test_rows_the_store_skipped_are_counted_as_skipped_and_not_published(
     )
     stream = stream_for(client)
     await stream.ensure_group()
-    store = FakeStore()
+    store = RecordingOutcomeStore()
     store.suppressed.add("+14155550199")
     consumer = Consumer(
         Settings(rules_path=str(rules)),
@@ -217,7 +217,7 @@ async def test_routing_in_turns_prepares_what_routing_in_one_go_does(tmp_path: o
     consumer = Consumer(
         Settings(rules_path=str(rules), max_deliveries=3),
         stream_for(fakeredis.FakeAsyncRedis()),
-        FakeStore(),  # type: ignore[arg-type]
+        RecordingOutcomeStore(),  # type: ignore[arg-type]
         TaskPublisher(fakeredis.FakeAsyncRedis(), "q"),  # type: ignore[arg-type]
         RulesWatcher(str(rules)),
     )

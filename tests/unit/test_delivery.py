@@ -26,7 +26,7 @@ from tasks.delivery import deliver, deliver_many
 from tasks.reconcile import Listed
 from tasks.runtime import Runtime
 from tasks.schedule import settle
-from tasks.testing import FakeStore
+from tasks.testing import FakeWorkerStore
 
 NOW = datetime.now(UTC)
 TOKEN = registration_token("ann-phone")
@@ -84,7 +84,7 @@ class FakeProvider:
 
 
 def runtime(
-    store: FakeStore, sms: FakeProvider, push: FakeProvider | None = None, **settings: Any
+    store: FakeWorkerStore, sms: FakeProvider, push: FakeProvider | None = None, **settings: Any
 ) -> Runtime:
     settings = {"max_send_attempts": 3, "retry_base_seconds": 1, "retry_max_seconds": 10,
                 "reconcile_wait_seconds": 0, **settings}  # fmt: skip
@@ -100,12 +100,12 @@ def counter(channel: str, status: str) -> float:
 
 def test_a_row_that_is_not_pending_is_skipped_without_a_provider_call() -> None:
     sms = FakeProvider()
-    assert deliver(runtime(FakeStore({}), sms), 1, Channel.SMS).status == "skipped"
+    assert deliver(runtime(FakeWorkerStore({}), sms), 1, Channel.SMS).status == "skipped"
     assert sms.calls == []
 
 
 def test_success_records_sent_with_the_provider_id() -> None:
-    store, before = FakeStore({1: row(1)}), counter("sms", "sent")
+    store, before = FakeWorkerStore({1: row(1)}), counter("sms", "sent")
     assert deliver(runtime(store, FakeProvider("SM1")), 1, Channel.SMS).status == "sent"
     [done] = store.finished
     assert (done["status"], done["provider_message_id"]) == ("sent", "SM1")
@@ -113,7 +113,7 @@ def test_success_records_sent_with_the_provider_id() -> None:
 
 
 def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> None:
-    store, sms = FakeStore({1: row(1)}), FakeProvider("SM1")
+    store, sms = FakeWorkerStore({1: row(1)}), FakeProvider("SM1")
     store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     assert len(sms.calls) == 1 and [f["status"] for f in store.finished] == ["sent"]
@@ -122,7 +122,7 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
 def test_a_lookup_waits_until_twilios_list_can_show_the_send() -> None:
     # Its own clock: NOW is read at import, which may be long before this test runs.
     recent = unsure(1, since=datetime.now(UTC) - timedelta(seconds=20))
-    store, sms = FakeStore({1: recent}), FakeProvider()
+    store, sms = FakeWorkerStore({1: recent}), FakeProvider()
     outcome = deliver(runtime(store, sms, reconcile_wait_seconds=60), 1, Channel.SMS)
     assert (outcome.status, outcome.code) == ("retried", "reconcile_wait")
     assert outcome.retry_in is not None and outcome.retry_in >= 39  # 60 s from the send
@@ -130,7 +130,7 @@ def test_a_lookup_waits_until_twilios_list_can_show_the_send() -> None:
 
 
 def test_after_a_lost_answer_a_message_twilio_has_is_not_sent_again() -> None:
-    store, sms = FakeStore({1: unsure(1)}), FakeProvider()
+    store, sms = FakeWorkerStore({1: unsure(1)}), FakeProvider()
     sms.at_twilio = [listed("SMother", body="something else"), listed("SMearlier")]
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     [done] = store.finished
@@ -139,13 +139,13 @@ def test_after_a_lost_answer_a_message_twilio_has_is_not_sent_again() -> None:
 
 
 def test_after_a_lost_answer_an_sms_twilio_never_got_is_sent() -> None:
-    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
+    store, sms = FakeWorkerStore({1: unsure(1)}), FakeProvider("SM2")
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     assert len(sms.calls) == 1 and store.finished[0]["outcome"] == "sent"
 
 
 def test_the_same_text_another_notification_already_holds_is_not_taken_for_ours() -> None:
-    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
+    store, sms = FakeWorkerStore({1: unsure(1)}), FakeProvider("SM2")
     sms.at_twilio = [listed("SMtheirs")]
     store.holders = {"SMtheirs": 7}
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
@@ -153,7 +153,7 @@ def test_the_same_text_another_notification_already_holds_is_not_taken_for_ours(
 
 
 def test_a_failed_lookup_asks_again_later_and_is_not_a_send() -> None:
-    store, sms = FakeStore({1: unsure(1)}), FakeProvider("SM2")
+    store, sms = FakeWorkerStore({1: unsure(1)}), FakeProvider("SM2")
     sms.lookup_error = TimeoutError("slow")
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert (outcome.status, outcome.code, sms.calls) == ("retried", "reconcile_failed", [])
@@ -165,7 +165,7 @@ def test_a_failed_lookup_asks_again_later_and_is_not_a_send() -> None:
 
 def test_failed_lookups_do_not_use_up_the_send_attempts() -> None:
     # Ten attempts, nine of them failed lookups: one send so far of the three allowed.
-    store = FakeStore({1: row(1, attempts=10, error_code="20503", lookup_failures=9)})
+    store = FakeWorkerStore({1: row(1, attempts=10, error_code="20503", lookup_failures=9)})
     outcome = deliver(runtime(store, FakeProvider(TransientDeliveryError("20503", "x"))), 1,
                       Channel.SMS)  # fmt: skip
     assert (outcome.status, store.finished[0]["status"]) == ("retried", "pending")
@@ -173,7 +173,7 @@ def test_failed_lookups_do_not_use_up_the_send_attempts() -> None:
 
 def test_lookups_failing_past_the_budget_fail_as_outcome_unknown_without_sending() -> None:
     since = NOW - timedelta(seconds=120)
-    store = FakeStore({1: row(1, attempts=9, lookup_failures=7, unsure_since=since)})
+    store = FakeWorkerStore({1: row(1, attempts=9, lookup_failures=7, unsure_since=since)})
     sms = FakeProvider("SM2")
     sms.lookup_error = ConnectionRefusedError("twilio down")
     outcome = deliver(runtime(store, sms, reconcile_budget_seconds=60), 1, Channel.SMS)
@@ -183,12 +183,12 @@ def test_lookups_failing_past_the_budget_fail_as_outcome_unknown_without_sending
 
 
 def test_a_lost_answer_on_the_last_allowed_send_is_still_looked_for() -> None:
-    store = FakeStore({1: row(1, attempts=3)})
+    store = FakeWorkerStore({1: row(1, attempts=3)})
     sms = FakeProvider(AmbiguousDeliveryError("connection_error", "closed"))
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert outcome.status == "retried" and store.finished[0]["unsure"] is True
     # Twilio does not have it, and every send is used up: failed, not sent a fourth time.
-    store = FakeStore({1: unsure(1, attempts=4)})
+    store = FakeWorkerStore({1: unsure(1, attempts=4)})
     sms = FakeProvider("SM4")
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert (outcome.status, outcome.code, sms.calls) == ("failed", "timeout", [])
@@ -196,14 +196,14 @@ def test_a_lost_answer_on_the_last_allowed_send_is_still_looked_for() -> None:
 
 def test_a_first_attempt_or_a_definite_error_sends_without_looking() -> None:
     for first in (row(1, error_code=None), row(1, attempts=3, error_code="unreachable")):
-        store, sms = FakeStore({1: first}), FakeProvider("SM3")
+        store, sms = FakeWorkerStore({1: first}), FakeProvider("SM3")
         sms.at_twilio = [listed("SMwrong")]
         assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
         assert sms.lookups == [] and store.finished[0]["provider_message_id"] == "SM3"
 
 
 def test_a_request_that_never_left_is_retried_as_a_plain_transient_error() -> None:
-    store = FakeStore({1: row(1)})
+    store = FakeWorkerStore({1: row(1)})
     sms = FakeProvider(TransientDeliveryError("unreachable", "connection refused"))
     outcome = deliver(runtime(store, sms, provider_timeout_seconds=30), 1, Channel.SMS)
     assert outcome.retry_in is not None and outcome.retry_in < 30
@@ -211,7 +211,7 @@ def test_a_request_that_never_left_is_retried_as_a_plain_transient_error() -> No
 
 
 def test_an_ambiguous_failure_waits_at_least_one_provider_timeout() -> None:
-    store = FakeStore({1: row(1)})
+    store = FakeWorkerStore({1: row(1)})
     sms = FakeProvider(AmbiguousDeliveryError("timeout", "read timed out"))
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert outcome.retry_in is not None and outcome.retry_in >= Settings().provider_timeout_seconds
@@ -219,7 +219,7 @@ def test_an_ambiguous_failure_waits_at_least_one_provider_timeout() -> None:
 
 
 def test_a_permanent_error_fails_at_once() -> None:
-    store = FakeStore({1: row(1)})
+    store = FakeWorkerStore({1: row(1)})
     sms = FakeProvider(PermanentDeliveryError("21211", "bad number"))
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert (outcome.status, outcome.retry_in) == ("failed", None)
@@ -227,7 +227,7 @@ def test_a_permanent_error_fails_at_once() -> None:
 
 
 def test_a_transient_error_goes_back_to_pending_with_a_delay() -> None:
-    store = FakeStore({1: row(1, attempts=1)})
+    store = FakeWorkerStore({1: row(1, attempts=1)})
     sms = FakeProvider(TransientDeliveryError("20429", "slow", retry_after=4))
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
     assert outcome.status == "retried" and outcome.retry_in is not None and outcome.retry_in >= 4
@@ -235,20 +235,20 @@ def test_a_transient_error_goes_back_to_pending_with_a_delay() -> None:
 
 
 def test_the_last_allowed_attempt_fails_instead_of_retrying() -> None:
-    store = FakeStore({1: row(1, attempts=3)})
+    store = FakeWorkerStore({1: row(1, attempts=3)})
     outcome = deliver(runtime(store, FakeProvider(TransientDeliveryError("20503", "x"))), 1,
                       Channel.SMS)  # fmt: skip
     assert (outcome.status, store.finished[0]["status"]) == ("failed", "failed")
 
 
 def test_an_sdk_surprise_is_retried_as_internal_error() -> None:
-    store = FakeStore({1: row(1)})
+    store = FakeWorkerStore({1: row(1)})
     outcome = deliver(runtime(store, FakeProvider(KeyError("x"))), 1, Channel.SMS)
     assert (outcome.status, outcome.code) == ("retried", "internal_error")
 
 
 def test_a_configuration_error_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
-    store = FakeStore({1: row(1)})
+    store = FakeWorkerStore({1: row(1)})
     caplog.set_level("ERROR", logger="notify")
     import logging
 
@@ -261,7 +261,7 @@ def test_a_configuration_error_is_logged_loudly(caplog: pytest.LogCaptureFixture
 
 
 def test_a_batch_claims_once_and_sends_each_claimed_row() -> None:
-    store = FakeStore({1: row(1), 3: row(3)})
+    store = FakeWorkerStore({1: row(1), 3: row(3)})
     results = deliver_many(runtime(store, FakeProvider("SM1", "SM3")), [1, 2, 3], Channel.SMS)
     assert [(nid, o.status) for nid, o in results] == [(1, "sent"), (3, "sent")]
 
@@ -269,7 +269,7 @@ def test_a_batch_claims_once_and_sends_each_claimed_row() -> None:
 def test_the_sweeper_settles_the_unrecorded_window() -> None:
     sms = FakeProvider()
     sms.at_twilio = [listed("SM9", age=25)]
-    store = FakeStore({})
+    store = FakeWorkerStore({})
     assert settle(runtime(store, sms), row(9)) == "reconciled"
     assert store.resolved[-1]["provider_message_id"] == "SM9"
     assert sms.lookups == [NOW - timedelta(seconds=30)]  # since the claim
@@ -279,7 +279,7 @@ def test_the_sweeper_settles_the_unrecorded_window() -> None:
 
 
 def test_the_sweeper_waits_for_a_lookup_then_gives_up_as_outcome_unknown() -> None:
-    sms, store = FakeProvider(), FakeStore({})
+    sms, store = FakeProvider(), FakeWorkerStore({})
     sms.lookup_error = ConnectionRefusedError("twilio down")
     assert settle(runtime(store, sms), row(9)) == "deferred" and store.resolved == []
     assert settle(runtime(store, sms, reconcile_budget_seconds=10), row(9)) == "unknown"
@@ -289,7 +289,7 @@ def test_the_sweeper_waits_for_a_lookup_then_gives_up_as_outcome_unknown() -> No
 def test_a_push_goes_out_as_the_identifier_its_rule_names() -> None:
     for kind in (PushId.TOKEN, PushId.FID):
         push = FakeProvider("projects/p/messages/1")
-        store = FakeStore({1: row(1, Channel.PUSH, push_id=kind)})
+        store = FakeWorkerStore({1: row(1, Channel.PUSH, push_id=kind)})
         assert deliver(runtime(store, FakeProvider(), push), 1, Channel.PUSH).status == "sent"
         assert push.calls[0][-2:] == (kind, "notify-1")  # the kind, then the collapse id
 
@@ -300,7 +300,7 @@ def skipped_counter(channel: str, reason: str = "suppressed") -> float:
 
 
 def test_a_suppressed_recipient_is_skipped_at_claim_without_a_provider_call() -> None:
-    store, sms = FakeStore({1: row(1)}), FakeProvider()
+    store, sms = FakeWorkerStore({1: row(1)}), FakeProvider()
     store.suppressed.add((Channel.SMS, "+14155550100"))
     before = skipped_counter("sms")
     outcome = deliver(runtime(store, sms), 1, Channel.SMS)
@@ -310,7 +310,9 @@ def test_a_suppressed_recipient_is_skipped_at_claim_without_a_provider_call() ->
 
 
 def test_a_batch_sends_the_others_and_skips_the_suppressed() -> None:
-    store = FakeStore({1: row(1), 2: msgspec.structs.replace(row(2), recipient="+14155550102")})
+    store = FakeWorkerStore(
+        {1: row(1), 2: msgspec.structs.replace(row(2), recipient="+14155550102")}
+    )
     store.suppressed.add((Channel.SMS, "+14155550102"))
     sms = FakeProvider("SM1")
     results = deliver_many(runtime(store, sms), [1, 2], Channel.SMS)
@@ -339,7 +341,7 @@ def test_a_provider_answer_that_condemns_the_recipient_suppresses_it_with_the_fa
     channel: Channel, error: PermanentDeliveryError, reason: str
 ) -> None:
     failing = row(4, channel)
-    store, provider = FakeStore({4: failing}), FakeProvider(error)
+    store, provider = FakeWorkerStore({4: failing}), FakeProvider(error)
     rt = runtime(store, provider, provider)
     assert deliver(rt, 4, channel).status == "failed"
     [done] = store.finished  # one record: the failed attempt and the suppression together
@@ -359,6 +361,6 @@ def test_a_provider_answer_that_condemns_the_recipient_suppresses_it_with_the_fa
     ],
 )
 def test_other_push_errors_suppress_nothing(error: Exception) -> None:
-    store, push = FakeStore({5: row(5, Channel.PUSH)}), FakeProvider(error)
+    store, push = FakeWorkerStore({5: row(5, Channel.PUSH)}), FakeProvider(error)
     deliver(runtime(store, FakeProvider(), push), 5, Channel.PUSH)
     assert store.finished[0]["suppress"] is None

@@ -25,14 +25,16 @@ from tasks.delivery import deliver
 from tasks.health import reweigh
 from tasks.providers.choice import failover_target, pick
 from tasks.runtime import Runtime
-from tasks.testing import FakeStore
+from tasks.testing import FakeWorkerStore
 from tasks.weights import ProviderWeights, weigh
 from tests.unit.test_delivery import FakeProvider, listed, row, unsure
 
 TWO = ("twilio", "vonage")
 
 
-def runtime(store: FakeStore, twilio: FakeProvider, vonage: FakeProvider, **extra: Any) -> Runtime:
+def runtime(
+    store: FakeWorkerStore, twilio: FakeProvider, vonage: FakeProvider, **extra: Any
+) -> Runtime:
     settings = Settings(
         max_send_attempts=3, retry_base_seconds=1, retry_max_seconds=10, sms_providers=TWO,
         sms_provider_weights=(("twilio", 100.0), ("vonage", 0.0)),
@@ -59,7 +61,7 @@ def test_failover_goes_to_the_other_provider_and_nowhere_with_one() -> None:
 
 
 def test_a_refusal_before_acceptance_moves_the_row_to_the_other_provider() -> None:
-    store = FakeStore({1: row(1, provider=Provider.TWILIO)})
+    store = FakeWorkerStore({1: row(1, provider=Provider.TWILIO)})
     twilio = FakeProvider(RefusedDeliveryError("20503", "service unavailable"))
     outcome = deliver(runtime(store, twilio, FakeProvider()), 1, Channel.SMS)
     assert outcome.status == "retried" and outcome.retry_in is not None
@@ -69,7 +71,7 @@ def test_a_refusal_before_acceptance_moves_the_row_to_the_other_provider() -> No
 
 
 def test_a_lost_answer_never_moves_the_row() -> None:
-    store = FakeStore({1: row(1, provider=Provider.TWILIO)})
+    store = FakeWorkerStore({1: row(1, provider=Provider.TWILIO)})
     twilio = FakeProvider(AmbiguousDeliveryError("timeout", "read timed out"))
     deliver(runtime(store, twilio, FakeProvider()), 1, Channel.SMS)
     [done] = store.finished
@@ -77,14 +79,14 @@ def test_a_lost_answer_never_moves_the_row() -> None:
 
 
 def test_a_plain_5xx_retries_at_the_same_provider() -> None:
-    store = FakeStore({1: row(1, provider=Provider.TWILIO)})
+    store = FakeWorkerStore({1: row(1, provider=Provider.TWILIO)})
     twilio = FakeProvider(TransientDeliveryError("20500", "internal error"))
     deliver(runtime(store, twilio, FakeProvider()), 1, Channel.SMS)
     assert store.finished[0]["move_to"] is None
 
 
 def test_a_lookup_that_finds_nothing_frees_the_row_for_the_other_provider() -> None:
-    store = FakeStore({1: unsure(1, provider=Provider.TWILIO)})
+    store = FakeWorkerStore({1: unsure(1, provider=Provider.TWILIO)})
     twilio, vonage = FakeProvider("SM-never"), FakeProvider("uuid-1")
     outcome = deliver(runtime(store, twilio, vonage), 1, Channel.SMS)
     assert outcome.retry_in == 0.0 and twilio.calls == [] and vonage.calls == []
@@ -93,7 +95,7 @@ def test_a_lookup_that_finds_nothing_frees_the_row_for_the_other_provider() -> N
 
 
 def test_a_lookup_that_finds_the_message_settles_it_where_it_is() -> None:
-    store = FakeStore({1: unsure(1, provider=Provider.TWILIO)})
+    store = FakeWorkerStore({1: unsure(1, provider=Provider.TWILIO)})
     twilio = FakeProvider()
     twilio.at_twilio = [listed("SM1")]
     deliver(runtime(store, twilio, FakeProvider()), 1, Channel.SMS)
@@ -102,7 +104,7 @@ def test_a_lookup_that_finds_the_message_settles_it_where_it_is() -> None:
 
 
 def test_a_lost_answer_at_a_provider_without_lookup_is_never_resent() -> None:
-    store = FakeStore({1: row(1, provider=Provider.VONAGE)})
+    store = FakeWorkerStore({1: row(1, provider=Provider.VONAGE)})
     vonage = FakeProvider(AmbiguousDeliveryError("timeout", "read timed out"), "again")
     outcome = deliver(runtime(store, FakeProvider(), vonage), 1, Channel.SMS)
     assert outcome.status == "failed" and outcome.code == "outcome_unknown"
@@ -112,7 +114,7 @@ def test_a_lost_answer_at_a_provider_without_lookup_is_never_resent() -> None:
 
 
 def test_the_first_claim_picks_a_provider_and_a_later_one_keeps_it() -> None:
-    store = FakeStore({1: row(1), 2: row(2, provider=Provider.VONAGE)})
+    store = FakeWorkerStore({1: row(1), 2: row(2, provider=Provider.VONAGE)})
     twilio, vonage = FakeProvider("SM1"), FakeProvider("uuid-2")
     rt = runtime(store, twilio, vonage)
     deliver(rt, 1, Channel.SMS)
@@ -152,7 +154,7 @@ def test_health_thresholds(evidence: Evidence, healthy: bool) -> None:
 
 
 def test_a_run_stores_the_points_workers_then_draw_from() -> None:
-    store = FakeStore()
+    store = FakeWorkerStore()
     store.evidence = {"twilio": Evidence(sends=20, errors=20), "vonage": Evidence(sends=5)}
     rt = runtime(store, FakeProvider(), FakeProvider())
     assert weigh(rt) == {"twilio": 50.0, "vonage": 50.0}

@@ -18,7 +18,7 @@ from tasks.backlog import estimate
 from tasks.delivery import deliver, deliver_many
 from tasks.limiter import cost
 from tasks.runtime import Runtime
-from tasks.testing import FakeStore
+from tasks.testing import FakeWorkerStore
 
 SETTINGS = Settings(sms_segments_per_second=1.0, twilio_phone_number="+15005550006",
                     visibility_timeout_seconds=300, schedule_interval_seconds=5)  # fmt: skip
@@ -66,7 +66,7 @@ def naps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return seen
 
 
-def runtime(store: FakeStore, rate: FakeRate | None, sms: Provider) -> Runtime:
+def runtime(store: FakeWorkerStore, rate: FakeRate | None, sms: Provider) -> Runtime:
     return Runtime(settings=SETTINGS, db=store, sms=sms, push=Provider(),  # type: ignore[arg-type]
                    pid=0, senders=ThreadPoolExecutor(4),
                    rates={"twilio": rate} if rate else {})  # type: ignore[dict-item]  # fmt: skip
@@ -89,7 +89,7 @@ def test_split_goes_now_naps_or_waits_in_the_broker_or_in_postgres() -> None:
 def test_a_batch_sends_what_is_due_and_releases_the_rest_without_spending_attempts(
     naps: list[float],
 ) -> None:
-    store = FakeStore({n: row(n) for n in (1, 2, 3, 4)})
+    store = FakeWorkerStore({n: row(n) for n in (1, 2, 3, 4)})
     rate, sms = FakeRate(0.0, 0.5, 5.0, 100.0), Provider()
     before = time.time()
     results = dict(deliver_many(runtime(store, rate, sms), [1, 2, 3, 4], Channel.SMS))
@@ -107,7 +107,7 @@ def test_a_batch_sends_what_is_due_and_releases_the_rest_without_spending_attemp
 
 
 def test_a_row_back_at_its_slot_is_sent_without_asking_the_limiter(naps: list[float]) -> None:
-    store, rate, sms = FakeStore({7: row(7)}), FakeRate(), Provider()
+    store, rate, sms = FakeWorkerStore({7: row(7)}), FakeRate(), Provider()
     slot = time.time() + 0.2
     outcome = deliver(runtime(store, rate, sms), 7, Channel.SMS, slot)
     assert (outcome.status, rate.calls, sms.sent, naps) == (
@@ -116,7 +116,7 @@ def test_a_row_back_at_its_slot_is_sent_without_asking_the_limiter(naps: list[fl
 
 
 def test_a_row_brought_back_early_waits_again_for_the_same_slot(naps: list[float]) -> None:
-    store, rate, sms = FakeStore({7: row(7)}), FakeRate(), Provider()
+    store, rate, sms = FakeWorkerStore({7: row(7)}), FakeRate(), Provider()
     slot = time.time() + 20
     outcome = deliver(runtime(store, rate, sms), 7, Channel.SMS, slot)
     assert (outcome.status, outcome.slot, rate.calls, sms.sent) == (
@@ -126,16 +126,16 @@ def test_a_row_brought_back_early_waits_again_for_the_same_slot(naps: list[float
 
 
 def test_push_and_unlimited_sms_never_wait(naps: list[float]) -> None:
-    store = FakeStore({1: row(1, Channel.PUSH)})
+    store = FakeWorkerStore({1: row(1, Channel.PUSH)})
     rate = FakeRate()
     assert deliver(runtime(store, rate, Provider()), 1, Channel.PUSH).status is TaskResult.SENT
-    store = FakeStore({2: row(2)})
+    store = FakeWorkerStore({2: row(2)})
     assert deliver(runtime(store, None, Provider()), 2, Channel.SMS).status is TaskResult.SENT
     assert rate.calls == []
 
 
 def test_redis_down_sends_nothing_and_retries_later(naps: list[float]) -> None:
-    store, sms = FakeStore({1: row(1), 2: row(2)}), Provider()
+    store, sms = FakeWorkerStore({1: row(1), 2: row(2)}), Provider()
     rate = FakeRate(error=redis.ConnectionError("refused"))
     results = dict(deliver_many(runtime(store, rate, sms), [1, 2], Channel.SMS))
     assert sms.sent == []

@@ -25,7 +25,7 @@ from schemas import (
 from schemas.receipts import SETTLEABLE, SETTLES, settles, status_label
 from tasks.receipts import look_up
 from tasks.runtime import Runtime
-from tasks.testing import FakeStore
+from tasks.testing import FakeWorkerStore
 
 
 def test_a_receipt_only_moves_a_sent_row_forward() -> None:
@@ -84,7 +84,7 @@ class FakeTwilio:
         return answer
 
 
-def lookups(store: FakeStore, twilio: FakeTwilio, per_run: int = 100) -> dict[str, int]:
+def lookups(store: FakeWorkerStore, twilio: FakeTwilio, per_run: int = 100) -> dict[str, int]:
     settings = Settings(receipt_lookups_per_run=per_run)
     rt = Runtime(settings=settings, db=store, sms=twilio, push=None,  # type: ignore[arg-type]
                  pid=0, senders=ThreadPoolExecutor(1))  # fmt: skip
@@ -96,7 +96,7 @@ def awaiting(*sids: str) -> list[AwaitingReceipt]:
 
 
 def test_lookups_settle_rows_and_record_that_the_status_came_from_a_lookup() -> None:
-    store = FakeStore()
+    store = FakeWorkerStore()
     store.awaiting = awaiting("SM1", "SM2", "SM3", "SM4")
     twilio = FakeTwilio({
         "SM1": ("delivered", None), "SM2": ("undelivered", "30003"), "SM3": ("sent", None),
@@ -120,7 +120,7 @@ def test_lookups_settle_rows_and_record_that_the_status_came_from_a_lookup() -> 
      ConfigurationError("20003", "Authenticate")],
 )  # fmt: skip
 def test_a_run_stops_at_a_429_and_leaves_the_rest_untouched(stop: Exception) -> None:
-    store = FakeStore()
+    store = FakeWorkerStore()
     store.awaiting = awaiting("SM1", "SM2", "SM3")
     twilio = FakeTwilio({"SM1": ("delivered", None), "SM2": stop, "SM3": ("delivered", None)})
     counts = lookups(store, twilio)
@@ -130,7 +130,7 @@ def test_a_run_stops_at_a_429_and_leaves_the_rest_untouched(stop: Exception) -> 
 
 
 def test_a_run_makes_at_most_the_configured_number_of_lookups() -> None:
-    store = FakeStore()
+    store = FakeWorkerStore()
     store.awaiting = awaiting(*(f"SM{n}" for n in range(10)))
     twilio = FakeTwilio({f"SM{n}": ("sent", None) for n in range(10)})
     lookups(store, twilio, per_run=3)
@@ -138,7 +138,7 @@ def test_a_run_makes_at_most_the_configured_number_of_lookups() -> None:
 
 
 def test_nothing_due_asks_nothing() -> None:
-    store = FakeStore()
+    store = FakeWorkerStore()
     twilio = FakeTwilio({})
     counts: dict[str, Any] = lookups(store, twilio)
     assert twilio.asked == [] and counts == {"settled": 0, "unsettled": 0}

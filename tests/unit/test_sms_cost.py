@@ -3,19 +3,27 @@ price strings, NOTIFY_SMS_COUNTRIES, and the `rules check` warning for UCS-2 tem
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from unittest import mock
 
 import pytest
 
+from cli.main import main as cli
 from notify import segments
+from notify.costs import Price, Unpriced
 from notify.settings import Settings
 from rules.routing import route
 from rules.ruleset import load_text
 from rules.tools.encoding_check import literal_text, warnings
-from schemas import Event, Status
+from schemas import Event, PermanentDeliveryError, Status, TransientDeliveryError
+from tasks.prices import backfill
 from tasks.providers.twilio_sms import parse_price
+from tasks.runtime import Runtime
+from tasks.testing import FakeStore
 
 NOW = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
 RULES = """
@@ -93,3 +101,60 @@ def test_only_a_templates_own_text_is_checked_for_gsm7() -> None:
     assert warning.startswith("r.yaml:7:11: warning: rule 'text': the body's text is not GSM-7")
     assert "(U+2019), '\U0001f69a' (U+1F69A)" in warning
     assert warnings(load_text(RULES), RULES) == []
+
+
+class FakePrices:
+    """fetch_price answers from a script, per SID: a price, None (not yet), or an error."""
+
+    def __init__(self, answers: dict[str, tuple[Decimal, str] | Exception | None]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    def fetch_price(self, sid: str) -> tuple[Decimal, str] | None:
+        self.asked.append(sid)
+        answer = self.answers[sid]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def backfilled(store: FakeStore, twilio: FakePrices) -> dict[str, int]:
+    rt = Runtime(settings=Settings(price_lookups_per_run=10), db=store,
+                 sms=twilio, push=None, pid=0, senders=ThreadPoolExecutor(1))  # type: ignore[arg-type]  # fmt: skip
+    return backfill(rt)
+
+
+def test_the_price_backfill_records_what_twilio_has_priced_and_stops_at_a_transient_answer() -> (
+    None
+):
+    store = FakeStore()
+    store.awaiting_price = [Unpriced(n, f"SM{n}", "text", "US") for n in range(1, 6)]
+    twilio = FakePrices({
+        "SM1": (Decimal("0.0079"), "USD"), "SM2": None,
+        "SM3": PermanentDeliveryError("20404", "no such message"),
+        "SM4": TransientDeliveryError("429", "Too Many Requests"), "SM5": (Decimal(1), "USD"),
+    })  # fmt: skip
+    assert backfilled(store, twilio) == {"priced": 0, "unpriced": 1, "not_found": 1, "stopped": 1}
+    assert store.prices == [Price("SM1", Decimal("0.0079"), "USD")]
+    assert twilio.asked == ["SM1", "SM2", "SM3", "SM4"]  # SM5 waits for the next run
+
+
+def test_preview_names_what_makes_a_body_ucs2_and_check_warns_but_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(RULES.replace("your parcel is late.", "your parcel\u2019s late."))
+    data = '{"phones": ["+14155550100"], "name": "Ann"}'
+    assert cli([
+        "rules", "preview", str(path), "--type", "shipment.delayed", "--data", data, "--json",
+    ]) == 0  # fmt: skip
+    [item] = json.loads(capsys.readouterr().out)["notifications"]
+    assert item["sms"] == {"encoding": "UCS-2", "characters": 27, "segments": 1,
+                           "country": "US", "not_gsm": ["\u2019"]}  # fmt: skip
+    assert item["warnings"] == [
+        "UCS-2 (70 characters a segment, not 160) because of '\u2019' (U+2019)"
+    ]
+    assert cli(["rules", "check", str(path)]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith(f"{path}: OK")
+    assert f"{path}:7:11: warning: rule 'text'" in out.err

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import firebase_admin
 import pytest
 import requests
-from firebase_admin import credentials, exceptions, messaging
+from firebase_admin import exceptions, messaging
 
 from sandbox import Sandbox
-from sandbox.google.credentials import write_service_account
 from sandbox.google.identifiers import (
     INVALID_TOKEN_MESSAGE,
     installation_id,
@@ -22,28 +18,9 @@ from sandbox.google.identifiers import (
     is_registration_token,
     registration_token,
 )
+from tests.sandbox.helpers import PROJECT
 
-PROJECT = "demo-project"
 FCM_ERROR = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def fcm_app(sandbox: Sandbox, tmp_path: Path) -> Iterator[firebase_admin.App]:
-    key = write_service_account(tmp_path / "sa.json", sandbox.token_uri, PROJECT)
-    app = firebase_admin.initialize_app(
-        credentials.Certificate(str(key)), name=f"ids-{uuid.uuid4().hex}"
-    )
-    service = messaging._get_messaging_service(app)
-    service._fcm_url = sandbox.fcm_url(PROJECT)
-    yield app
-    service._client.session.close()
-    firebase_admin.delete_app(app)
 
 
 def _send(app: firebase_admin.App, **target: str) -> str:

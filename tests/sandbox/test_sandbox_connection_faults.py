@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import firebase_admin
 import pytest
 import requests
-from firebase_admin import credentials, messaging
+from firebase_admin import messaging
 from twilio.rest import Client
 
 from sandbox import Fault, Sandbox, SandboxClient
-from sandbox.google.credentials import write_service_account
 from sandbox.google.identifiers import installation_id
-from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
-
-PROJECT = "demo-project"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-def _twilio(sandbox: Sandbox, timeout: float | None = None) -> Client:
-    http = SandboxTwilioHttpClient(sandbox.url)
-    http.timeout = timeout
-    return Client(ACCOUNT_SID, AUTH_TOKEN, http_client=http)
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = _twilio(sandbox)
-    yield client
-    client.http_client.session.close()
+from tests.sandbox.helpers import FROM, TO, twilio_client
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -83,7 +59,7 @@ def test_a_dropped_invalid_request_is_still_not_created(sandbox: Sandbox, twilio
 
 
 def test_answer_later_than_the_read_timeout(sandbox: Sandbox) -> None:
-    impatient = _twilio(sandbox, timeout=0.3)
+    impatient = twilio_client(sandbox, timeout=0.3)
     sandbox.queue_errors("sms", [{"action": "timeout", "delay_s": 5}])
 
     started = time.monotonic()
@@ -108,20 +84,12 @@ def test_reset_creates_nothing(sandbox: Sandbox, twilio: Client) -> None:
     assert twilio.messages.create(to=TO, from_=FROM, body="y").sid
 
 
-def test_sdk_retries_a_dropped_push_so_it_arrives_twice(sandbox: Sandbox, tmp_path: Path) -> None:
-    key = write_service_account(tmp_path / "sa.json", sandbox.token_uri, PROJECT)
-    app = firebase_admin.initialize_app(
-        credentials.Certificate(str(key)), name=f"faults-{uuid.uuid4().hex}"
-    )
-    service = messaging._get_messaging_service(app)
-    service._fcm_url = sandbox.fcm_url(PROJECT)
+def test_sdk_retries_a_dropped_push_so_it_arrives_twice(
+    sandbox: Sandbox, fcm_app: firebase_admin.App
+) -> None:
     sandbox.queue_errors("push", [{"action": "drop"}])
-    try:
-        # firebase-admin's Retry(read=1, allowed_methods=None) resends the POST.
-        name = messaging.send(messaging.Message(fid=installation_id("a")), app=app)
-    finally:
-        service._client.session.close()
-        firebase_admin.delete_app(app)
+    # firebase-admin's Retry(read=1, allowed_methods=None) resends the POST.
+    name = messaging.send(messaging.Message(fid=installation_id("a")), app=fcm_app)
 
     assert [m.id for m in sandbox.messages("push")][-1] == name
     assert len(sandbox.messages("push")) == 2  # the device gets it twice

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import msgspec
 import pytest
 from twilio.base.exceptions import TwilioRestException
@@ -15,30 +13,16 @@ from sandbox.control.specs import InboundSpec
 from sandbox.twilio.inbound import DEFAULT_ACCOUNT_SID
 from sandbox.twilio.optouts import keyword_type
 from sandbox.twilio.webhooks import DEFAULT_AUTH_TOKEN
-from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
-from tests.unit.test_sandbox_callbacks import Receiver
+from tests.sandbox.helpers import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM,
+    TO,
+    Receiver,
+    SandboxTwilioHttpClient,
+)
 
 CUSTOMER = "+14155550177"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxTwilioHttpClient(sandbox.url))
-    yield client
-    client.http_client.session.close()
 
 
 @pytest.mark.parametrize(

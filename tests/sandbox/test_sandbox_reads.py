@@ -4,7 +4,6 @@ real SDK, while sends go through."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -12,22 +11,9 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
 from sandbox import Sandbox, SandboxClient
-from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
+from tests.sandbox.helpers import FROM, TO, SandboxTwilioHttpClient
 
 RATE_LIMITED = {"code": 20429, "retry_after": 2}
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxTwilioHttpClient(sandbox.url))
-    yield client
-    client.http_client.session.close()
 
 
 def _last_answer(client: Client) -> tuple[dict[str, object], str | None]:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -14,30 +13,14 @@ from twilio.rest import Client
 
 from sandbox import RecordedMessage, Sandbox, SandboxClient
 from sandbox.twilio.lifecycle import TransitionError, advance, reached
-from tests.unit.test_sandbox import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
+from tests.sandbox.helpers import (
     FROM,
     REPO_ROOT,
     TO,
-    SandboxTwilioHttpClient,
 )
 
 SERVICE = "MG" + "1" * 32
 OTHER_FROM = "+15005550007"
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxTwilioHttpClient(sandbox.url))
-    yield client
-    client.http_client.session.close()
 
 
 def test_a_message_is_created_queued_then_sent_then_delivered(

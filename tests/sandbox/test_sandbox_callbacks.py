@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from twilio.request_validator import RequestValidator
@@ -15,83 +10,20 @@ from twilio.rest import Client
 
 from sandbox import Sandbox, SandboxClient
 from sandbox.twilio.webhooks import DEFAULT_AUTH_TOKEN, sign
-from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    form: dict[str, str]
-
-
-class Receiver:
-    """A stand-in for the application's webhook endpoint; answers `status`."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.received: list[Received] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                form = dict(parse_qsl(self.rfile.read(length).decode()))
-                with receiver._cond:
-                    receiver.received.append(Received(self.path, dict(self.headers), form))
-                    receiver._cond.notify_all()
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    def url(self, path: str = "/webhooks/twilio/status") -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.received) >= count, timeout):
-                raise TimeoutError(f"got {len(self.received)} of {count} webhooks")
-            return list(self.received)
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+from tests.sandbox.helpers import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM,
+    TO,
+    Received,
+    Receiver,
+    SandboxTwilioHttpClient,
+)
 
 
 def _valid(token: str, url: str, got: Received) -> bool:
     signature = got.headers.get("X-Twilio-Signature", "")
     return bool(RequestValidator(token).validate(url, got.form, signature))
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxTwilioHttpClient(sandbox.url))
-    yield client
-    client.http_client.session.close()
 
 
 def test_sent_then_delivered_signed_with_the_accounts_token(

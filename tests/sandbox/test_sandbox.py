@@ -9,8 +9,6 @@ import stat
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,12 +16,10 @@ from typing import Any
 import firebase_admin
 import pytest
 import requests
-from firebase_admin import credentials, exceptions, messaging
+from firebase_admin import exceptions, messaging
 from google.oauth2 import service_account
 from requests.adapters import HTTPAdapter
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 from urllib3.util.retry import Retry
 
@@ -33,68 +29,22 @@ from sandbox.google.credentials import write_service_account
 from sandbox.google.identifiers import installation_id, registration_token
 from sandbox.server.masking import mask_phone, mask_token
 from sandbox.twilio.sms import segments
-
-ACCOUNT_SID = "AC" + "0" * 32
-AUTH_TOKEN = "sandbox-auth-token"
-PROJECT = "demo-project"
-FROM = "+15005550006"
-TO = "+14155550100"
-TWILIO_BASE = "https://api.twilio.com"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class SandboxTwilioHttpClient(TwilioHttpClient):
-    """Sends Twilio SDK traffic to the sandbox and keeps the last response.
-
-    TwilioRestException carries status/code/msg/details but no headers, so
-    Retry-After is only reachable through the HTTP client's last response.
-    """
-
-    def __init__(self, base_url: str) -> None:
-        super().__init__()
-        self.base_url = base_url
-        self.last_response: TwilioResponse | None = None
-
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> TwilioResponse:
-        url = url.replace(TWILIO_BASE, self.base_url, 1)
-        self.last_response = super().request(method, url, *args, **kwargs)
-        return self.last_response
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-def _twilio(sandbox: Sandbox, token: str = AUTH_TOKEN) -> Client:
-    return Client(ACCOUNT_SID, token, http_client=SandboxTwilioHttpClient(sandbox.url))
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = _twilio(sandbox)
-    yield client
-    client.http_client.session.close()
+from tests.sandbox.helpers import (
+    ACCOUNT_SID,
+    AUTH_TOKEN,
+    FROM,
+    PROJECT,
+    REPO_ROOT,
+    TO,
+    SandboxTwilioHttpClient,
+    twilio_client,
+)
 
 
 def _http(client: Client) -> SandboxTwilioHttpClient:
     http = client.http_client
     assert isinstance(http, SandboxTwilioHttpClient)
     return http
-
-
-@pytest.fixture
-def fcm_app(sandbox: Sandbox, tmp_path: Path) -> Iterator[firebase_admin.App]:
-    key = write_service_account(tmp_path / "sa.json", sandbox.token_uri, PROJECT)
-    app = firebase_admin.initialize_app(
-        credentials.Certificate(str(key)), name=f"sandbox-{uuid.uuid4().hex}"
-    )
-    service = messaging._get_messaging_service(app)
-    service._fcm_url = sandbox.fcm_url(PROJECT)
-    yield app
-    service._client.session.close()
-    firebase_admin.delete_app(app)
 
 
 def _fast_retries(app: firebase_admin.App, sandbox: Sandbox, **retry: Any) -> None:
@@ -239,7 +189,7 @@ def test_twilio_storm(sandbox: Sandbox, twilio: Client) -> None:
 
 def test_twilio_credentials_are_enforced_when_configured() -> None:
     with Sandbox(twilio_auth=(ACCOUNT_SID, AUTH_TOKEN)) as sb:
-        bad, good = _twilio(sb, "wrong-token"), _twilio(sb)
+        bad, good = twilio_client(sb, "wrong-token"), twilio_client(sb)
         with pytest.raises(TwilioRestException) as err:
             bad.messages.create(to=TO, from_=FROM, body="x")
         assert (err.value.status, err.value.code) == (401, 20003)

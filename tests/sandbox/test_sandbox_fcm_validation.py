@@ -14,11 +14,13 @@ from firebase_admin import credentials
 from sandbox import Sandbox
 from sandbox.google.credentials import write_service_account
 from sandbox.google.identifiers import registration_token
+from tests.sandbox.helpers import PROJECT
 
-PROJECT = "demo-project"
 TOKEN = registration_token("validation")
 
 
+# One sandbox for the module, overriding conftest's per-test one: a refused message
+# leaves nothing behind, so the cases cannot see each other.
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as sb:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -14,7 +13,7 @@ from twilio.rest import Client
 
 from sandbox import Sandbox
 from sandbox.twilio.listing import ListError, build_page, filter_date, matches, parse_query
-from tests.unit.test_sandbox import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
+from tests.sandbox.helpers import ACCOUNT_SID, AUTH_TOKEN, FROM, TO, SandboxTwilioHttpClient
 
 LIST_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
@@ -132,19 +131,6 @@ def _params(uri: str) -> dict[str, str]:
 
 
 # --- through the emulator and the SDK -------------------------------------
-
-
-@pytest.fixture
-def sandbox() -> Iterator[Sandbox]:
-    with Sandbox() as sb:
-        yield sb
-
-
-@pytest.fixture
-def twilio(sandbox: Sandbox) -> Iterator[Client]:
-    client = Client(ACCOUNT_SID, AUTH_TOKEN, http_client=SandboxTwilioHttpClient(sandbox.url))
-    yield client
-    client.http_client.session.close()
 
 
 def test_sdk_follows_relative_next_page_uris(sandbox: Sandbox, twilio: Client) -> None:
