@@ -60,6 +60,13 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def when(iso: str | None) -> str:
+    """An ISO time as people read it: 2026-05-03 12:00:01 UTC (the API keeps ISO 8601)."""
+    if not iso:
+        return ""
+    return iso[:19].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else iso[26:])
+
+
 def recipient_path(channel: str, recipient: str) -> str:
     return f"/recipients/{channel}/{quote(recipient, safe='')}"
 
@@ -87,6 +94,7 @@ class Console:
             undefined=jinja2.StrictUndefined,
         )
         env.globals["recipient_path"] = recipient_path
+        env.filters["when"] = when
         self.templates = Jinja2Templates(env=env)
         self._service: ConsoleService | None = None
 
