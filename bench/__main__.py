@@ -10,11 +10,13 @@ from typing import Any
 
 from bench import runs
 from bench.ceiling import read_ack
+from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
+from bench.scale import scale
 from bench.webhooks import callbacks, relay
 from schemas import Channel
 
@@ -31,6 +33,8 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "console",
+    "scale",
 )
 
 
@@ -53,8 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive-webhook-seconds", type=int, default=20)
     parser.add_argument("--webhook-connections", type=int, default=64)
     parser.add_argument("--relay-backlog", type=int, default=200_000)
+    parser.add_argument("--scale-events", type=int, default=30_000,
+                        help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
+    parser.add_argument("--console-rows", type=int, default=1_000_000,
+                        help="notifications in the table the console's pages read")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -84,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "console": lambda: console_pages(env, args.console_rows),
+            "scale": lambda: scale(env, args.scale_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.

@@ -128,8 +128,8 @@ class BenchEnv:
         self.procs.append(proc.start())
         return proc
 
-    def consumer(self, **extra: str) -> Process:
-        return self.start(consumer(self.env(**extra), self.out))
+    def consumer(self, name: str = "consumer", **extra: str) -> Process:
+        return self.start(consumer(self.env(**extra), self.out, name))
 
     def worker(self, name: str, concurrency: int = 8, **extra: str) -> Process:
         env = self.env(**extra)

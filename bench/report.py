@@ -144,6 +144,37 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
 
 
 # Each part's rows, in the order they are printed.
+def _console(console: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for name, figures in console["pages"].items():
+        rows.append((f"console {name} p99 ({console['rows']:,} rows)",
+                     f"{figures['p99_ms']:.1f} ms", "<= 100"))  # fmt: skip
+        rows.append(("  p50", f"{figures['p50_ms']:.1f} ms", ""))
+    return rows
+
+
+def _scale(scale: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    events = f"{scale['events'] // 1000}k"
+    rows: list[Row] = []
+    for run in [*scale["runs"], scale["no_cancel"]]:
+        n = run["consumers"]
+        what = "mix" if run is not scale["no_cancel"] else "mix without cancel_on"
+        rows += [
+            (f"{n} consumer{'s' if n > 1 else ''}, {events} {what}",
+             f"{run['events_per_s']:,.0f} ev/s", ""),
+            ("  CPU per event, all processes", f"{run['cpu_us_per_event']:.1f} us", ""),
+            ("    consumers / Postgres / Redis",
+             f"{run['consumer_us_per_event']:.0f} / {run['postgres_us_per_event']:.0f} / "
+             f"{run['redis_us_per_event']:.0f} us", ""),
+        ]  # fmt: skip
+    rows += [
+        ("cancellation's cost per event (1 consumer, with - without)",
+         f"{scale['cancel_us_per_event']:.1f} us", ""),
+        ("  storage per cancel fact", f"{scale['bytes_per_fact']:.0f} B", ""),
+    ]  # fmt: skip
+    return rows
+
+
 PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "ceiling": _ceiling,
     "consumer": _consumer,
@@ -158,6 +189,8 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
+    "console": _console,
+    "scale": _scale,
 }
 
 

@@ -111,6 +111,8 @@ def pipeline_env(
         "NOTIFY_BLOCK_MS": "200",
         "NOTIFY_RETRY_BASE_SECONDS": "0.05",
         "NOTIFY_RETRY_MAX_SECONDS": "0.5",
+        # Lookups after a lost answer wait this long for Twilio's list (production: 300).
+        "NOTIFY_RECONCILE_WAIT_SECONDS": "1",
         **emulator_env(sandbox.url, service_account),
         "NOTIFY_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",

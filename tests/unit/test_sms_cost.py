@@ -23,7 +23,7 @@ from schemas import Event, PermanentDeliveryError, Status, TransientDeliveryErro
 from tasks.prices import backfill
 from tasks.providers.twilio_sms import parse_price
 from tasks.runtime import Runtime
-from tasks.testing import FakeStore
+from tasks.testing import FakeWorkerStore
 
 NOW = datetime(2026, 12, 8, 3, 0, tzinfo=UTC)
 RULES = """
@@ -118,7 +118,7 @@ class FakePrices:
         return answer
 
 
-def backfilled(store: FakeStore, twilio: FakePrices) -> dict[str, int]:
+def backfilled(store: FakeWorkerStore, twilio: FakePrices) -> dict[str, int]:
     rt = Runtime(settings=Settings(price_lookups_per_run=10), db=store,
                  sms=twilio, push=None, pid=0, senders=ThreadPoolExecutor(1))  # type: ignore[arg-type]  # fmt: skip
     return backfill(rt)
@@ -127,7 +127,7 @@ def backfilled(store: FakeStore, twilio: FakePrices) -> dict[str, int]:
 def test_the_price_backfill_records_what_twilio_has_priced_and_stops_at_a_transient_answer() -> (
     None
 ):
-    store = FakeStore()
+    store = FakeWorkerStore()
     store.awaiting_price = [Unpriced(n, f"SM{n}", "text", "US") for n in range(1, 6)]
     twilio = FakePrices({
         "SM1": (Decimal("0.0079"), "USD"), "SM2": None,
