@@ -10,8 +10,9 @@ from typing import Any
 
 from bench import runs
 from bench.ceiling import read_ack
+from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
-from bench.failover import DOWN_SECONDS, failover
+from bench.failover import DOWN_SECONDS, FAILOVER_SMS, failover
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
 from bench.report import save, table
@@ -34,6 +35,7 @@ PARTS = (
     "webhooks",
     "relay",
     "failover",
+    "console",
     "scale",
 )
 
@@ -61,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
-    parser.add_argument("--failover-sms", type=int, default=10_000)
+    parser.add_argument("--console-rows", type=int, default=1_000_000,
+                        help="notifications in the table the console's pages read")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -91,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
-            "failover": lambda: failover(
-                env, args.failover_sms, DOWN_SECONDS, args.worker_processes
-            ),
+            "failover": lambda: failover(env, FAILOVER_SMS, DOWN_SECONDS, args.worker_processes),
+            "console": lambda: console_pages(env, args.console_rows),
             "scale": lambda: scale(env, args.scale_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):

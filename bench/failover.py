@@ -32,6 +32,7 @@ from tasks.weights import KEY
 
 LATENCY_MS = 50  # each provider's answer, as in the workers part
 DOWN_SECONDS = 20.0  # how long Twilio's emulator refuses connections mid-run
+FAILOVER_SMS = 10_000
 
 
 def failover(env: BenchEnv, count: int, down_s: float, processes: int) -> dict[str, Any]:
