@@ -12,6 +12,7 @@ from bench import runs
 from bench.ceiling import read_ack
 from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
+from bench.failover import DOWN_SECONDS, FAILOVER_SMS, failover
 from bench.fcm import fcm_calls
 from bench.history import history
 from bench.limiter import limiter
@@ -34,6 +35,7 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "failover",
     "console",
     "scale",
     "history",
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "failover": lambda: failover(env, FAILOVER_SMS, DOWN_SECONDS, args.worker_processes),
             "console": lambda: console_pages(env, args.console_rows),
             "scale": lambda: scale(env, args.scale_events),
             "history": lambda: history(env, args.history_rows, args.history_events),

@@ -143,6 +143,19 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
              f"max {relay['lag_rows_max']:,} / {relay['lag_age_max_s']:.1f} s", "")]  # fmt: skip
 
 
+def _failover(fo: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    def seconds(value: float | None) -> str:
+        return "never" if value is None else f"{value:.1f} s"
+
+    return [(f"failover: {fo['sms']:,} SMS, Twilio down {fo['down_s']:.0f} s mid-run",
+             f"twilio {fo['sent_twilio']:,} / vonage {fo['sent_vonage']:,}", ""),
+            ("  duplicates / missing", f"{fo['duplicates']} / {fo['missing']}", "0 / 0"),
+            ("  outage -> SMS moving / shares shifted",
+             f"{seconds(fo['first_moved_s'])} / {seconds(fo['shares_shifted_s'])}", ""),
+            ("  first attempt -> accepted, p50 / p99",
+             f"{fo['latency_p50_ms']:.0f} / {fo['latency_p99_ms']:.0f} ms", "")]  # fmt: skip
+
+
 # Each part's rows, in the order they are printed.
 def _console(console: dict[str, Any], _: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
@@ -211,6 +224,7 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
+    "failover": _failover,
     "console": _console,
     "scale": _scale,
     "history": _history,
