@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
+from notify.redis_clients import AsyncRedis
 
 # Removes ARGV[2] from group ARGV[1] only if it still has no pending entries and is still
 # idle for at least ARGV[3] ms. Returns the pending count DELCONSUMER reports (0), or -1.
@@ -52,13 +52,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def members(client: aioredis.Redis, stream: str, group: str) -> list[Member]:
+async def members(client: AsyncRedis, stream: str, group: str) -> list[Member]:
     reply: Any = await client.xinfo_consumers(stream, group)
     return [Member(_text(c["name"]), int(c["pending"]), int(c["idle"])) for c in reply]
 
 
 async def remove_if_idle(
-    client: aioredis.Redis, stream: str, group: str, name: str, idle_ms: int
+    client: AsyncRedis, stream: str, group: str, name: str, idle_ms: int
 ) -> bool:
     """Remove `name` only if it still holds nothing and is still idle (one atomic script)."""
     result: Any = await client.eval(_DELETE_IF_IDLE, 1, stream, group, name, idle_ms)
@@ -66,7 +66,7 @@ async def remove_if_idle(
 
 
 async def reap(
-    client: aioredis.Redis, stream: str, group: str, *, own: str, idle_seconds: float
+    client: AsyncRedis, stream: str, group: str, *, own: str, idle_seconds: float
 ) -> list[str]:
     """Remove the group's stale consumers; returns the names removed."""
     idle_ms = int(idle_seconds * 1000)
