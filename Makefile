@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	scripts/chromium.sh
 	$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
 		echo "requirements.lock lacks what pyproject.toml asks for: run make lock" >&2; exit 1; }
 	touch $(STAMP)

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import runs
 from bench.ceiling import read_ack
+from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
 from bench.fcm import fcm_calls
 from bench.limiter import limiter
@@ -32,6 +33,7 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "console",
     "scale",
 )
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the backlog each of the scale part's drains")  # fmt: skip
     parser.add_argument("--suppressions", type=int, default=0,
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
+    parser.add_argument("--console-rows", type=int, default=1_000_000,
+                        help="notifications in the table the console's pages read")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
     args = parser.parse_args(argv)
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "console": lambda: console_pages(env, args.console_rows),
             "scale": lambda: scale(env, args.scale_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):

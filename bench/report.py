@@ -144,6 +144,15 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
 
 
 # Each part's rows, in the order they are printed.
+def _console(console: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for name, figures in console["pages"].items():
+        rows.append((f"console {name} p99 ({console['rows']:,} rows)",
+                     f"{figures['p99_ms']:.1f} ms", "<= 100"))  # fmt: skip
+        rows.append(("  p50", f"{figures['p50_ms']:.1f} ms", ""))
+    return rows
+
+
 def _scale(scale: dict[str, Any], _: dict[str, Any]) -> list[Row]:
     events = f"{scale['events'] // 1000}k"
     rows: list[Row] = []
@@ -180,6 +189,7 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
+    "console": _console,
     "scale": _scale,
 }
 

@@ -63,19 +63,18 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _with_service(settings: Settings, call: Callable[[Any], Awaitable[T]]) -> T:
-    import asyncpg
-    import redis.asyncio as aioredis
-
     from console.service import ConsoleService
+    from notify import database
+    from notify.redis_clients import async_client
 
     async def run() -> T:
-        db = await asyncpg.create_pool(
+        db = await database.pool(
             settings.database_url,
             min_size=1,
             max_size=1,
             statement_cache_size=settings.statement_cache_size,
         )
-        client = aioredis.from_url(settings.redis_url)
+        client = async_client(settings)
         service = ConsoleService(settings, db, client)
         try:
             return await call(service)

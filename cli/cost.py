@@ -44,12 +44,10 @@ def _country(text: str) -> str:
 def report(settings: Settings, args: argparse.Namespace) -> int:
     import asyncio
 
-    import asyncpg
-
-    from notify import costs
+    from notify import costs, database
 
     async def run() -> list[SpendRow]:
-        conn = await asyncpg.connect(settings.database_url)
+        conn = await database.connect(settings.database_url, settings.statement_cache_size)
         try:
             return await costs.spend(conn, since=args.since, by=args.by)
         finally:
@@ -90,12 +88,11 @@ def table(rows: list[SpendRow], by: str, totals: Totals) -> list[str]:
 
 
 def sms(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from notify.country_breaker import CountryBreaker
+    from notify.redis_clients import sync_client
 
     limit = settings.sms_country_hourly_segments
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     try:
         breaker = CountryBreaker(client, limit or 0)
         until = breaker.resume(args.country)

@@ -70,9 +70,8 @@ def _webhooks(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _publish(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from notify.dead_letters import event_fields, publish
+    from notify.redis_clients import sync_client
     from schemas import EventError
 
     try:
@@ -91,7 +90,7 @@ def _publish(settings: Settings, args: argparse.Namespace) -> int:
     except EventError as exc:  # what the consumer would dead-letter at once
         print(f"notify publish: the consumer would dead-letter this ({exc})", file=sys.stderr)
         return 2
-    entry = publish(redis.Redis.from_url(settings.redis_url), settings.stream, fields)
+    entry = publish(sync_client(settings), settings.stream, fields)
     print(json.dumps({"id": fields["id"], "entry": entry, "stream": settings.stream}))
     return 0
 
@@ -107,11 +106,10 @@ def _data_text(value: str) -> str:
 
 
 def _dlq(settings: Settings, args: argparse.Namespace) -> int:
-    import redis
-
     from notify.dead_letters import dead_letters, replay, select, table
+    from notify.redis_clients import sync_client
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     if args.dlq_command == "list":
         entries = dead_letters(client, settings.dlq_stream, count=args.count)
         if args.json:

@@ -97,6 +97,7 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
 
         options = commands.Options(
             redis_url=settings.redis_url,
+            redis_cluster=settings.redis_cluster,
             stream=settings.stream,
             max_event_bytes=settings.max_event_bytes,
             default_region=settings.default_region,

@@ -9,15 +9,14 @@ import math
 import sys
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from notify.redis_clients import async_client
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.stream_info import read_group_info
 
 
 async def collect(settings: Settings) -> dict[str, Any] | None:
-    client = aioredis.from_url(settings.redis_url)
+    client = async_client(settings)
     try:
         if not await client.exists(settings.stream):
             return None

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import asyncpg
 import jinja2
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -24,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console import auth
 from console.service import ConsoleService
 from console.users import Role, User, verify
+from notify import database
+from notify.redis_clients import async_client
 from notify.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -60,6 +60,13 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def when(iso: str | None) -> str:
+    """An ISO time as people read it: 2026-05-03 12:00:01 UTC (the API keeps ISO 8601)."""
+    if not iso:
+        return ""
+    return iso[:19].replace("T", " ") + (" UTC" if iso.endswith("+00:00") else iso[26:])
+
+
 def recipient_path(channel: str, recipient: str) -> str:
     return f"/recipients/{channel}/{quote(recipient, safe='')}"
 
@@ -87,6 +94,7 @@ class Console:
             undefined=jinja2.StrictUndefined,
         )
         env.globals["recipient_path"] = recipient_path
+        env.filters["when"] = when
         self.templates = Jinja2Templates(env=env)
         self._service: ConsoleService | None = None
 
@@ -98,13 +106,13 @@ class Console:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Starlette) -> AsyncIterator[None]:
-        db = await asyncpg.create_pool(
+        db = await database.pool(
             self.settings.database_url,
             min_size=1,
             max_size=4,
             statement_cache_size=self.settings.statement_cache_size,
         )
-        client = aioredis.from_url(self.settings.redis_url)
+        client = async_client(self.settings)
         self._service = ConsoleService(self.settings, db, client)
         try:
             yield

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from console import auth
+from console import auth, search
 from console.app import Caller, Console
 from console.service import BadRequest, Cancel, Search, channel_of
 from console.users import Role
@@ -99,12 +99,10 @@ def routes(console: Console) -> list[BaseRoute]:  # noqa: PLR0915 - one closure 
     async def home(request: Request, caller: Caller) -> Response:
         q = request.query_params.get("q", "").strip()
         found = await console.service.notifications(caller.user, Search("q", q, 50)) if q else []
-        return console.render(
-            request,
-            caller,
-            "search.html",
-            {"q": q, "notifications": found, "flash": _flash(caller)},
-        )
+        # "Why did this event make nothing?" for what may be an event id, not a number.
+        why = bool(q) and search.phone(q, console.settings.default_region) is None
+        context = {"q": q, "notifications": found, "flash": _flash(caller), "why_link": why}
+        return console.render(request, caller, "search.html", context)
 
     async def notification(request: Request, caller: Caller) -> Response:
         found = await console.service.notification(caller.user, request.path_params["id"])

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -19,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from console.app import Caller, Console
 from console.users import Role
 from notify.logs import mask
+from notify.redis_clients import sync_client
 from notify.settings import Settings
 from rules.routing import explain, route
 from rules.ruleset import RuleSet, load_file, load_text
@@ -104,7 +104,7 @@ def diff(old: RuleSet, new: RuleSet, settings: Settings, full: bool) -> tuple[st
         default_region=settings.default_region,
         stale_after=timedelta(seconds=settings.stale_after_seconds),
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     now = datetime.now(UTC)
     try:
         for item in diff_events.stream_window(

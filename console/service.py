@@ -10,12 +10,12 @@ from typing import Any
 
 import asyncpg
 import redis
-import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
 from console import queries, search, views, why
 from console.users import Role, User
 from notify import dead_letters, suppressions
+from notify.redis_clients import AsyncRedis, sync_client
 from notify.settings import Settings
 from notify.statements import literal
 from notify.stream_info import read_group_info
@@ -71,12 +71,12 @@ RETURNING id
 
 
 class ConsoleService:
-    def __init__(self, settings: Settings, db: asyncpg.Pool, client: aioredis.Redis) -> None:
+    def __init__(self, settings: Settings, db: asyncpg.Pool, client: AsyncRedis) -> None:
         self.settings = settings
         self.db = db
         self.client = client
         # notify/dead_letters.py speaks the blocking client; it runs in a thread.
-        self.sync_client = redis.Redis.from_url(settings.redis_url)
+        self.sync_client = sync_client(settings)
 
     def close(self) -> None:
         self.sync_client.close()

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from consumer import metrics
 from notify import logs
+from notify.redis_clients import AsyncRedis
 
 log = logs.get("consumer")
 
@@ -58,13 +58,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def members(client: aioredis.Redis, stream: str, group: str) -> list[Member]:
+async def members(client: AsyncRedis, stream: str, group: str) -> list[Member]:
     reply: Any = await client.xinfo_consumers(stream, group)
     return [Member(_text(c["name"]), int(c["pending"]), int(c["idle"])) for c in reply]
 
 
 async def remove_if_idle(
-    client: aioredis.Redis, stream: str, group: str, name: str, idle_ms: int
+    client: AsyncRedis, stream: str, group: str, name: str, idle_ms: int
 ) -> bool:
     """Remove `name` only if it still holds nothing and is still idle (one atomic script)."""
     result: Any = await client.eval(_DELETE_IF_IDLE, 1, stream, group, name, idle_ms)
@@ -72,7 +72,7 @@ async def remove_if_idle(
 
 
 async def reap(
-    client: aioredis.Redis, stream: str, group: str, *, own: str, idle_seconds: float
+    client: AsyncRedis, stream: str, group: str, *, own: str, idle_seconds: float
 ) -> list[str]:
     """Remove the group's stale consumers; returns the names removed."""
     idle_ms = int(idle_seconds * 1000)
@@ -81,7 +81,7 @@ async def reap(
 
 
 async def tidy(
-    client: aioredis.Redis, stream: str, group: str, *, own: str, idle_seconds: float
+    client: AsyncRedis, stream: str, group: str, *, own: str, idle_seconds: float
 ) -> None:
     """`reap`, counted and logged; a failure waits for the next turn: it stops nothing."""
     try:

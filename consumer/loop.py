@@ -21,10 +21,11 @@ from consumer.decisions import DecisionLog
 from consumer.reloader import RulesWatcher
 from consumer.stream import DeadLetter, Entry, EventStream, StreamLost
 from consumer.task_publisher import Publisher, make_publisher
-from notify import logs
+from notify import logs, redis_clients
 from notify.brokers import is_redis
 from notify.outage import OutageGuard
 from notify.outbox import OutboxRelay
+from notify.redis_clients import AsyncRedis
 from notify.settings import Settings
 from notify.store import OutcomeStore
 from notify.stream_gauges import StreamGauges, sample
@@ -52,7 +53,7 @@ class Consumer:
         store: OutcomeStore,
         publisher: Publisher,
         rules: RulesWatcher,
-        redis_clients: Sequence[aioredis.Redis] = (),
+        redis_clients: Sequence[AsyncRedis] = (),
         decisions: DecisionLog | None = None,
     ) -> None:
         self.settings = settings
@@ -73,7 +74,7 @@ class Consumer:
 
         The ones in use fail (or not) by themselves, inside the same outage."""
         for client in self.redis_clients:
-            await client.connection_pool.disconnect(inuse_connections=False)
+            await redis_clients.drop_idle(client)
 
     async def _expire_db(self) -> None:
         await self.store.expire_connections()
@@ -319,11 +320,11 @@ def collect_less() -> None:
     gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
 
 
-def redis_broker(settings: Settings, client: aioredis.Redis) -> aioredis.Redis | None:
+def redis_broker(settings: Settings, client: AsyncRedis) -> aioredis.Redis | None:
     """The broker as a Redis client for the fast publisher; None when it is not Redis."""
     if not is_redis(settings.broker_url):
         return None
-    if settings.broker_url == settings.redis_url and not settings.redis_cluster:
+    if settings.broker_url == settings.redis_url and isinstance(client, aioredis.Redis):
         return client
     return aioredis.from_url(settings.broker_url, health_check_interval=30)
 
@@ -337,7 +338,7 @@ async def consume(settings: Settings, *, serve_metrics: bool = True) -> int:
     sender threads do not.
     """
     rules = RulesWatcher(settings.rules_path, settings.rules_poll_seconds)
-    client = aioredis.from_url(settings.redis_url, health_check_interval=30)
+    client = redis_clients.async_client(settings, health_check_interval=30)
     broker = redis_broker(settings, client)
     store = await OutageGuard("postgres").call(
         # The batch's insert connections, the cancel after them, the outbox relay, a spare.

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from notify.redis_clients import AsyncRedis
 from notify.stream_info import GroupInfo, read_group_info
 from schemas import NotifyError
 
@@ -64,6 +64,18 @@ class DeadLetter:
     deliveries: int = 1
 
 
+def dead_letter_record(letter: DeadLetter) -> dict[Any, Any]:
+    """The entry's own fields and why it died (`_dlq_*`, which replay strips again)."""
+    return {
+        **letter.fields,
+        "_dlq_reason": letter.reason,
+        "_dlq_detail": letter.detail[:1000],
+        "_dlq_entry_id": letter.entry_id,
+        "_dlq_deliveries": letter.deliveries,
+        "_dlq_time": f"{time.time():.3f}",
+    }
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -79,7 +91,7 @@ class EventStream:
     """One consumer's view of the stream and its group."""
 
     def __init__(
-        self, client: aioredis.Redis, stream: str, group: str, consumer: str, dlq: str
+        self, client: AsyncRedis, stream: str, group: str, consumer: str, dlq: str
     ) -> None:
         self.client = client
         self.stream = stream
@@ -203,21 +215,18 @@ class EventStream:
         return [Entry(e.id, e.fields, counts.get(e.id, 1)) for e in entries]
 
     async def finish(self, ack_ids: Sequence[str], dead: Sequence[DeadLetter]) -> None:
-        """Dead-letter and acknowledge in one MULTI, so a dead letter is never lost or doubled."""
+        """Dead-letter, then acknowledge: never lost, and no command spans the two streams
+        (on a Redis Cluster they live in different slots).
+
+        A crash between the two delivers the entry again and dead-letters it again; both
+        copies carry its `_dlq_entry_id`, and notify/dead_letters.py lists and replays
+        them as one."""
         if not ack_ids and not dead:
             return
-        async with self.client.pipeline(transaction=True) as pipe:
-            for letter in dead:
-                record: dict[Any, Any] = {
-                    **letter.fields,
-                    "_dlq_reason": letter.reason,
-                    "_dlq_detail": letter.detail[:1000],
-                    "_dlq_entry_id": letter.entry_id,
-                    "_dlq_deliveries": letter.deliveries,
-                    "_dlq_time": f"{time.time():.3f}",
-                }
-                pipe.xadd(self.dlq, record)
-            ids = list(ack_ids) + [d.entry_id for d in dead]
-            if ids:
-                pipe.xack(self.stream, self.group, *ids)
-            await pipe.execute()
+        if dead:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for letter in dead:
+                    pipe.xadd(self.dlq, dead_letter_record(letter))
+                await pipe.execute()
+        ids = list(ack_ids) + [d.entry_id for d in dead]
+        await self.client.xack(self.stream, self.group, *ids)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis
+from notify.redis_clients import SyncRedis
 
 COUNTRY_PAUSED = "country_paused"
 WINDOW_MINUTES = 60
@@ -78,7 +78,7 @@ class CountryCount:
 class CountryBreaker:
     """NOTIFY_SMS_COUNTRY_HOURLY_SEGMENTS over one Redis (or a Redis Cluster node's client)."""
 
-    def __init__(self, client: redis.Redis, limit: int) -> None:
+    def __init__(self, client: SyncRedis, limit: int) -> None:
         self.client = client
         self.limit = limit
         self._admit = client.register_script(_ADMIT)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import redis
-
+from notify.redis_clients import SyncRedis
 from schemas.decoding import decode_entry
 
 _DLQ_PREFIX = b"_dlq_"
@@ -50,7 +49,7 @@ def event_fields(
     return fields
 
 
-def publish(client: redis.Redis, stream: str, fields: dict[str, str]) -> str:
+def publish(client: SyncRedis, stream: str, fields: dict[str, str]) -> str:
     """XADD one event's fields; returns the stream entry id."""
     entry = client.xadd(stream, fields)  # type: ignore[arg-type]
     return entry.decode() if isinstance(entry, bytes) else str(entry)
@@ -64,6 +63,9 @@ class DeadEntry:
     detail: str
     deliveries: str
     fields: dict[bytes, bytes]
+    # Later dead letters of the same stream entry (written again after a crash between
+    # dead-lettering and acknowledging it): listed as this one, removed with it on replay.
+    copies: tuple[str, ...] = ()
 
     def original_fields(self) -> dict[bytes, bytes]:
         return {k: v for k, v in self.fields.items() if not k.startswith(_DLQ_PREFIX)}
@@ -124,14 +126,24 @@ def table(entries: list[DeadEntry]) -> list[str]:
     return lines
 
 
-def dead_letters(client: redis.Redis, dlq: str, count: int = 1000) -> list[DeadEntry]:
-    out = []
+def dead_letters(client: SyncRedis, dlq: str, count: int = 1000) -> list[DeadEntry]:
+    """The first `count` dead letters, one per stream entry (see `DeadEntry.copies`)."""
+    out: list[DeadEntry] = []
+    first: dict[str, int] = {}  # stream entry id -> its position in `out`
     reply: Any = client.xrange(dlq, count=count)
     for entry_id, fields in reply:
+        dlq_id = _text(entry_id)
+        original_id = _text(fields.get(b"_dlq_entry_id", b""))
+        if original_id and original_id in first:
+            at = first[original_id]
+            out[at] = replace(out[at], copies=(*out[at].copies, dlq_id))
+            continue
+        if original_id:
+            first[original_id] = len(out)
         out.append(
             DeadEntry(
-                dlq_id=_text(entry_id),
-                original_id=_text(fields.get(b"_dlq_entry_id", b"")),
+                dlq_id=dlq_id,
+                original_id=original_id,
                 reason=_text(fields.get(b"_dlq_reason", b"")),
                 detail=_text(fields.get(b"_dlq_detail", b"")),
                 deliveries=_text(fields.get(b"_dlq_deliveries", b"1")),
@@ -150,22 +162,25 @@ class Selection:
 
 
 def select(entries: list[DeadEntry], ids: list[str] | None) -> Selection:
-    """The entries `ids` name, by dead-letter id or original entry id; None: every entry."""
+    """The entries `ids` name, by dead-letter id (a copy's too) or original entry id; None:
+    every entry."""
     if ids is None:
         return Selection(list(entries), [])
     wanted = set(ids)
-    chosen = [e for e in entries if e.dlq_id in wanted or e.original_id in wanted]
-    known = {e.dlq_id for e in chosen} | {e.original_id for e in chosen}
+    chosen = [e for e in entries if wanted & {e.dlq_id, e.original_id, *e.copies}]
+    known = {i for e in chosen for i in (e.dlq_id, e.original_id, *e.copies)}
     return Selection(chosen, [i for i in dict.fromkeys(ids) if i not in known])
 
 
-def replay(client: redis.Redis, stream: str, dlq: str, entries: list[DeadEntry]) -> list[str]:
-    """Re-publish these dead letters; remove each only once it is re-published."""
+def replay(client: SyncRedis, stream: str, dlq: str, entries: list[DeadEntry]) -> list[str]:
+    """Re-publish these dead letters; remove each (and its copies) once it is re-published.
+
+    Two commands, not a MULTI: the streams may live in different slots of a Redis Cluster.
+    A crash between them leaves the dead letter to be replayed again, and the event
+    published twice changes nothing (its notifications' idempotency keys)."""
     replayed = []
     for entry in entries:
-        pipe = client.pipeline(transaction=True)
-        pipe.xadd(stream, entry.original_fields())  # type: ignore[arg-type]
-        pipe.xdel(dlq, entry.dlq_id)
-        pipe.execute()
+        client.xadd(stream, entry.original_fields())  # type: ignore[arg-type]
+        client.xdel(dlq, entry.dlq_id, *entry.copies)
         replayed.append(entry.dlq_id)
     return replayed

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from notify import logs
 from notify.outage import TRANSIENT, OutageLog
+from notify.redis_clients import AsyncRedis
 from schemas import TERMINAL
 
 log = logs.get("outbox")
@@ -72,7 +72,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        client: aioredis.Redis,
+        client: AsyncRedis,
         stream: str,
         maxlen: int,
         *,

@@ -368,6 +368,12 @@ class Settings:
     send_concurrency: int = setting(
         "NOTIFY_SEND_CONCURRENCY", 64, "provider calls in flight per worker process", integer
     )
+    reconcile_wait_seconds: float = setting(
+        "NOTIFY_RECONCILE_WAIT_SECONDS", 300.0,
+        "how long after a send whose answer was lost Twilio's Messages list is first asked "
+        "for it (the list lags recent messages by minutes)",
+        number,
+    )  # fmt: skip
     reconcile_budget_seconds: float = setting(
         "NOTIFY_RECONCILE_BUDGET_SECONDS",
         3600.0,
@@ -488,7 +494,7 @@ class Settings:
     )
     price_lookup_interval_seconds: float = setting(
         "NOTIFY_PRICE_LOOKUP_INTERVAL_SECONDS",
-        600.0,
+        1800.0,
         "a sent SMS without a price is looked up at most once per this interval",
         number,
     )

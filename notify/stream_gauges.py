@@ -18,11 +18,11 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
-import redis.asyncio as aioredis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from notify import logs
+from notify.redis_clients import AsyncRedis
 from notify.stream_info import GroupInfo, read_group_info
 
 log = logs.get("metrics")
@@ -94,7 +94,7 @@ class StreamGauges(Collector):
 
 
 async def sample(
-    client: aioredis.Redis,
+    client: AsyncRedis,
     gauges: StreamGauges,
     stop: asyncio.Event,
     read: Callable[[], Awaitable[GroupInfo]] | None = None,

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
+from notify.redis_clients import AsyncRedis
 
 # Counting undelivered entries by hand costs one XRANGE of up to this many; past it, unknown.
 COUNT_CAP = 10_000
@@ -30,14 +30,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-async def _count_after(client: aioredis.Redis, stream: str, last_id: str, cap: int) -> int | None:
+async def _count_after(client: AsyncRedis, stream: str, last_id: str, cap: int) -> int | None:
     """Count undelivered entries by hand when XINFO cannot (deletions); None past `cap`."""
     entries: Any = await client.xrange(stream, min=f"({last_id}", max="+", count=cap + 1)
     return len(entries) if len(entries) <= cap else None
 
 
 async def read_group_info(
-    client: aioredis.Redis,
+    client: AsyncRedis,
     stream: str,
     group: str,
     *,

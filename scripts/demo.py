@@ -206,6 +206,20 @@ def report(
     return 0
 
 
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+def start_console(env: dict[str, str]) -> str:
+    """`notify console` with one operator, `demo`, in a users file of the demo's own."""
+    from console import users
+
+    users_file = WORK / "console-users"
+    users.add(str(users_file), DEMO_USER, users.Role.OPERATOR, DEMO_PASSWORD)
+    env.setdefault("NOTIFY_CONSOLE_USERS", str(users_file))
+    env.setdefault("NOTIFY_CONSOLE_PORT", "8090")
+    return f"http://127.0.0.1:{env['NOTIFY_CONSOLE_PORT']}/"
+
+
 def main() -> int:
     WORK.mkdir(exist_ok=True)
     env = dict(os.environ)
@@ -221,6 +235,8 @@ def main() -> int:
     for log in WORK.glob("*.log"):
         log.unlink()  # each run's logs start empty, so "ready" is this run's
     procs = [launcher.webhooks(env, WORK).start()] if receipts else []
+    console_url = start_console(env)
+    procs.append(launcher.console(env, WORK).start())
     procs += [
         launcher.worker(env, WORK).start(),
         launcher.beat(env, WORK).start(),
@@ -243,6 +259,10 @@ def main() -> int:
             rows = asyncio.run(fetch(dsn, f"demo-{run}"))
         time.sleep(1.5)  # the relay publishes the last outcomes within a second
         code = report(rows, sandbox, outcomes(env, run), receipts, run)
+        procs[-4].wait_for_log("console listening")
+        print(f"\nConsole: {console_url}  (sign in as {DEMO_USER} / {DEMO_PASSWORD}, an operator)")
+        if sys.stdin.isatty():
+            input("demo: press Enter to stop everything (the console stays up until then) ")
     except (RuntimeError, TimeoutError) as exc:
         code = 1
         print(f"demo: {exc}; see the logs in .demo/", file=sys.stderr)

@@ -18,6 +18,7 @@ import redis
 from celery.beat import PersistentScheduler
 
 from notify import logs
+from notify.redis_clients import sync_client
 
 log = logs.get("beat")
 
@@ -49,7 +50,7 @@ class SingletonScheduler(PersistentScheduler):  # type: ignore[misc]  # Celery s
         settings = self.app.settings
         self._key = lock_key(settings.task_queue)
         self._token = uuid.uuid4().hex
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+        self._redis = sync_client(settings, socket_timeout=5)
         self._holding: bool | None = None  # unknown until the first tick
 
     def _hold(self) -> bool:

@@ -97,6 +97,11 @@ def find_earlier_sms(rt: Runtime, row: Notification, since: datetime) -> str | N
 
     None when Twilio has none (safe to send); LookupFailed when it cannot tell (never send).
     """
+    remaining = reconcile.remaining_wait(
+        since, datetime.now(UTC), rt.settings.reconcile_wait_seconds
+    )
+    if remaining > 0:
+        raise reconcile.TooEarly(remaining)
     try:
         found, complete = rt.sms.candidates(row.recipient, row.body, since)
         taken = rt.db.taken([m.sid for m in found], besides=row.id) if found else set()
@@ -374,25 +379,32 @@ def _lookup_failed(
     channel = row.channel.value
     since = row.unsure_since or began
     waited = (datetime.now(UTC) - since).total_seconds()
-    metrics.PROVIDER_ERRORS.labels(channel, "reconcile_failed", "transient").inc()
+    early = isinstance(exc, reconcile.TooEarly)
+    code = "reconcile_wait" if early else "reconcile_failed"
+    if not early:
+        metrics.PROVIDER_ERRORS.labels(channel, code, "transient").inc()
     if waited < s.reconcile_budget_seconds:
         _record(
             rt,
             Finished(
                 row.id, row.attempts, Status.PENDING, AttemptOutcome.LOOKUP_FAILED, began,
-                error_code="reconcile_failed", error_message=f"lookup before resending: {exc}",
+                error_code=code, error_message=f"lookup before resending: {exc}",
                 lookup_failed=True,
             ),
         )  # fmt: skip
+        # Too early: come back when the list can be trusted (a countdown stays under the
+        # broker's visibility timeout; a task back too soon defers again).
+        floor = exc.wait if isinstance(exc, reconcile.TooEarly) else None
         delay = backoff(row.lookup_failures + 1, base=s.retry_base_seconds,
-                        cap=s.retry_max_seconds)  # fmt: skip
+                        cap=s.retry_max_seconds, retry_after=floor,
+                        retry_after_cap=s.visibility_timeout_seconds / 2)  # fmt: skip
         metrics.NOTIFICATIONS.labels(channel, TaskResult.RETRIED).inc()
-        metrics.RETRIES.labels(channel, "reconcile_failed").inc()
+        metrics.RETRIES.labels(channel, code).inc()
         log.warning(
             "cannot tell whether Twilio has the earlier send; asking again",
             extra=logs.fields(**ctx, error=str(exc), retry_in=round(delay, 2)),
         )
-        return SendResult(TaskResult.RETRIED, "reconcile_failed", delay)
+        return SendResult(TaskResult.RETRIED, code, delay)
     message = f"could not learn from Twilio for {waited:.0f} s whether it was sent: {exc}"
     _record(
         rt,

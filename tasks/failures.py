@@ -83,6 +83,9 @@ def decide(
     if unsure:
         # A request the provider may still be working on must land before the retry looks.
         floor = max(floor or 0.0, s.provider_timeout_seconds)
+    if looks_first:
+        # ... and show in the provider's list, which lags recent messages (tasks.reconcile).
+        floor = max(floor or 0.0, s.reconcile_wait_seconds)
     delay = backoff(
         row.attempts,
         base=s.retry_base_seconds,

@@ -13,8 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-import redis
-
+from notify.redis_clients import SyncRedis
 from notify.segments import count
 from tasks import metrics
 
@@ -47,7 +46,7 @@ class SendRate:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncRedis,
         sender: str,
         segments_per_second: float,
         provider: str = "twilio",
@@ -81,7 +80,7 @@ class SendRate:
 
 
 def from_settings(
-    client: redis.Redis, sender: str | None, rate: float | None, provider: str = "twilio"
+    client: SyncRedis, sender: str | None, rate: float | None, provider: str = "twilio"
 ) -> SendRate | None:
     if not sender or not rate:
         return None

@@ -17,7 +17,6 @@ import shutil
 import threading
 from collections.abc import Iterable
 
-import redis.asyncio as aioredis
 from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
@@ -30,6 +29,7 @@ from prometheus_client import (
 
 from notify import skips, suppressions
 from notify.country_breaker import COUNTRY_PAUSED as COUNTRY_PAUSED_REASON
+from notify.redis_clients import async_client
 from notify.segments import ENCODINGS
 from notify.settings import Settings
 from notify.stream_gauges import READ_TIMEOUT, StreamGauges, sample
@@ -173,7 +173,7 @@ class StreamSampler:
         self._loop.close()
 
     async def _sample(self) -> None:
-        client = aioredis.from_url(self.settings.redis_url, socket_timeout=READ_TIMEOUT)
+        client = async_client(self.settings, socket_timeout=READ_TIMEOUT)
         try:
             await sample(client, self.gauges, self._stop)
         finally:

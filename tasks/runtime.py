@@ -8,9 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import redis
-
 from notify.country_breaker import CountryBreaker
+from notify.redis_clients import sync_client
 from notify.settings import Settings
 from schemas import ConfigurationError, Provider
 from tasks import limiter
@@ -80,7 +79,7 @@ def runtime(settings: Settings) -> Runtime:
 def _build(settings: Settings) -> Runtime:
     from tasks.weights import ProviderWeights  # tasks.weights registers a task: import late
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_client(settings)
     limit = settings.sms_country_hourly_segments
     senders = {
         Provider.TWILIO.value: settings.sms_sender,

@@ -21,6 +21,7 @@ from prometheus_client import Gauge
 
 from notify import logs, task_names
 from notify.outage import OutageLog
+from notify.redis_clients import SyncRedis
 from notify.settings import Settings
 from tasks.app import app
 from tasks.health import reweigh
@@ -51,7 +52,7 @@ _OUTAGE = OutageLog("redis", "new SMS get the configured provider shares")
 class ProviderWeights:
     """The points (of 100) per provider, as beat last stored them."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: SyncRedis, settings: Settings) -> None:
         self.client = client
         self.order = settings.sms_providers
         self.base = dict(settings.sms_shares)

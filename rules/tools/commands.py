@@ -25,6 +25,7 @@ class Options:
     max_event_bytes: int
     default_region: str
     stale_after: timedelta
+    redis_cluster: bool = False
 
 
 def _load(paths: Iterable[str]) -> list[RuleSet] | None:
@@ -44,6 +45,7 @@ def _load(paths: Iterable[str]) -> list[RuleSet] | None:
 def diff(args: argparse.Namespace, options: Options) -> int:
     import redis
 
+    from notify.redis_clients import sync_client_for
     from rules.tools import diff as rules_diff
     from rules.tools import diff_events as rules_diff_events
     from rules.tools import diff_report as rules_diff_report
@@ -74,7 +76,7 @@ def diff(args: argparse.Namespace, options: Options) -> int:
             "until": started.isoformat(),
         }
         label = f"stream {options.stream!r} since {source['since']}"
-        client = redis.Redis.from_url(options.redis_url)
+        client = sync_client_for(options.redis_url, cluster=options.redis_cluster)
         items = rules_diff_events.stream_window(
             client, options.stream, since=since, now=started, max_bytes=options.max_event_bytes
         )

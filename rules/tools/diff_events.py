@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-import redis
 
+from notify.redis_clients import SyncRedis
 from rules.tools.diff import Undecodable
 from schemas import Event, EventError
 from schemas.decoding import decode_entry
@@ -35,7 +35,7 @@ def _decode(entry_id: str, fields: Mapping[bytes, bytes], where: str, max_bytes:
 
 
 def stream_window(
-    client: redis.Redis,
+    client: SyncRedis,
     stream: str,
     *,
     since: timedelta,

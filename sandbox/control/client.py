@@ -74,6 +74,12 @@ class SandboxClient(ControlCalls):
         fault = None if error is None else as_fault(error).to_json()
         self.script({"fail_sms_reads": fault})
 
+    def set_sms_list(self, lag_s: float = 0.0, queued: str = "first") -> None:
+        self.script({"sms_list": {"lag_s": lag_s, "queued": queued}})
+
+    def set_smart_encoding(self, on: bool) -> None:
+        self.script({"smart_encoding": on})
+
     def fail_token_requests(self, faults: Iterable[FaultSpec]) -> None:
         self.script({"token_faults": [as_fault(f).to_json() for f in faults]})
 

@@ -25,6 +25,12 @@ Reads (Twilio's GET of a Message or of the Messages list) have their own fault,
 `fail_sms_reads`: every read gets it until it is cleared, so a rate limit on lookups can
 last while sends go through, and no send uses up a fault meant for a lookup.
 
+Twilio behaviours that are not errors, switchable per test: `"sms_list": {"lag_s": 120,
+"queued": "last"}` (the Messages list hides messages younger than `lag_s`, and lists
+messages with no `date_sent` first or last among the others, newest `date_sent` first) and
+`"smart_encoding": true` (stored bodies have Unicode look-alikes replaced, as a Messaging
+Service with Smart Encoding does; sandbox.twilio.rewriting).
+
 Google's token endpoint has its own queue, `token_faults`, one consumed per token request
 (google-auth asks up to three times per refresh on a 5xx): a 5xx is the front end's HTML
 error page, a 4xx with an `error_code` is the OAuth error JSON (`invalid_grant`), and a
@@ -44,7 +50,7 @@ from sandbox.control.faults import CHANNELS, Channel, Fault, FaultSpec, as_chann
 _KEYS = frozenset(
     {
         "latency_ms", "channel_latency_ms", "queue", "storm", "fail_recipients",
-        "fail_sms_reads", "token_faults",
+        "fail_sms_reads", "token_faults", "sms_list", "smart_encoding",
     }
 )  # fmt: skip
 
@@ -59,6 +65,9 @@ class Script:
         self._sticky: dict[str, Fault] = {}
         self._sms_reads: Fault | None = None
         self._token_faults: deque[Fault] = deque()
+        self._list_lag_s = 0.0
+        self._queued_last = False
+        self._smart_encoding = False
 
     def set_latency(self, ms: float, channel: Channel | None = None) -> None:
         if ms < 0:
@@ -103,6 +112,25 @@ class Script:
         with self._lock:
             return self._token_faults.popleft() if self._token_faults else None
 
+    def set_sms_list(self, lag_s: float = 0.0, queued: str = "first") -> None:
+        if lag_s < 0 or queued not in ("first", "last"):
+            raise ValueError("sms_list needs lag_s >= 0 and queued 'first' or 'last'")
+        with self._lock:
+            self._list_lag_s, self._queued_last = float(lag_s), queued == "last"
+
+    def sms_list(self) -> tuple[float, bool]:
+        """(seconds a new message stays unlisted, whether unsent messages list last)."""
+        with self._lock:
+            return self._list_lag_s, self._queued_last
+
+    def set_smart_encoding(self, on: bool) -> None:
+        with self._lock:
+            self._smart_encoding = bool(on)
+
+    def smart_encoding(self) -> bool:
+        with self._lock:
+            return self._smart_encoding
+
     def apply(self, spec: Mapping[str, Any]) -> None:
         """Apply the JSON script format; validates before changing anything."""
         unknown = set(spec) - _KEYS
@@ -132,6 +160,7 @@ class Script:
         reads = spec.get("fail_sms_reads")
         read_fault = None if reads is None else as_fault(_map(reads))
         token_faults = [as_fault(f) for f in _list(spec.get("token_faults", []))]
+        listing, smart = _twilio_behaviours(spec)
         if latency is not None:
             self.set_latency(_ms(latency))
         for channel, ms in by_channel.items():
@@ -143,6 +172,10 @@ class Script:
         if "fail_sms_reads" in spec:  # present and null clears it; absent leaves it
             self.fail_sms_reads(read_fault)
         self.queue_token_faults(token_faults)
+        if "sms_list" in spec:
+            self.set_sms_list(_ms(listing.get("lag_s", 0.0)), str(listing.get("queued", "first")))
+        if smart is not None:
+            self.set_smart_encoding(smart)
 
     def latency_s(self, channel: Channel) -> float:
         with self._lock:
@@ -186,6 +219,7 @@ class Script:
             self._sticky.clear()
             self._sms_reads = None
             self._token_faults.clear()
+            self._list_lag_s, self._queued_last, self._smart_encoding = 0.0, False, False
 
     def to_json(self) -> dict[str, Any]:
         with self._lock:
@@ -196,7 +230,23 @@ class Script:
                 "fail_recipients": {r: f.to_json() for r, f in self._sticky.items()},
                 "fail_sms_reads": None if self._sms_reads is None else self._sms_reads.to_json(),
                 "token_faults": [f.to_json() for f in self._token_faults],
+                "sms_list": {
+                    "lag_s": self._list_lag_s,
+                    "queued": "last" if self._queued_last else "first",
+                },
+                "smart_encoding": self._smart_encoding,
             }
+
+
+def _twilio_behaviours(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool | None]:
+    listing = _mapping(spec, "sms_list")
+    unknown = set(listing) - {"lag_s", "queued"}
+    if unknown:
+        raise ValueError(f"unknown sms_list keys: {sorted(unknown)}")
+    smart = spec.get("smart_encoding")
+    if smart is not None and not isinstance(smart, bool):
+        raise TypeError("'smart_encoding' must be true or false")
+    return listing, smart
 
 
 def _mapping(spec: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -137,6 +137,14 @@ class Sandbox(ControlCalls):
         """Answer every Twilio Messages GET (fetch, list) with `error` until cleared (None)."""
         self.state.script.fail_sms_reads(error)
 
+    def set_sms_list(self, lag_s: float = 0.0, queued: str = "first") -> None:
+        """The Messages list hides messages younger than `lag_s`; unsent ones list first/last."""
+        self.state.script.set_sms_list(lag_s, queued)
+
+    def set_smart_encoding(self, on: bool) -> None:
+        """Store SMS bodies with Unicode look-alikes replaced (sandbox.twilio.rewriting)."""
+        self.state.script.set_smart_encoding(on)
+
     def fail_token_requests(self, faults: Iterable[FaultSpec]) -> None:
         """The next Google token requests get these faults, one each (5xx, timeout, 400)."""
         self.state.script.queue_token_faults(faults)

@@ -10,7 +10,10 @@ Filters (all optional, combined with AND), as the 2010-04-01 OpenAPI description
   time of day is ignored. A message not yet sent (no ``date_sent``) matches no date filter.
   A value that is no date at all gets 400 (the description names no error; ours is 20001).
 
-Pages are newest first. ``next_page_uri`` and ``previous_page_uri`` are relative and carry a
+Pages are newest first by ``DateSent``, as the documentation says; where messages with no
+``date_sent`` yet (queued) go is undocumented: first by default, last with the script's
+``"sms_list": {"queued": "last"}``. Ties keep the newest created first.
+``next_page_uri`` and ``previous_page_uri`` are relative and carry a
 ``PageToken`` naming the message the page continues after (``PA<sid>``) or ends before
 (``PB<sid>``), so paging stays consistent while new messages arrive. ``Page`` is only
 echoed back ("simply for client state"); without a token it is read as an offset.
@@ -113,6 +116,16 @@ def matches(resource: Mapping[str, Any], query: Query) -> bool:
         and (query.until is None or day <= query.until)
         and (query.since is None or day >= query.since)
     )
+
+
+def by_date_sent(
+    newest_created_first: Sequence[Mapping[str, Any]], queued_last: bool
+) -> list[Mapping[str, Any]]:
+    """The list's order: newest `date_sent` first, unsent ones first or last (stable)."""
+    sent = [r for r in newest_created_first if r.get("date_sent")]
+    unsent = [r for r in newest_created_first if not r.get("date_sent")]
+    sent.sort(key=lambda r: parsedate_to_datetime(r["date_sent"]), reverse=True)
+    return [*sent, *unsent] if queued_last else [*unsent, *sent]
 
 
 def build_page(matching: Sequence[Mapping[str, Any]], query: Query, path: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from sandbox.server.state import State
 from sandbox.twilio import listing
 from sandbox.twilio.addresses import is_valid_number, is_valid_sender
 from sandbox.twilio.lifecycle import initial_status, rfc2822
+from sandbox.twilio.rewriting import smart_encode
 from sandbox.twilio.segments import segments
 
 PREFIX = "/2010-04-01/Accounts/"
@@ -118,6 +119,8 @@ def _accept(
     """Create the message and put it in its sender's queue."""
     to, from_ = form.get("To", "").strip(), form.get("From", "").strip()
     service, body = form.get("MessagingServiceSid", "").strip(), form.get("Body", "")
+    if state.script.smart_encoding() or form.get("SmartEncoded", "").lower() == "true":
+        body = smart_encode(body)
     now = time.time()
     sid = "SM" + secrets.token_hex(16)
     resource = _resource(account, sid, to, from_, service, body, now)
@@ -230,11 +233,15 @@ def _list(state: State, req: Request, account: str) -> Fault | dict[str, Any]:
         query = listing.parse_query(req.params())
     except listing.ListError as exc:
         return Fault(status=400, code=20001, message=str(exc))
-    matching = [
+    lag_s, queued_last = state.script.sms_list()
+    newest = time.time() - lag_s
+    visible = [
         m.response
-        for m in reversed(state.recorder.messages("sms"))  # newest first
+        for m in reversed(state.recorder.messages("sms"))  # newest created first
         if m.response["account_sid"] == account and listing.matches(m.response, query)
-    ]
+        and (lag_s == 0 or (m.received_at or 0.0) <= newest)
+    ]  # fmt: skip
+    matching = listing.by_date_sent(visible, queued_last)
     try:
         return listing.build_page(matching, query, req.path)
     except listing.ListError as exc:

@@ -116,12 +116,6 @@ async def _seed(url: str, tag: str, numbers: tuple[str, str]) -> tuple[int, int,
         delivered = ids[f"evt-{tag}-1", "delay-sms"]
         sid = f"SM{tag}0001"
         await pool.execute(
-            """UPDATE notifications SET status = 'delivered', attempts = 1,
-                   provider_message_id = $2, updated_at = now() WHERE id = $1""",
-            delivered,
-            sid,
-        )
-        await pool.execute(
             """INSERT INTO notification_attempts (notification_id, attempt, finished_at,
                    outcome, provider_message_id) VALUES ($1, 1, now(), 'sent', $2)""",
             delivered,
@@ -135,6 +129,12 @@ async def _seed(url: str, tag: str, numbers: tuple[str, str]) -> tuple[int, int,
                 sid,
                 status,
             )
+        await pool.execute(
+            """UPDATE notifications SET status = 'delivered', attempts = 1,
+                   provider_message_id = $2, updated_at = now() WHERE id = $1""",
+            delivered,
+            sid,
+        )
         for n, body in enumerate(("STOP", XSS)):
             await pool.execute(
                 """INSERT INTO inbound_messages (message_sid, from_number, body, params)

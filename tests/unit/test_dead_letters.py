@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from cli.main import main
-from notify.dead_letters import shorten
+from notify.dead_letters import dead_letters, shorten
 
 DLQ = "events.dlq"
 LONG_ID = "order-service-" + "x" * 170 + "-tail-0042"
@@ -23,13 +23,17 @@ def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeRedis]:
     fake = fakeredis.FakeRedis()
     monkeypatch.setattr(redis.Redis, "from_url", lambda *a, **k: fake)
     monkeypatch.setenv("NOTIFY_STREAM", "events")
-    for event_id, event_type, reason in (
-        (b"evt-1", b"shipment.delayed", b"bad_json"),
-        (LONG_ID.encode(), b"order.dispatched.to.a.very.long.warehouse.name", b"not_object"),
-        (None, b"\x1b[31mshipment.delayed", b"missing_field"),
+    for n, (event_id, event_type, reason) in enumerate(
+        (
+            (b"evt-1", b"shipment.delayed", b"bad_json"),
+            (LONG_ID.encode(), b"order.dispatched.to.a.very.long.warehouse.name", b"not_object"),
+            (None, b"\x1b[31mshipment.delayed", b"missing_field"),
+        ),
+        start=1,
     ):
         fields = {b"data": b"{", b"_dlq_reason": reason, b"_dlq_detail": b"why"}
-        fields.update({b"_dlq_entry_id": b"1-0", b"_dlq_deliveries": b"1", b"_dlq_time": b"1"})
+        entry = f"{n}-0".encode()
+        fields.update({b"_dlq_entry_id": entry, b"_dlq_deliveries": b"1", b"_dlq_time": b"1"})
         if event_id is not None:
             fields[b"id"] = event_id
         fields[b"type"] = event_type
@@ -155,3 +159,21 @@ def test_publish_reads_data_from_a_file_or_stdin(
     events = [decode_entry(first_id.decode(), fields, 65536) for fields in (first, second)]
     assert events[0].id == "e1" and events[0].data["customer"] == {"name": "Zoë"}
     assert (events[1].subject, events[1].data) == ("SHP-2", {"from": "stdin"})
+
+
+def test_an_entry_dead_lettered_twice_is_listed_and_replayed_once(
+    client: fakeredis.FakeRedis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A consumer that dies between dead-lettering an entry and acknowledging it leaves a
+    second copy when the entry is delivered again: one dead letter to list and replay."""
+    again = {b"id": b"evt-1", b"type": b"shipment.delayed", b"data": b"{"}
+    again.update({b"_dlq_reason": b"bad_json", b"_dlq_detail": b"why", b"_dlq_entry_id": b"1-0"})
+    copy = client.xadd(DLQ, again).decode()  # type: ignore[arg-type, union-attr]
+    assert client.xlen(DLQ) == 4
+    entries = dead_letters(client, DLQ)
+    assert [e.original_id for e in entries] == ["1-0", "2-0", "3-0"]
+    assert entries[0].copies == (copy,)
+    assert main(["dlq", "replay", copy]) == 0  # either copy's id names the dead letter
+    assert "replayed 1 entry" in capsys.readouterr().out
+    assert [f[b"id"] for _, f in client.xrange("events")] == [b"evt-1"]  # type: ignore[union-attr]
+    assert {f[b"_dlq_entry_id"] for _, f in client.xrange(DLQ)} == {b"2-0", b"3-0"}  # type: ignore[union-attr]

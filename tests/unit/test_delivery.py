@@ -48,9 +48,11 @@ def row(
     )  # fmt: skip
 
 
-def unsure(nid: int, attempts: int = 2, **extra: Any) -> Notification:
-    """A row whose earlier send lost its answer 20 s ago."""
-    since = NOW - timedelta(seconds=20)
+def unsure(
+    nid: int, attempts: int = 2, since: datetime | None = None, **extra: Any
+) -> Notification:
+    """A row whose earlier send lost its answer 20 s ago (or at `since`)."""
+    since = since or NOW - timedelta(seconds=20)
     return row(nid, attempts=attempts, error_code="timeout", unsure_since=since, **extra)
 
 
@@ -85,7 +87,7 @@ def runtime(
     store: FakeWorkerStore, sms: FakeProvider, push: FakeProvider | None = None, **settings: Any
 ) -> Runtime:
     settings = {"max_send_attempts": 3, "retry_base_seconds": 1, "retry_max_seconds": 10,
-                **settings}  # fmt: skip
+                "reconcile_wait_seconds": 0, **settings}  # fmt: skip
     return Runtime(settings=Settings(**settings), db=store, sms=sms,  # type: ignore[arg-type]
                    push=push or FakeProvider(), pid=0,  # type: ignore[arg-type]
                    senders=ThreadPoolExecutor(2))  # fmt: skip
@@ -115,6 +117,16 @@ def test_recording_an_outcome_outlasts_a_postgres_blip_without_resending() -> No
     store.record_failures = [ConnectionRefusedError("postgres restarting")] * 2
     assert deliver(runtime(store, sms), 1, Channel.SMS).status == "sent"
     assert len(sms.calls) == 1 and [f["status"] for f in store.finished] == ["sent"]
+
+
+def test_a_lookup_waits_until_twilios_list_can_show_the_send() -> None:
+    # Its own clock: NOW is read at import, which may be long before this test runs.
+    recent = unsure(1, since=datetime.now(UTC) - timedelta(seconds=20))
+    store, sms = FakeWorkerStore({1: recent}), FakeProvider()
+    outcome = deliver(runtime(store, sms, reconcile_wait_seconds=60), 1, Channel.SMS)
+    assert (outcome.status, outcome.code) == ("retried", "reconcile_wait")
+    assert outcome.retry_in is not None and outcome.retry_in >= 39  # 60 s from the send
+    assert sms.lookups == [] and sms.calls == []  # neither asked nor sent
 
 
 def test_after_a_lost_answer_a_message_twilio_has_is_not_sent_again() -> None:

@@ -37,7 +37,8 @@ def runtime(
 ) -> Runtime:
     settings = Settings(
         max_send_attempts=3, retry_base_seconds=1, retry_max_seconds=10, sms_providers=TWO,
-        sms_provider_weights=(("twilio", 100.0), ("vonage", 0.0)), **extra,
+        sms_provider_weights=(("twilio", 100.0), ("vonage", 0.0)),
+        **{"reconcile_wait_seconds": 0, **extra},  # the rows lost their answers 20 s ago
     )  # fmt: skip
     weights = ProviderWeights(fakeredis.FakeRedis(), settings)
     return Runtime(settings=settings, db=store, sms=twilio, push=FakeProvider(),  # type: ignore[arg-type]

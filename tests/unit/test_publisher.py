@@ -24,6 +24,7 @@ from consumer.task_publisher import (
     task_message,
     task_messages,
 )
+from notify import redis_clients
 from notify.brokers import broker_options
 from notify.settings import Settings
 from notify.task_names import SEND_BATCH as BATCH_TASK
@@ -300,7 +301,8 @@ def test_the_consumer_opens_a_redis_broker_client_only_for_a_redis_broker(
     broker: str, redis_cluster: bool, fast: str | None
 ) -> None:
     settings = Settings(broker_url=broker, redis_cluster=redis_cluster)
-    events = fakeredis.FakeAsyncRedis()
+    # Neither client connects before its first command.
+    events = redis_clients.async_client(settings) if redis_cluster else fakeredis.FakeAsyncRedis()
     client = redis_broker(settings, events)
     kind = None if client is None else ("shared" if client is events else "own")
     assert kind == fast

@@ -227,22 +227,28 @@ async def test_finish_dead_letters_with_the_original_fields_and_acks(
     assert float(record[b"_dlq_time"]) > 0
 
 
-async def test_finish_writes_and_acks_in_one_transaction(
+async def test_finish_dead_letters_before_it_acknowledges_and_in_no_transaction(
     client: fakeredis.FakeAsyncRedis, make_stream: MakeStream, add: Add, mocker: MockerFixture
 ) -> None:
+    """The two streams may live in different slots of a Redis Cluster: no MULTI spans them.
+    An acknowledgement that fails after the dead letter was written leaves the entry pending
+    (delivered again), never dead-lettered nowhere."""
     stream = make_stream()
     await stream.ensure_group()
     ids = await add(2)
     entries = await stream.read(10, None, own_pending=False)
-    spy = mocker.spy(Pipeline, "_execute_transaction")
-    await stream.finish(
-        [ids[0]], [DeadLetter(ids[1], entries[1].fields or {}, "oversized", "too big")]
-    )
-    [call] = spy.call_args_list
-    names = [command[0][0] for command in call.args[2]]
-    assert names == ["XADD", "XACK"]
-    assert call.args[2][1][0][3:] == (ids[0], ids[1])  # XACK stream group id...
+    letter = DeadLetter(ids[1], entries[1].fields or {}, "oversized", "too big")
+    transactions = mocker.spy(Pipeline, "_execute_transaction")
+    mocker.patch.object(stream.client, "xack", side_effect=ConnectionError("gone"))
+    with pytest.raises(ConnectionError):
+        await stream.finish([ids[0]], [letter])
+    assert [r[b"_dlq_entry_id"] for _, r in await client.xrange(DLQ)] == [ids[1].encode()]
+    assert await pending_ids(client) == ids
+    mocker.stopall()
+    await stream.finish([ids[0]], [letter])  # the redelivery: a second copy, then the ack
     assert await pending_ids(client) == []
+    assert len(await client.xrange(DLQ)) == 2
+    transactions.assert_not_called()
 
 
 async def test_finish_only_dead_letters(
