@@ -6,7 +6,6 @@ The Celery broker stays on the plain Redis, as it must."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -19,7 +18,7 @@ from notify.country_breaker import key as country_key
 from notify.redis_clients import sync_client_for
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import rows, scrape, shipment, value
+from tests.integration.helpers import notify, rows, scrape, shipment, value
 from tests.integration.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.integration
@@ -61,18 +60,6 @@ def spread_names(cluster: RedisCluster) -> dict[str, str]:
         if len(set(owners)) == 3 and entry in owners and owners[0] != entry:
             return {"NOTIFY_STREAM": stream, "NOTIFY_OUTCOMES_STREAM": outcomes}
     raise AssertionError("no spread of names found")
-
-
-def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(processes.BIN / "notify"), *args],
-        env=env,
-        cwd=processes.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
