@@ -12,7 +12,9 @@ from bench import runs
 from bench.ceiling import read_ack
 from bench.console import console_pages
 from bench.env import ROOT, BenchEnv
+from bench.failover import DOWN_SECONDS, FAILOVER_SMS, failover
 from bench.fcm import fcm_calls
+from bench.history import history
 from bench.limiter import limiter
 from bench.report import save, table
 from bench.rules_diff import rules_diff
@@ -33,12 +35,14 @@ PARTS = (
     "limiter",
     "webhooks",
     "relay",
+    "failover",
     "console",
     "scale",
+    "history",
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
     parser.add_argument("--events", type=int, default=100_000)
@@ -63,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="suppressed numbers (none a bench recipient)")  # fmt: skip
     parser.add_argument("--console-rows", type=int, default=1_000_000,
                         help="notifications in the table the console's pages read")  # fmt: skip
+    parser.add_argument("--history-rows", type=int, default=10_000_000,
+                        help="notifications the history part fills (ten days)")  # fmt: skip
+    parser.add_argument("--history-events", type=int, default=30_000,
+                        help="events of each drain in the history part")  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results")
     parser.add_argument("--keep", action="store_true", help="keep the database for inspection")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     env = BenchEnv(out=args.out)
     results: dict[str, Any] = {}
     started = time.monotonic()
@@ -92,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                 env, args.webhook_seconds, args.naive_webhook_seconds, args.webhook_connections
             ),
             "relay": lambda: relay(env, args.relay_backlog, args.sends, args.worker_processes),
+            "failover": lambda: failover(env, FAILOVER_SMS, DOWN_SECONDS, args.worker_processes),
             "console": lambda: console_pages(env, args.console_rows),
             "scale": lambda: scale(env, args.scale_events),
+            "history": lambda: history(env, args.history_rows, args.history_events),
         }
         if {"consumer", "mix", "memory"} & set(args.only):
             # The consumer's figures mean most next to what Redis allows in the same run.

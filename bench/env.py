@@ -30,6 +30,7 @@ from schemas import NewNotification
 
 __all__ = ["ROOT", "BenchEnv"]
 
+# One SMS rule with t= in the body, not rules.yaml: each event is one timed send.
 RULES = """
 rules:
   - name: bench-sms

@@ -143,6 +143,19 @@ def _relay(relay: dict[str, Any], _: dict[str, Any]) -> list[Row]:
              f"max {relay['lag_rows_max']:,} / {relay['lag_age_max_s']:.1f} s", "")]  # fmt: skip
 
 
+def _failover(fo: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    def seconds(value: float | None) -> str:
+        return "never" if value is None else f"{value:.1f} s"
+
+    return [(f"failover: {fo['sms']:,} SMS, Twilio down {fo['down_s']:.0f} s mid-run",
+             f"twilio {fo['sent_twilio']:,} / vonage {fo['sent_vonage']:,}", ""),
+            ("  duplicates / missing", f"{fo['duplicates']} / {fo['missing']}", "0 / 0"),
+            ("  outage -> SMS moving / shares shifted",
+             f"{seconds(fo['first_moved_s'])} / {seconds(fo['shares_shifted_s'])}", ""),
+            ("  first attempt -> accepted, p50 / p99",
+             f"{fo['latency_p50_ms']:.0f} / {fo['latency_p99_ms']:.0f} ms", "")]  # fmt: skip
+
+
 # Each part's rows, in the order they are printed.
 def _console(console: dict[str, Any], _: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
@@ -175,6 +188,28 @@ def _scale(scale: dict[str, Any], _: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _history(h: dict[str, Any], _: dict[str, Any]) -> list[Row]:
+    fill, rows = h["fill"], h["fill"]["rows"]
+    out: list[Row] = [(f"history fill: {rows['notifications']:,} notifications, "
+                       f"{rows['notification_attempts']:,} attempts, "
+                       f"{rows['notification_receipts']:,} receipts ({fill['size']})",
+                       f"{fill['seconds']:.0f} s", "")]  # fmt: skip
+    for name, label in (("one_rule", "1 SMS rule"), ("mix", "3-rule mix")):
+        empty, full = h["empty"][name], h["full"][name]
+        out += [(f"consumer, {label}: empty -> at size", f"{empty['events_per_s']:,} -> "
+                 f"{full['events_per_s']:,} ev/s", "within 10%"),
+                (f"  Postgres CPU per inserted row, {label}", f"{empty['postgres_cpu_us_per_row']}"
+                 f" -> {full['postgres_cpu_us_per_row']} us", "< 23 us (mix)")]  # fmt: skip
+    for name, figures in h["lookups"].items():
+        out.append((f"lookup {name} p50 / p99", f"{figures['p50_ms']} / {figures['p99_ms']} ms",
+                    "p99 <= 20 ms"))  # fmt: skip
+    out.append(("notify status query (last hour by status)", f"{h['status']['p50_ms']} ms", ""))
+    drop = h["drop_day"]
+    out.append((f"drop one day ({drop['day_rows']:,} rows): time, WAL",
+                f"{drop['seconds'] * 1000:.0f} ms, {drop['wal_bytes']:,} B", "<= 1 s"))  # fmt: skip
+    return out
+
+
 PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "ceiling": _ceiling,
     "consumer": _consumer,
@@ -189,8 +224,10 @@ PART_ROWS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[Row]]] = {
     "limiter": _limiter,
     "webhooks": _webhooks,
     "relay": _relay,
+    "failover": _failover,
     "console": _console,
     "scale": _scale,
+    "history": _history,
 }
 
 

@@ -32,11 +32,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def consumer_drain(
-    env: BenchEnv, events: int, label: str, *, mixed: bool = False
+    env: BenchEnv, events: int, label: str, *, mixed: bool = False, ceiling: bool = True
 ) -> dict[str, Any]:
     """A backlog of `events`, workers stopped, one `notify consume`: events/s and RSS.
 
-    `mixed`: bench/mix.py's three rules and events instead of the one SMS rule."""
+    `mixed`: bench/mix.py's three rules and events instead of the one SMS rule.
+    `ceiling`: also the store's insert alone over the part's rows (bench/ceiling.py)."""
     client = redis.Redis.from_url(env.redis_url)
     stream = f"{env.stream}-{label}"
     # A queue of its own, dropped after: the tasks it publishes must not reach the workers of
@@ -61,7 +62,7 @@ def consumer_drain(
     return {
         "events": events,
         "events_per_s": throughput(samples),
-        "insert_ceiling": insert_rate(env, mixed=mixed),
+        "insert_ceiling": insert_rate(env, mixed=mixed) if ceiling else None,
         "cpu_us_per_event": cpu_per_entry(samples) * 1e6,
         "rss_max_mb": max(s.rss_mb for s in samples),
         "rss_samples_mb": [round(s.rss_mb, 1) for s in samples[:: max(1, len(samples) // 20)]],

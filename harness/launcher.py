@@ -73,6 +73,41 @@ def emulator_env(url: str, service_account: Path | str, **extra: str) -> dict[st
     }
 
 
+def vonage_env(url: str, private_key: Path | str, **extra: str) -> dict[str, str]:
+    """Settings that point the vonage SDK at a Vonage emulator on `url` (sandbox/vonage)."""
+    return {
+        "VONAGE_APPLICATION_ID": VONAGE_APPLICATION_ID,
+        "VONAGE_PRIVATE_KEY": str(private_key),
+        "VONAGE_FROM": "+15005550007",
+        "VONAGE_API_URL": url,
+        "VONAGE_SIGNATURE_SECRET": VONAGE_SIGNATURE_SECRET,
+        **extra,
+    }
+
+
+VONAGE_APPLICATION_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"
+VONAGE_SIGNATURE_SECRET = "test-vonage-signature-secret-of-32-bytes-or-more"
+
+
+def write_private_key(path: Path) -> str:
+    """A fresh RSA key for the Vonage application (PEM at `path`); returns the public key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return public.decode()
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (for emulators and metrics endpoints)."""
     with socket.socket() as s:

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import asyncpg
-import msgspec
 
-from notify import cancellations, partitions, statements, throttles
-from notify.globs import translate
-from schemas import Channel, NewNotification, PushId, Status
+from notify import cancellations, documents, partitions, statements, throttles
+from schemas import Channel, NewNotification, Status
 
 
 @dataclass(frozen=True)
@@ -30,72 +28,6 @@ class Inserted:
     inserted_keys: set[str]
     duplicates: int
     skipped: dict[str, str] = field(default_factory=dict)
-
-
-class Row(msgspec.Struct, omit_defaults=True):
-    """One row of statements.INSERT's document; short names keep the document small.
-
-    An absent field is null (the statement's record definition names every column); enums
-    are encoded as their values."""
-
-    idempotency_key: str = msgspec.field(name="k")
-    event_id: str = msgspec.field(name="e")
-    event_type: str = msgspec.field(name="t")
-    rule: str = msgspec.field(name="r")
-    channel: Channel = msgspec.field(name="c")
-    recipient: str = msgspec.field(name="rc")
-    body: str = msgspec.field(name="b")
-    status: Status = msgspec.field(name="st")
-    event_subject: str | None = msgspec.field(default=None, name="s")
-    title: str | None = msgspec.field(default=None, name="ti")
-    data: dict[str, str] | None = msgspec.field(default=None, name="d")
-    send_at: datetime | None = msgspec.field(default=None, name="sa")
-    cancel_on: list[str] | None = msgspec.field(default=None, name="co")
-    cancel_patterns: list[str] | None = msgspec.field(default=None, name="cp")
-    error_code: str | None = msgspec.field(default=None, name="ec")
-    error_message: str | None = msgspec.field(default=None, name="em")
-    rules_version: str | None = msgspec.field(default=None, name="rv")
-    event_time: datetime | None = msgspec.field(default=None, name="et")
-    push_id: PushId | None = msgspec.field(default=None, name="pi")
-    segments: int | None = msgspec.field(default=None, name="sg")
-    encoding: str | None = msgspec.field(default=None, name="en")
-    country: str | None = msgspec.field(default=None, name="cc")
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def document(rows: Sequence[NewNotification]) -> bytes:
-    """The batch as statements.INSERT's JSON parameter."""
-    return _encode(
-        [
-            Row(
-                idempotency_key=n.idempotency_key,
-                event_id=n.event_id,
-                event_type=n.event_type,
-                rule=n.rule,
-                channel=n.channel,
-                recipient=n.recipient,
-                body=n.body,
-                status=n.status,
-                event_subject=n.event_subject,
-                title=n.title,
-                data=n.data,
-                send_at=n.send_at,
-                cancel_on=n.cancel_on or None,
-                cancel_patterns=[translate(p) for p in n.cancel_on] if n.cancel_on else None,
-                error_code=n.error_code,
-                error_message=n.error_message,
-                rules_version=n.rules_version,
-                event_time=n.event_time,
-                push_id=n.push_id,
-                segments=n.segments,
-                encoding=n.encoding,
-                country=n.country,
-            )
-            for n in rows
-        ]
-    )
 
 
 _GOING_OUT = frozenset({Status.PENDING, Status.SCHEDULED})
@@ -129,7 +61,7 @@ async def insert(
     rows = await throttles.apply(conn, rows)
     await _seen.cover(conn, _days(rows))
     try:
-        returned = await conn.fetch(statements.INSERT, document(rows).decode())
+        returned = await conn.fetch(statements.INSERT, documents.document(rows).decode())
     except asyncpg.PostgresError as exc:
         if partitions.missing_partition(exc):
             _seen.forget()  # the batch fails and comes back; then its days are created

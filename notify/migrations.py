@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Collection
 
 import asyncpg
 
-from notify import partitioning
+from notify import outbox_triggers, partitioning
 
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
@@ -272,38 +272,8 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         -- Outcomes carry the provider as a CloudEvents extension attribute (a stream field
         -- of its own, beside `source`), so readers need not parse `data` to route on it.
         ALTER TABLE outcome_outbox ADD COLUMN provider text;
-        CREATE OR REPLACE FUNCTION outbox_inserted_notifications() RETURNS trigger
-        LANGUAGE plpgsql AS $fn$
-        BEGIN
-            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
-            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
-                json_build_object('notification_id', n.id, 'event_id', n.event_id,
-                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
-                    'status', n.status, 'error_code', n.error_code,
-                    'provider_message_id', n.provider_message_id)::text, n.provider
-            FROM new_rows n
-            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
-                'cancelled')
-            ORDER BY n.id;
-            RETURN NULL;
-        END $fn$;
-        CREATE OR REPLACE FUNCTION outbox_updated_notifications() RETURNS trigger
-        LANGUAGE plpgsql AS $fn$
-        BEGIN
-            INSERT INTO outcome_outbox (outcome_id, type, subject, data, provider)
-            SELECT n.id || '-' || n.status, 'notification.' || n.status, n.event_subject,
-                json_build_object('notification_id', n.id, 'event_id', n.event_id,
-                    'rule', n.rule, 'channel', n.channel, 'recipient', n.recipient,
-                    'status', n.status, 'error_code', n.error_code,
-                    'provider_message_id', n.provider_message_id)::text, n.provider
-            FROM new_rows n JOIN old_rows o ON o.id = n.id
-            WHERE n.status IN ('sent', 'delivered', 'undelivered', 'failed', 'skipped',
-                'cancelled')
-              AND n.status <> o.status
-            ORDER BY n.id;
-            RETURN NULL;
-        END $fn$;
-        """,
+        """
+        + outbox_triggers.FUNCTIONS,
     ),
     (
         8,

@@ -494,7 +494,7 @@ class Settings:
     )
     price_lookup_interval_seconds: float = setting(
         "NOTIFY_PRICE_LOOKUP_INTERVAL_SECONDS",
-        600.0,
+        1800.0,
         "a sent SMS without a price is looked up at most once per this interval",
         number,
     )

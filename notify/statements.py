@@ -8,6 +8,7 @@ A suppression added at any time before the claim is honoured.
 
 from __future__ import annotations
 
+from notify import documents
 from notify.partitions import id_sql
 from schemas import SUPPRESSED, Status, sql_list
 
@@ -31,27 +32,33 @@ _GOING_OUT = frozenset({Status.PENDING, Status.SCHEDULED})
 # instead: the check is a primary-key join in this statement, not a round trip of its own.
 # A cancellable row whose cancel is already known is born `cancelled` (notify/cancellations.py;
 # the caller holds its subjects' locks). The earliest such cancel names it.
-# $1 is the batch as a JSON array of objects (notify/inserts.py: Row); an absent key is null.
+# $1 is the batch as a JSON array of objects (notify/documents.py); an absent key is null.
 # The id carries the event's day, which picks the partition (notify/partitions.py); the
 # idempotency key is unique in each partition, so the conflict names no columns (no unique
 # index on the parent can hold it).
+_K = documents.KEYS
+# What the statement stores instead of a document field, by column; the rest store theirs.
+_STORED = {
+    "status": f"""CASE WHEN cx.event_id IS NOT NULL THEN {CANCELLED}
+         WHEN sp.reason IS NULL THEN {_K["status"]} ELSE {SKIPPED} END""",
+    "cancel_on": f"COALESCE({_K['cancel_on']}, '{{}}')",
+    "cancel_patterns": f"COALESCE({_K['cancel_patterns']}, '{{}}')",
+    "error_code": f"""CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL
+         THEN {_K["error_code"]} ELSE '{SUPPRESSED}' END""",
+    "error_message": f"""CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL
+         THEN {_K["error_message"]} ELSE 'recipient suppressed: ' || sp.reason END""",
+}
+_NAMES = ", ".join(c.name for c in documents.COLUMNS)
+_VALUES = ",\n    ".join(_STORED.get(c.name, c.key) for c in documents.COLUMNS)
+_ALIASES = ", ".join(c.key for c in documents.COLUMNS)
+
 INSERT = f"""
-INSERT INTO notifications (id, idempotency_key, event_id, event_type, event_subject, rule, channel,
-    recipient, title, body, data, status, send_at, cancel_on, cancel_patterns, error_code,
-    error_message, rules_version, event_time, push_id, segments, encoding, country, cancelled_by)
-SELECT {id_sql("COALESCE(et, now())")}, k, e, t, s, r, c, rc, ti, b, d,
-    CASE WHEN cx.event_id IS NOT NULL THEN {CANCELLED}
-         WHEN sp.reason IS NULL THEN st ELSE {SKIPPED} END, sa,
-    COALESCE(co, '{{}}'), COALESCE(cp, '{{}}'),
-    CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL THEN ec ELSE '{SUPPRESSED}' END,
-    CASE WHEN sp.reason IS NULL OR cx.event_id IS NOT NULL THEN em
-         ELSE 'recipient suppressed: ' || sp.reason END, rv, et, pi, sg, en, cc, cx.event_id
-FROM ROWS FROM (json_to_recordset($1::json) AS (k text, e text, t text, s text, r text,
-        c text, rc text, ti text, b text, d jsonb, st text, sa timestamptz, co text[],
-        cp text[], ec text, em text, rv text, et timestamptz, pi text, sg int, en text,
-        cc text))
-    WITH ORDINALITY AS u(k, e, t, s, r, c, rc, ti, b, d, st, sa, co, cp, ec, em, rv, et, pi,
-        sg, en, cc, n)
+INSERT INTO notifications (id, {_NAMES}, cancelled_by)
+SELECT {id_sql("COALESCE(et, now())")},
+    {_VALUES},
+    cx.event_id
+FROM ROWS FROM (json_to_recordset($1::json) AS ({documents.record_definition()}))
+    WITH ORDINALITY AS u({_ALIASES}, n)
 LEFT JOIN suppressions sp ON sp.channel = u.c AND sp.recipient = u.rc
     AND u.st IN {sql_list(_GOING_OUT)}
 LEFT JOIN LATERAL (

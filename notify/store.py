@@ -251,6 +251,26 @@ class OutcomeStore:
         suppressions.count_added(added)
         return settled
 
+    async def mark_calling(self, notification_id: int, attempt: int) -> None:
+        """The provider call is about to begin (providers without a lookup)."""
+        await self.pool.execute(
+            f"""UPDATE notification_attempts SET outcome = '{AttemptOutcome.CALLING.value}',
+                   started_at = now()
+               WHERE notification_id = $1 AND attempt = $2 AND finished_at IS NULL""",
+            notification_id,
+            attempt,
+        )
+
+    async def called(self, notification_id: int, attempt: int) -> bool:
+        """Whether that attempt may have reached its provider (it got as far as `calling`)."""
+        outcome = await self.pool.fetchval(
+            """SELECT outcome FROM notification_attempts
+               WHERE notification_id = $1 AND attempt = $2""",
+            notification_id,
+            attempt,
+        )
+        return bool(outcome != AttemptOutcome.STARTED.value)
+
     async def taken(self, provider_message_ids: Sequence[str], *, besides: int) -> set[str]:
         """Which of these provider ids other rows than `besides` already hold."""
         if not provider_message_ids:

@@ -77,6 +77,9 @@ class AttemptOutcome(enum.StrEnum):
     """How one provider call ended (`notification_attempts.outcome`)."""
 
     STARTED = "started"
+    # About to call a provider that has no lookup (Vonage): the sweeper may resend a row
+    # whose open attempt is still `started`, never one that reached `calling`.
+    CALLING = "calling"
     SENT = "sent"
     RECONCILED = "reconciled"  # an earlier ambiguous call was found at the provider
     TRANSIENT_ERROR = "transient_error"

@@ -24,6 +24,9 @@ SETTLES: dict[str, Status] = {
     "delivered": Status.DELIVERED,
     "undelivered": Status.UNDELIVERED,
     "failed": Status.FAILED,
+    # Vonage's Messages API (`delivered` is the same word): no provider uses the other's.
+    "undeliverable": Status.UNDELIVERED,
+    "rejected": Status.FAILED,
 }
 
 # Receipt error codes that say this number must get nothing more (Twilio's error pages):
@@ -61,13 +64,18 @@ TWILIO_STATUSES: frozenset[str] = frozenset(
 )
 
 
+# Vonage's documented SMS statuses (Messages API status webhook).
+VONAGE_STATUSES: frozenset[str] = frozenset({"submitted", "delivered", "rejected", "undeliverable"})
+PROVIDER_STATUSES = TWILIO_STATUSES | VONAGE_STATUSES
+
+
 def settles(provider_status: str) -> Status | None:
     """The status a receipt with this provider status moves its row to, if any."""
     return SETTLES.get(provider_status)
 
 
 def status_label(provider_status: str) -> str:
-    return provider_status if provider_status in TWILIO_STATUSES else "other"
+    return provider_status if provider_status in PROVIDER_STATUSES else "other"
 
 
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):

@@ -88,6 +88,10 @@ class WorkerStore(Protocol):
         self, providers: Sequence[str], slow_seconds: float
     ) -> dict[str, Evidence]: ...
 
+    def mark_calling(self, notification_id: int, attempt: int) -> None: ...
+
+    def called(self, notification_id: int, attempt: int) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -233,6 +237,12 @@ class StoreRunner:
         self, providers: Sequence[str], slow_seconds: float
     ) -> dict[str, Evidence]:
         return self.run(lambda store: provider_health.evidence(store.pool, providers, slow_seconds))
+
+    def mark_calling(self, notification_id: int, attempt: int) -> None:
+        self.run(lambda store: store.mark_calling(notification_id, attempt))
+
+    def called(self, notification_id: int, attempt: int) -> bool:
+        return self.run(lambda store: store.called(notification_id, attempt))
 
     def record(self, item: Finished, timeout: float = 60) -> None:
         """Record a finished attempt; returns once it is committed (group commit)."""

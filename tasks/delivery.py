@@ -80,6 +80,9 @@ def _call_provider(rt: Runtime, row: Notification) -> tuple[str, AttemptOutcome]
             target = rt.failover_target(row.provider)
             if target is not None:
                 return Freed(target)
+        if not rt.has_lookup(row.provider):
+            # Once this is recorded the sweeper never resends a row whose worker died.
+            rt.db.mark_calling(row.id, row.attempts)
         return sms.send(row.recipient, row.body), AttemptOutcome.SENT
     data = {str(k): str(v) for k, v in (row.data or {}).items()}
     kind = row.push_id or PushId.TOKEN

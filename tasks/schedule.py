@@ -163,7 +163,8 @@ def settle(rt: Runtime, row: Notification) -> str:
     (safe to send). While Twilio cannot tell, the row waits for the next sweep, for up to
     NOTIFY_RECONCILE_BUDGET_SECONDS, then fails as `outcome_unknown`. Push: FCM has no
     lookup, so the row fails as `outcome_unknown` rather than risk a second push; so does an
-    SMS held by a provider without one (Vonage), and it is never sent elsewhere.
+    SMS held by a provider without one (Vonage) once its call began (the attempt reached
+    `calling`), and it is never sent elsewhere; one whose call never began is resent.
     """
     if row.channel is Channel.SMS and rt.has_lookup(row.provider):
         claimed = row.updated_at or datetime.now(UTC)  # a `sending` row's last touch: its claim
@@ -197,6 +198,11 @@ def settle(rt: Runtime, row: Notification) -> str:
                 ),
             )
             return "reconciled"
+        if rt.db.resolve_sending(row, _RESEND):
+            enqueue([(row.id, row.channel)])
+        return "resent"
+    if row.channel is Channel.SMS and not rt.db.called(row.id, row.attempts):
+        # The worker died before the call to a provider without lookup: nothing went out.
         if rt.db.resolve_sending(row, _RESEND):
             enqueue([(row.id, row.channel)])
         return "resent"

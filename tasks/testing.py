@@ -57,6 +57,8 @@ class FakeWorkerStore:
         self.holders: dict[str, int] = {}
         # Each SMS provider's recent record, as `provider_evidence` returns it.
         self.evidence: dict[str, Evidence] = {}
+        # (notification, attempt) marked `calling`: a call to a provider without lookup began.
+        self.calling: set[tuple[int, int]] = set()
         self.pings = 0
         self.closed = False
         # Rows a paused country held back: id -> error code.
@@ -189,6 +191,12 @@ class FakeWorkerStore:
         self, providers: Sequence[str], slow_seconds: float
     ) -> dict[str, Evidence]:
         return {p: self.evidence.get(p, Evidence()) for p in providers}
+
+    def mark_calling(self, notification_id: int, attempt: int) -> None:
+        self.calling.add((notification_id, attempt))
+
+    def called(self, notification_id: int, attempt: int) -> bool:
+        return (notification_id, attempt) in self.calling
 
     def close(self) -> None:
         self.closed = True

@@ -26,17 +26,26 @@ from starlette.routing import Route
 
 from notify import inbound, logs, suppressions
 from notify.inbound import handle_inbound
-from notify.inbound_messages import InboundStore
+from notify.inbound_messages import InboundMessage, InboundStore
 from notify.outage import TRANSIENT, OutageLog
 from notify.settings import Settings
 from notify.store import OutcomeStore
-from notify.webhook_paths import INBOUND_PATH, STATUS_CALLBACK_PATH
+from notify.webhook_paths import (
+    INBOUND_PATH,
+    STATUS_CALLBACK_PATH,
+    VONAGE_INBOUND_PATH,
+    VONAGE_STATUS_PATH,
+)
 from schemas import InboundSms
 from webhooks import metrics
 from webhooks.callbacks import inbound_from, receipt_from
 from webhooks.forms import Disconnected, Rejected, body_chunks, parse_form, read_body
 from webhooks.recorder import ReceiptRecorder
 from webhooks.signature import Signatures
+from webhooks.vonage import VonageSignatures, price_from
+from webhooks.vonage import inbound_from as vonage_inbound_from
+from webhooks.vonage import payload as vonage_payload
+from webhooks.vonage import receipt_from as vonage_receipt_from
 
 log = logs.get("webhooks")
 
@@ -124,6 +133,51 @@ class TwilioRoute:
         await send({"type": "http.response.body", "body": answer.body})
 
 
+JsonHandler = Callable[[dict[str, Any]], Awaitable[Answer]]
+
+
+class VonageRoute:
+    """One Vonage webhook as a bare ASGI app: a bounded body, the signed JWT and its
+    payload hash over the exact bytes, then the JSON and the route's own `handle`."""
+
+    def __init__(self, webhooks: Webhooks, route: str, handle: JsonHandler) -> None:
+        self.webhooks = webhooks
+        self.route = route
+        self.handle = handle
+
+    async def __call__(
+        self,
+        scope: ASGIMessage,
+        receive: Callable[[], Awaitable[ASGIMessage]],
+        send: Callable[[ASGIMessage], Awaitable[None]],
+    ) -> None:
+        headers: Headers = dict(scope["headers"])
+        try:
+            length = headers.get(b"content-length")
+            body = await read_body(
+                None if length is None else length.decode("latin-1"), body_chunks(receive)
+            )
+            assert self.webhooks.vonage is not None
+            authorization = headers.get(b"authorization", b"").decode("latin-1")
+            problem = self.webhooks.vonage.problem(authorization, body)
+            if problem is not None:
+                raise Rejected(403, problem)
+            answer = await self.handle(vonage_payload(body))
+        except Rejected as exc:
+            client = scope.get("client")
+            answer = self.webhooks.rejected(self.route, exc, client[0] if client else None)
+        except Disconnected:
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": answer.status,
+                "headers": [(b"content-length", str(len(answer.body)).encode()), *answer.headers],
+            }
+        )
+        await send({"type": "http.response.body", "body": answer.body})
+
+
 @dataclass(frozen=True)
 class Live:
     """What the lifespan opens; requests are served only while it is open."""
@@ -144,10 +198,19 @@ class Webhooks:
         self._live: Live | None = None
         status = TwilioRoute(self, "status", STATUS_CALLBACK_PATH, self.status)
         inbound = TwilioRoute(self, "inbound", INBOUND_PATH, self.inbound)
+        secret = settings.vonage_signature_secret
+        self.vonage = VonageSignatures(secret) if secret else None
+        vonage = [
+            Route(VONAGE_STATUS_PATH, VonageRoute(self, "vonage_status", self.vonage_status),
+                  methods=["POST"]),
+            Route(VONAGE_INBOUND_PATH, VonageRoute(self, "vonage_inbound", self.vonage_inbound),
+                  methods=["POST"]),
+        ] if secret else []  # fmt: skip
         self.app = Starlette(
             routes=[
                 Route(STATUS_CALLBACK_PATH, status, methods=["POST"]),
                 Route(INBOUND_PATH, inbound, methods=["POST"]),
+                *vonage,
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"]),
             ],
@@ -226,17 +289,26 @@ class Webhooks:
 
     async def inbound(self, form: dict[str, str], _: Headers) -> Answer:
         """An incoming SMS: recorded once per MessageSid, answered with empty TwiML."""
-        live = self.live
         message = inbound_from(form)
+        failed = await self._take_inbound(message, InboundSms.from_form(form), "inbound")
+        if failed is not None:
+            return failed
+        return Answer(200, EMPTY_TWIML, ((b"content-type", b"text/xml; charset=utf-8"),))
+
+    async def _take_inbound(
+        self, message: InboundMessage, sms: InboundSms, route: str
+    ) -> Answer | None:
+        """Record an inbound SMS and apply it (STOP, START); None when done, else the 503."""
+        live = self.live
         try:
             # The message and what it asks for (STOP, START) commit together, once per
-            # MessageSid: Twilio's retry of a recorded message changes nothing again.
+            # message id: a provider's retry of a recorded message changes nothing again.
             async with live.store.pool.acquire() as conn, conn.transaction():
                 new = await live.inbound.record(message, conn)
                 if new:
-                    await handle_inbound(conn, InboundSms.from_form(form))
-        except Exception as exc:  # noqa: BLE001 - never a 500: Twilio may retry a 503
-            return self._unavailable("inbound", exc)
+                    await handle_inbound(conn, sms)
+        except Exception as exc:  # noqa: BLE001 - never a 500: providers may retry a 503
+            return self._unavailable(route, exc)
         self.outage.ended()
         if new:
             metrics.INBOUND.inc()
@@ -246,9 +318,30 @@ class Webhooks:
                     message_sid=message.message_sid,
                     sender=logs.mask(message.from_number),
                     opt_out_type=message.opt_out_type,
+                    route=route,
                 ),
             )
-        return Answer(200, EMPTY_TWIML, ((b"content-type", b"text/xml; charset=utf-8"),))
+        return None
+
+    async def vonage_status(self, data: dict[str, Any]) -> Answer:
+        """A Vonage status webhook: the same receipt path as Twilio's; its price, if any."""
+        live = self.live
+        receipt = vonage_receipt_from(data, datetime.now(UTC))
+        price = price_from(data)
+        try:
+            await live.recorder.record(receipt)
+            if price is not None:
+                await live.store.record_prices([price])
+        except Exception as exc:  # noqa: BLE001 - never a 500: Vonage retries non-2xx
+            return self._unavailable("vonage_status", exc)
+        self.outage.ended()
+        return Answer(200)
+
+    async def vonage_inbound(self, data: dict[str, Any]) -> Answer:
+        """A Vonage inbound SMS: the same opt-out path as Twilio's (one ledger)."""
+        message, sms = vonage_inbound_from(data)
+        failed = await self._take_inbound(message, sms, "vonage_inbound")
+        return failed or Answer(200)
 
     async def healthz(self, _: Request) -> Response:
         """200 when Postgres answers within two seconds, else 503."""

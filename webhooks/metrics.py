@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-from schemas.receipts import TWILIO_STATUSES
+from schemas.receipts import PROVIDER_STATUSES
 
-ROUTES = ("status", "inbound")
-REASONS = ("missing_signature", "bad_signature", "too_large", "malformed", "unsupported_media_type")
+ROUTES = ("status", "inbound", "vonage_status", "vonage_inbound")
+REASONS = (
+    "missing_signature",
+    "bad_signature",
+    "tampered",
+    "too_large",
+    "malformed",
+    "unsupported_media_type",
+)
 
 RECEIPTS = Counter(
     "notify_receipts_total",
@@ -35,7 +42,7 @@ UNAVAILABLE = Counter(
     ["route"],
 )
 
-for _status in (*sorted(TWILIO_STATUSES), "other"):
+for _status in (*sorted(PROVIDER_STATUSES), "other"):
     RECEIPTS.labels("sms", _status)
 DELIVERY_SECONDS.labels("sms")
 for _route in ROUTES:

@@ -51,6 +51,10 @@ def problems(settings: Settings) -> list[str]:
     missing = []
     if not settings.twilio_auth_token:
         missing.append("TWILIO_AUTH_TOKEN is not set (signatures are HMACs with it)")
+    if "vonage" in settings.sms_providers and not settings.vonage_signature_secret:
+        missing.append(
+            "VONAGE_SIGNATURE_SECRET is not set (Vonage's webhooks are JWTs signed with it)"
+        )
     if not settings.public_url:
         missing.append(
             "NOTIFY_PUBLIC_URL is not set (signatures cover the URL Twilio calls, e.g. "

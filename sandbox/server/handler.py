@@ -13,6 +13,7 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
@@ -79,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
         req = Request(self.command, path, query, headers, body)
         server = cast(Server, self.server)
         try:
-            reply = dispatch(server.state, req)
+            reply = server.dispatch(server.state, req)
         except Exception:
             logger.exception("sandbox failed on %s %s", self.command, path)
             reply = json_reply(500, {"error": "sandbox internal error"})
@@ -123,8 +124,16 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], state: State) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        state: Any,
+        dispatcher: Callable[[Any, Request], Reply] = dispatch,
+    ) -> None:
+        """`dispatcher` answers each request from `state`: the Twilio/Google routes by
+        default, or another emulator's (sandbox/vonage) on a server of its own."""
         self.state = state
+        self.dispatch = dispatcher
         self.stopping = threading.Event()  # cuts short late answers on stop()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()

@@ -10,6 +10,7 @@ anywhere (docs/delivery-guarantees.md).
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class VonageSms:
                     raise ConfigurationError(
                         "config_error", f"VONAGE_PRIVATE_KEY cannot be read: {exc}"
                     ) from None
+                # The SDK logs each request's body (numbers) at DEBUG and each error answer at
+                # WARNING; ours say what matters, masked.
+                logging.getLogger("vonage").setLevel(logging.ERROR)
                 client = Vonage(
                     Auth(application_id=s.vonage_application_id, private_key=key),
                     HttpClientOptions(max_retries=0, pool_maxsize=max(8, s.send_concurrency)),

@@ -92,9 +92,18 @@ def pipeline_env(
 ) -> Iterator[dict[str, str]]:
     """Environment for one test's processes: unique stream, group, queue; cleaned up after."""
     sandbox.reset()
+    env = environment(database_url, sandbox, service_account, tmp_path / "rules.yaml")
+    yield env
+    redis_client.delete(*redis_keys(env))
+
+
+def environment(
+    database_url: str, sandbox: Sandbox, service_account: Path, rules: Path
+) -> dict[str, str]:
+    """Settings for one set of processes, on a stream, queue and outcomes stream of its own."""
     tag = uuid.uuid4().hex[:8]
     stream, queue, outcomes = f"test-events-{tag}", f"test-q-{tag}", f"test-outcomes-{tag}"
-    env = {
+    return {
         **os.environ,
         "REDIS_URL": REDIS_URL,
         "CELERY_BROKER_URL": REDIS_URL,
@@ -104,7 +113,7 @@ def pipeline_env(
         "NOTIFY_GROUP": "notifications",
         "NOTIFY_TASK_QUEUE": queue,
         "NOTIFY_OUTCOMES_STREAM": outcomes,
-        "NOTIFY_RULES": str(tmp_path / "rules.yaml"),
+        "NOTIFY_RULES": str(rules),
         "NOTIFY_METRICS_PORT": "0",
         "NOTIFY_WORKER_METRICS_PORT": "0",
         "NOTIFY_RULES_POLL_SECONDS": "0.2",
@@ -117,9 +126,18 @@ def pipeline_env(
         "NOTIFY_LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }
-    yield env
-    keys = [stream, f"{stream}.dlq", queue, f"_kombu.binding.{queue}", outcomes]
-    redis_client.delete(*keys)
+
+
+def redis_keys(env: dict[str, str]) -> list[str]:
+    """What a set of processes leaves in Redis under the names `environment` chose."""
+    stream, queue = env["NOTIFY_STREAM"], env["NOTIFY_TASK_QUEUE"]
+    return [
+        stream,
+        f"{stream}.dlq",
+        queue,
+        f"_kombu.binding.{queue}",
+        env["NOTIFY_OUTCOMES_STREAM"],
+    ]
 
 
 @pytest.fixture
@@ -165,10 +183,50 @@ def start_pipeline(
     return start
 
 
+@pytest.fixture(scope="module")
+def module_pipeline(
+    database_url: str,
+    sandbox: Sandbox,
+    service_account: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[processes.Pipeline]:
+    """One worker and consumer for a whole module, on the shared test rules and default
+    settings: starting them is most of a short test's time. Its tests tell their rows apart
+    by event id, as they already do in the session's one database."""
+    from tests.integration.helpers import RULES
+
+    logs = tmp_path_factory.mktemp("pipeline")
+    rules = logs / "rules.yaml"
+    rules.write_text(RULES)
+    env = {**environment(database_url, sandbox, service_account, rules),
+           "NOTIFY_MAX_SEND_ATTEMPTS": "4"}  # fmt: skip
+    client = redis.Redis.from_url(REDIS_URL)
+    started: list[processes.Process] = []
+    try:
+        worker = processes.worker(env, logs, concurrency=8, pool="threads")
+        started.append(worker.start())
+        worker.wait_for_log("ready")
+        consumer = processes.consumer(env, logs)
+        started.append(consumer.start())
+        consumer.wait_for_log("consumer started")
+        yield processes.Pipeline(env, worker, consumer)
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+        client.delete(*redis_keys(env))
+        client.close()
+        keep = os.environ.get("NOTIFY_TEST_LOGS")
+        if keep:
+            shutil.copytree(logs, Path(keep) / logs.name, dirs_exist_ok=True)
+
+
 @pytest.fixture
-def running(start_pipeline: processes.StartPipeline) -> dict[str, str]:
-    """A worker and a consumer on the shared test rules, default settings."""
-    return start_pipeline().env
+def running(module_pipeline: processes.Pipeline, sandbox: Sandbox) -> dict[str, str]:
+    """The module's worker and consumer (module_pipeline), with the emulators emptied as
+    pipeline_env empties them. Its env is not pipeline_env's: a test that starts processes
+    of its own, or other settings, uses start_pipeline instead."""
+    sandbox.reset()
+    return module_pipeline.env
 
 
 @pytest.fixture

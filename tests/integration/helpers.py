@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import urllib.request
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,9 @@ from sandbox.google.identifiers import registration_token
 from schemas import TERMINAL
 from tests.integration import processes
 
+# Not the repository's rules.yaml on purpose: the bodies show the raw minutes the tests
+# assert (no humanize_minutes), and an event makes its two notifications at once (no
+# delayed eta-reminder, no delivered-push).
 RULES = """
 rules:
   - name: delay-sms
@@ -34,6 +38,46 @@ rules:
     title: "Shipment delayed"
     body: "Shipment {{ data.shipment_id }} delayed"
 """
+
+
+# One SMS rule and nothing else: a test that counts messages counts one per event.
+SMS_ONLY = """
+rules:
+  - name: delay-sms
+    on: shipment.delayed
+    channel: sms
+    to: "{{ data.customer.phone }}"
+    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
+"""
+# SMS_ONLY and a delayed rule on another event type, for what the scheduler does.
+SMS_AND_REMINDER = (
+    SMS_ONLY
+    + """\
+  - name: reminder
+    on: shipment.booked
+    channel: sms
+    to: "{{ data.customer.phone }}"
+    body: "Reminder for {{ data.shipment_id }}"
+    delay: 1s
+"""
+)
+
+
+def notify(
+    env: Mapping[str, str] | None,
+    *args: str,
+    input: str | None = None,
+    check: bool = False,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed `notify` command from the repository root, output kept as text.
+
+    env None inherits this process's environment, as a shell would."""
+    return subprocess.run(
+        [str(processes.BIN / "notify"), *args],
+        env=env, input=input, cwd=processes.ROOT, capture_output=True, text=True,
+        timeout=timeout, check=check,
+    )  # fmt: skip
 
 
 def push_token(n: int, i: int = 0) -> str:

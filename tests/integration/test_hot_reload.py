@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import publish, rows, shipment
+from tests.integration.helpers import notify, publish, rows, shipment
 
 pytestmark = pytest.mark.integration
 
@@ -52,8 +51,7 @@ def test_valid_versions_swap_in_and_broken_ones_keep_the_last_good(
     consumer.wait_for_log("rules file rejected")
     [rejected] = [json.loads(line) for line in consumer.log().splitlines()
                   if "rules file rejected" in line]  # fmt: skip
-    check = subprocess.run([str(processes.BIN / "notify"), "rules", "check", str(path)],
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    check = notify(None, "rules", "check", str(path))
     # The same FILE:LINE:COL lines `notify rules check` prints.
     assert rejected["problems"] == check.stderr.splitlines()
     assert rejected["problems"] == [f"{path}:5:14: unknown channel 'fax': use sms or push"]
@@ -80,8 +78,7 @@ def test_a_consumer_started_on_a_broken_file_exits_with_its_positions(
     pipeline_env: dict[str, str], rules_file: Callable[[str], Path]
 ) -> None:
     path = rules_file(RULES.replace("BODY", "{{ data.shipment_id | humanise_minutes }}"))
-    started = subprocess.run([str(processes.BIN / "notify"), "consume"], env=pipeline_env,
-                             capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    started = notify(pipeline_env, "consume", timeout=120)
     assert started.returncode == 1
     assert started.stderr.splitlines() == [
         f"{path}:7:11: unknown filter 'humanise_minutes'; did you mean 'humanize_minutes'?"

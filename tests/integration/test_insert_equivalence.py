@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from notify import inserts, partitions, statements
+from notify import documents, partitions, statements
 from notify.globs import translate
 from schemas import SUPPRESSED, Channel, NewNotification, PushId, Status, sql_list
 from tests.profiles import examples
@@ -166,7 +166,7 @@ async def both_ways(url: str, batch: list[NewNotification], suppressed: list[str
             if way == "reference":
                 returned = await conn.fetch(REFERENCE, *columns(rows))
             else:
-                returned = await conn.fetch(statements.INSERT, inserts.document(rows).decode())
+                returned = await conn.fetch(statements.INSERT, documents.document(rows).decode())
             answer = [
                 (
                     r["idempotency_key"].removeprefix(prefix),

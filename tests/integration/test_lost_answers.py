@@ -15,18 +15,16 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import attempts, publish, publish_events, shipment, wait_for_rows
+from tests.integration.helpers import (
+    SMS_ONLY,
+    attempts,
+    publish,
+    publish_events,
+    shipment,
+    wait_for_rows,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
-
-SMS_ONLY = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-"""
 
 
 def test_lost_answers_while_twilio_queues_send_each_sms_once(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import uuid
 from pathlib import Path
 
@@ -18,20 +17,9 @@ from notify.migrations import MIGRATIONS
 from sandbox import Sandbox
 from schemas.decoding import decode_entry
 from tests.integration import processes
-from tests.integration.helpers import publish, scrape, shipment, value
+from tests.integration.helpers import notify, publish, scrape, shipment, value
 
 pytestmark = pytest.mark.integration
-
-
-def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(processes.BIN / "notify"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_metrics_status_and_dead_letter_replay(
@@ -168,11 +156,8 @@ def test_publish_takes_stdin_and_refuses_what_the_consumer_would_dead_letter(
     pipeline_env: dict[str, str], redis_client: redis.Redis
 ) -> None:
     stream = pipeline_env["NOTIFY_STREAM"]
-    published = subprocess.run(
-        [str(processes.BIN / "notify"), "publish", "shipment.delayed", "--data", "-"],
-        input=json.dumps(shipment(1)), env=pipeline_env, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+    published = notify(pipeline_env, "publish", "shipment.delayed", "--data", "-",
+                       input=json.dumps(shipment(1)))  # fmt: skip
     assert published.returncode == 0, published.stderr
     [(entry_id, fields)] = redis_client.xrange(stream)
     event = decode_entry(entry_id.decode(), fields, 65536)

@@ -4,7 +4,6 @@ next SMS and the outcomes stream (docs/interfaces.md sections 6 and 7)."""
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import RULES, fetch, publish, rows, shipment
+from tests.integration.helpers import RULES, fetch, notify, publish, rows, shipment
 from tests.integration.twilio_callbacks import TwilioCallbacks, new_sid
 
 pytestmark = pytest.mark.integration
@@ -160,11 +159,7 @@ def test_rules_preview_shows_what_a_suppression_would_do(
             "customer": {"name": "Ann", "phone": number, "push_tokens": []}}  # fmt: skip
     args = ["rules", "preview", str(processes.ROOT / "rules.yaml"), "--type", "shipment.delayed"]
     env = {"DATABASE_URL": database_url, "PATH": ""}
-    shown = subprocess.run(
-        [str(processes.BIN / "notify"), *args, "--data", json.dumps(data), "--json",
-         "--suppressions"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    shown = notify(env, *args, "--data", json.dumps(data), "--json", "--suppressions")
     items = {i["rule"]: i for i in json.loads(shown.stdout)["notifications"]}
     assert items["delay-sms"]["suppressed"]["reason"] == "opt_out"
     assert "would be stored skipped" in items["delay-sms"]["suppressed"]["note"]

@@ -20,18 +20,9 @@ from notify.outbox import OutboxRelay
 from notify.store import OutcomeStore
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import fetch, rows, shipment
+from tests.integration.helpers import SMS_ONLY, fetch, rows, shipment
 
 pytestmark = pytest.mark.integration
-
-SMS_ONLY = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-"""
 
 
 def published(client: redis.Redis, stream: str, prefix: str) -> dict[str, list[dict[str, Any]]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,25 +22,10 @@ import redis
 from harness.launcher import free_port
 from notify.database import drop_database, with_database
 from tests.integration import processes
-from tests.integration.helpers import fetch, publish, rows, shipment
+from tests.integration.helpers import SMS_AND_REMINDER, fetch, notify, publish, rows, shipment
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks
 
 pytestmark = pytest.mark.integration
-
-RULES = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-  - name: reminder
-    on: shipment.booked
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Reminder for {{ data.shipment_id }}"
-    delay: 1s
-"""
 
 
 def _config(listen: int, server: str, user: str) -> str:
@@ -100,18 +84,6 @@ async def _create(dsn: str, name: str) -> None:
         await conn.close()
 
 
-def _notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(processes.BIN / "notify"), *args],
-        env=env,
-        cwd=processes.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_migrate_consume_send_remind_and_a_receipt_through_pgbouncer(
     bouncer_url: str,
     pipeline_env: dict[str, str],
@@ -123,13 +95,13 @@ def test_migrate_consume_send_remind_and_a_receipt_through_pgbouncer(
 ) -> None:
     pooled = {"DATABASE_URL": bouncer_url, "NOTIFY_DB_STATEMENT_CACHE_SIZE": "0"}
     pipeline_env.update(pooled)
-    migrated = _notify(pipeline_env, "migrate")
+    migrated = notify(pipeline_env, "migrate")
     assert migrated.returncode == 0, migrated.stderr
     versions = fetch(bouncer_url, "SELECT version FROM schema_migrations ORDER BY version")
     assert len(versions) >= 5
 
     env = start_pipeline(
-        RULES, NOTIFY_PUBLIC_URL=PUBLIC_URL, NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3"
+        SMS_AND_REMINDER, NOTIFY_PUBLIC_URL=PUBLIC_URL, NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3"
     ).env
     procs(processes.beat(env, tmp_path)).wait_for_log("beat: Starting")
     twilio = start_webhooks()
@@ -152,7 +124,7 @@ def test_migrate_consume_send_remind_and_a_receipt_through_pgbouncer(
         lambda: rows(bouncer_url, "event_id = $1", f"{prefix}0")[0]["status"] == "delivered",
         message="the receipt settled the row",
     )
-    status = _notify(env, "status", "--json")
+    status = notify(env, "status", "--json")
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["stream"] == stream
     for proc_log in tmp_path.glob("*.log"):

@@ -16,26 +16,19 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import attempts, publish, publish_events, rows, shipment
+from tests.integration.helpers import (
+    SMS_AND_REMINDER,
+    attempts,
+    publish,
+    publish_events,
+    rows,
+    shipment,
+)
 from tests.profiles import services_required
 
 pytestmark = pytest.mark.integration
 
 RABBITMQ = ("127.0.0.1", 5672)
-RULES = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-  - name: reminder
-    on: shipment.booked
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Reminder for {{ data.shipment_id }}"
-    delay: 1s
-"""
 
 
 def _rabbitmqctl(*args: str) -> str:
@@ -85,7 +78,7 @@ def test_retries_send_slot_waits_and_a_reminder_go_through_rabbitmq(
     database_url: str,
 ) -> None:
     pipeline = start_pipeline(
-        RULES,
+        SMS_AND_REMINDER,
         CELERY_BROKER_URL=amqp_url,
         NOTIFY_SCHEDULE_INTERVAL_SECONDS="0.3",
         # Eight SMS at four a second: most wait for a slot, as a broker countdown.

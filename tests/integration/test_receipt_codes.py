@@ -11,20 +11,12 @@ import redis
 
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import fetch, publish, rows, shipment
+from tests.integration.helpers import SMS_ONLY, fetch, publish, rows, shipment
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "MG" + "5" * 32
-SMS_ONLY = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-"""
 
 
 def relay_final(sandbox: Sandbox, twilio: TwilioCallbacks, sid: str) -> str:

@@ -21,20 +21,12 @@ from notify.webhook_paths import STATUS_CALLBACK_PATH
 from sandbox import RequestRecord, Sandbox
 from tasks.providers.twilio_sms import TwilioSms
 from tests.integration import processes
-from tests.integration.helpers import fetch, publish, rows, shipment
+from tests.integration.helpers import SMS_ONLY, fetch, publish, rows, shipment
 from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks, receipts
 
 pytestmark = pytest.mark.integration
 
 StartWebhooks = Callable[..., TwilioCallbacks]
-SMS_ONLY = """
-rules:
-  - name: delay-sms
-    on: shipment.delayed
-    channel: sms
-    to: "{{ data.customer.phone }}"
-    body: "Shipment {{ data.shipment_id }} is {{ data.delay_minutes }} min late."
-"""
 
 
 def outcomes(client: redis.Redis, stream: str) -> dict[str, dict[str, Any]]:

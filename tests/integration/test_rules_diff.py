@@ -15,8 +15,7 @@ import pytest
 import redis
 
 from tests.conftest import REDIS_URL
-from tests.integration import processes
-from tests.integration.helpers import RULES, shipment
+from tests.integration.helpers import RULES, notify, shipment
 
 pytestmark = pytest.mark.integration
 
@@ -48,14 +47,7 @@ def diff(stream: str, tmp_path: Path) -> Diff:
         (tmp_path / "new.yaml").write_text(new)
         env = {**os.environ, "REDIS_URL": REDIS_URL, "NOTIFY_STREAM": stream}
         args = ["rules", "diff", str(tmp_path / "old.yaml"), str(tmp_path / "new.yaml")]
-        return subprocess.run(
-            [str(processes.BIN / "notify"), *args, *flags],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return notify(env, *args, *flags)
 
     return run
 
@@ -122,20 +114,8 @@ def test_a_broken_new_file_exits_2_with_file_line_col(diff: Diff, tmp_path: Path
 def test_an_unreachable_redis_exits_2(stream: str, tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(RULES)
     env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0", "NOTIFY_STREAM": stream}
-    result = subprocess.run(
-        [
-            str(processes.BIN / "notify"),
-            "rules",
-            "diff",
-            str(tmp_path / "rules.yaml"),
-            str(tmp_path / "rules.yaml"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    rules = str(tmp_path / "rules.yaml")
+    result = notify(env, "rules", "diff", rules, rules)
     assert result.returncode == 2
     assert f"cannot read stream {stream!r}" in result.stderr
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,7 +20,7 @@ from notify.country_breaker import key
 from notify.database import ensure_database
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import fetch, publish_events, rows, wait_for_rows
+from tests.integration.helpers import fetch, notify, publish_events, rows, wait_for_rows
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,6 @@ rules:
 """
 GB, US, FR = "+4474001{:05d}", "+1415555{:04d}", "+3361234{:04d}"
 CURLY = "Your parcel\u2019s late"  # one curly quote: UCS-2
-
-
-def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(processes.BIN / "notify"), *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
 
 
 @pytest.fixture

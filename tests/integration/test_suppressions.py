@@ -19,7 +19,15 @@ from notify import suppressions
 from sandbox import Sandbox
 from schemas import Channel, Reason
 from tests.integration import processes
-from tests.integration.helpers import RULES, publish, publish_events, rows, shipment, wait_for_rows
+from tests.integration.helpers import (
+    RULES,
+    notify,
+    publish,
+    publish_events,
+    rows,
+    shipment,
+    wait_for_rows,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -202,19 +210,16 @@ def test_dead_push_tokens_are_suppressed_and_our_own_auth_errors_are_not(
     assert [requests_to(sandbox, t) for t in (gone, foreign, malformed)] == [1, 1, 1]
 
 
-def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(processes.BIN / "notify"), "suppressions", *args],
-        env=env, capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+def suppressions_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return notify(env, "suppressions", *args, check=True)
 
 
 def test_the_cli_round_trip(pipeline_env: dict[str, str], database_url: str) -> None:
     phone, token = "+14155559108", "tok-9108-0"
-    added = notify(pipeline_env, "add", "sms", phone)
+    added = suppressions_cli(pipeline_env, "add", "sms", phone)
     assert "suppressed sms +1415*****08 (manual)" in added.stdout
-    notify(pipeline_env, "add", "push", token, "--reason", "unregistered")
-    listed = json.loads(notify(pipeline_env, "list", "--json").stdout)
+    suppressions_cli(pipeline_env, "add", "push", token, "--reason", "unregistered")
+    listed = json.loads(suppressions_cli(pipeline_env, "list", "--json").stdout)
     ours = {(s["channel"], s["recipient"]): s for s in listed}
     source = f"cli:{getpass.getuser()}"
     assert {k: (s["reason"], s["source"]) for k, s in ours.items()} == {
@@ -223,14 +228,16 @@ def test_the_cli_round_trip(pipeline_env: dict[str, str], database_url: str) -> 
     assert set(ours[("sms", phone)]) == {
         "channel", "recipient", "reason", "source", "created_at", "flag",
     }  # fmt: skip
-    only_push = json.loads(notify(pipeline_env, "list", "--channel", "push", "--json").stdout)
+    only_push = json.loads(
+        suppressions_cli(pipeline_env, "list", "--channel", "push", "--json").stdout
+    )
     assert {s["channel"] for s in only_push} == {"push"}
-    table = notify(pipeline_env, "list").stdout
+    table = suppressions_cli(pipeline_env, "list").stdout
     assert "+1415*****08" in table and phone not in table  # the table masks recipients
-    removed = notify(pipeline_env, "remove", "sms", phone)
+    removed = suppressions_cli(pipeline_env, "remove", "sms", phone)
     assert "lifted" in removed.stdout
-    assert "was not suppressed" in notify(pipeline_env, "remove", "sms", phone).stdout
-    listed = json.loads(notify(pipeline_env, "list", "--json").stdout)
+    assert "was not suppressed" in suppressions_cli(pipeline_env, "remove", "sms", phone).stdout
+    listed = json.loads(suppressions_cli(pipeline_env, "list", "--json").stdout)
     assert [s["recipient"] for s in listed] == [token]
 
     async def events(conn: asyncpg.Connection) -> list[tuple[str, str]]:
@@ -249,25 +256,23 @@ def test_the_cli_normalises_recipients_as_the_consumer_does(
     """A number typed as people write it suppresses the E.164 number notifications go to,
     and is lifted in any other format; what names no recipient is refused (exit 2)."""
     env = {**pipeline_env, "NOTIFY_DEFAULT_REGION": "US"}
-    added = notify(env, "add", "sms", " (415) 555-0124 ")
+    added = suppressions_cli(env, "add", "sms", " (415) 555-0124 ")
     assert "suppressed sms +1415*****24 (manual)" in added.stdout
     assert suppression(database_url, Channel.SMS, "+14155550124") is not None
     assert suppression(database_url, Channel.SMS, "(415) 555-0124") is None
-    assert "already suppressed" in notify(env, "add", "sms", "+1 415-555-0124").stdout
-    uk = notify({**env, "NOTIFY_DEFAULT_REGION": "GB"}, "add", "sms", "07400 123456")
+    assert "already suppressed" in suppressions_cli(env, "add", "sms", "+1 415-555-0124").stdout
+    uk = suppressions_cli({**env, "NOTIFY_DEFAULT_REGION": "GB"}, "add", "sms", "07400 123456")
     assert "suppressed sms +4474******56" in uk.stdout
-    removed = notify(env, "remove", "sms", "415.555.0124")
+    removed = suppressions_cli(env, "remove", "sms", "415.555.0124")
     assert "lifted the suppression of sms +1415*****24" in removed.stdout
     assert suppression(database_url, Channel.SMS, "+14155550124") is None
-    notify(env, "remove", "sms", "+447400123456")
+    suppressions_cli(env, "remove", "sms", "+447400123456")
 
     for args in (["add", "sms", ""], ["add", "sms", "   "], ["add", "sms", "not-a-number"],
                  ["add", "sms", "+1 555"], ["remove", "sms", "12"], ["add", "push", ""],
                  ["add", "push", "tok with spaces"]):  # fmt: skip
-        command = [str(processes.BIN / "notify"), "suppressions", *args]
-        refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
-                                 check=False)  # fmt: skip
+        refused = notify(env, "suppressions", *args)
         assert refused.returncode == 2, (args, refused.stdout, refused.stderr)
         assert refused.stderr.startswith(f"notify suppressions {args[0]}: "), refused.stderr
         assert "Traceback" not in refused.stderr
-    assert json.loads(notify(env, "list", "--json").stdout) == []
+    assert json.loads(suppressions_cli(env, "list", "--json").stdout) == []

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import subprocess
 import threading
 import uuid
 from collections.abc import Callable
@@ -21,8 +20,7 @@ import pytest
 from notify.store import Finished, OutcomeStore
 from notify.webhook_paths import INBOUND_PATH, STATUS_CALLBACK_PATH
 from schemas import AttemptOutcome, Status
-from tests.integration import processes
-from tests.integration.helpers import fetch, rows, value
+from tests.integration.helpers import fetch, notify, rows, value
 from tests.integration.twilio_callbacks import (
     AUTH_TOKEN,
     TwilioCallbacks,
@@ -372,13 +370,6 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(
 
 def test_refuses_to_start_without_what_signatures_need(pipeline_env: dict[str, str]) -> None:
     env = {**pipeline_env, "NOTIFY_PUBLIC_URL": "", "TWILIO_AUTH_TOKEN": ""}
-    done = subprocess.run(
-        [str(processes.BIN / "notify"), "webhooks"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = notify(env, "webhooks")
     assert done.returncode == 2
     assert "NOTIFY_PUBLIC_URL" in done.stderr and "TWILIO_AUTH_TOKEN" in done.stderr

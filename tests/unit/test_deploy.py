@@ -32,6 +32,7 @@ ALERTS = {
     "NotifyConsumerDown", "NotifyWorkerDown", "NotifyStreamReset", "NotifySmsBacklogSlowToDrain",
     "NotifyDeliveredRatioFalling", "NotifyReceiptsStopped", "NotifyOutboxBacklogGrowing",
     "NotifyWebhooksDown", "NotifySmsCountryPaused", "NotifyPartitionMissing",
+    "NotifySmsOneProviderCarriesAll",
 }  # fmt: skip
 
 

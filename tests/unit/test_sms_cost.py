@@ -11,6 +11,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
+import redis
 
 from cli.main import main as cli
 from notify import segments
@@ -19,7 +20,15 @@ from notify.settings import Settings
 from rules.routing import route
 from rules.ruleset import load_text
 from rules.tools.encoding_check import literal_text, warnings
-from schemas import Event, PermanentDeliveryError, Status, TransientDeliveryError
+from schemas import (
+    Channel,
+    Event,
+    Notification,
+    PermanentDeliveryError,
+    Status,
+    TransientDeliveryError,
+)
+from tasks import country_pause
 from tasks.prices import backfill
 from tasks.providers.twilio_sms import parse_price
 from tasks.runtime import Runtime
@@ -158,3 +167,50 @@ def test_preview_names_what_makes_a_body_ucs2_and_check_warns_but_passes(
     out = capsys.readouterr()
     assert out.out.startswith(f"{path}: OK")
     assert f"{path}:7:11: warning: rule 'text'" in out.err
+
+
+class ScriptedBreaker:
+    """CountryBreaker's `admit` from a script: how many more segments each country takes."""
+
+    def __init__(self, room: dict[str, int], fail: bool = False) -> None:
+        self.room, self.fail = dict(room), fail
+        self.asked: list[tuple[str, list[int]]] = []
+
+    def admit(self, country: str, segments: list[int]) -> list[bool]:
+        self.asked.append((country, list(segments)))
+        if self.fail:
+            raise redis.ConnectionError("Redis went away")
+        out = []
+        for n in segments:
+            out.append(self.room.get(country, 0) > 0)
+            self.room[country] = self.room.get(country, 0) - n
+        return out
+
+
+def sms_row(nid: int, number: str, segments_: int = 1) -> Notification:
+    return Notification(
+        id=nid, idempotency_key=f"k{nid}", event_id="e", event_type="t", rule="r",
+        channel=Channel.SMS, recipient=number, body="hi", title=None, data=None,
+        status=Status.SENDING, attempts=1, provider_message_id=None, error_code=None,
+        send_at=None, segments=segments_, country=None,
+    )  # fmt: skip
+
+
+def test_the_breaker_asks_once_per_country_and_holds_back_what_it_refuses() -> None:
+    rows = [sms_row(1, "+447400100001"), sms_row(2, "+14155550100"),
+            sms_row(3, "+447400100002", 2), sms_row(4, "+447400100003")]  # fmt: skip
+    breaker = ScriptedBreaker({"GB": 2, "US": 5})
+    send, held = country_pause.split(breaker, rows)  # type: ignore[arg-type]
+    assert breaker.asked == [("GB", [1, 2, 1]), ("US", [1])]  # one round trip per country
+    assert [r.id for r in send] == [1, 3, 2]
+    assert {c: [r.id for r in rs] for c, rs in held.items()} == {"GB": [4]}
+    store = FakeWorkerStore({4: rows[3]})
+    store.claim(4)
+    assert country_pause.hold_back(store, held, 2) == [4]
+    assert store.held_back == {4: "country_paused"}
+
+
+def test_without_redis_the_breaker_lets_sms_go_rather_than_stop_them_all() -> None:
+    rows = [sms_row(1, "+447400100001"), sms_row(2, "+447400100002")]
+    send, held = country_pause.split(ScriptedBreaker({}, fail=True), rows)  # type: ignore[arg-type]
+    assert [r.id for r in send] == [1, 2] and held == {}

@@ -1,0 +1,5 @@
+"""Vonage Messages API emulator (SMS channel): `VonageSandbox` (sandbox/README.md)."""
+
+from sandbox.vonage.emulator import VonageSandbox
+
+__all__ = ["VonageSandbox"]
