@@ -127,7 +127,9 @@ def test_the_sweeper_re_enqueues_tasks_rabbitmq_lost(
 ) -> None:
     """Tasks purged from the queue (a broker that lost its messages) while no worker ran:
     beat's sweeper finds the rows still `pending` and re-publishes them through RabbitMQ."""
-    pipeline = start_pipeline(RULES, CELERY_BROKER_URL=amqp_url, NOTIFY_STUCK_SECONDS="2")
+    pipeline = start_pipeline(
+        SMS_AND_REMINDER, CELERY_BROKER_URL=amqp_url, NOTIFY_STUCK_SECONDS="2"
+    )
     env, vhost = pipeline.env, amqp_url.rsplit("/", 1)[1]
     stream, queue = env["NOTIFY_STREAM"], env["NOTIFY_TASK_QUEUE"]
     pipeline.worker.stop()
