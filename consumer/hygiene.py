@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from consumer import metrics
+from notify import logs
 from notify.redis_clients import AsyncRedis
+
+log = logs.get("consumer")
 
 # Removes ARGV[2] from group ARGV[1] only if it still has no pending entries and is still
 # idle for at least ARGV[3] ms. Returns the pending count DELCONSUMER reports (0), or -1.
@@ -72,3 +78,17 @@ async def reap(
     idle_ms = int(idle_seconds * 1000)
     decided = reapable(await members(client, stream, group), own=own, idle_ms=idle_ms)
     return [name for name in decided if await remove_if_idle(client, stream, group, name, idle_ms)]
+
+
+async def tidy(
+    client: AsyncRedis, stream: str, group: str, *, own: str, idle_seconds: float
+) -> None:
+    """`reap`, counted and logged; a failure waits for the next turn: it stops nothing."""
+    try:
+        removed = await reap(client, stream, group, own=own, idle_seconds=idle_seconds)
+    except RedisError as exc:
+        log.warning("could not reap idle consumers", extra=logs.fields(error=str(exc)))
+        return
+    if removed:
+        metrics.CONSUMERS_REAPED.inc(len(removed))
+        log.info("removed idle consumers", extra=logs.fields(consumers=removed))

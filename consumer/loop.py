@@ -14,7 +14,6 @@ from typing import TypeVar
 
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY, start_http_server
-from redis.exceptions import RedisError
 
 from consumer import batches, hygiene, metrics
 from consumer.batches import BatchResult, Prepared
@@ -230,7 +229,13 @@ class Consumer:
             self.rules.poll()
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + min(max(s.consumer_reap_seconds / 4, 1.0), 60.0)
-                await self._reap()
+                await hygiene.tidy(
+                    self.stream.client,
+                    s.stream,
+                    s.group,
+                    own=self.stream.consumer,
+                    idle_seconds=s.consumer_reap_seconds,
+                )
             entries: list[Entry] = []
             if pending_cursor is not None:
                 entries = await self._read(
@@ -258,25 +263,6 @@ class Consumer:
         await writes.put(None)
         await writer
         log.info("consumer stopped", extra=logs.fields(consumer=self.stream.consumer))
-
-    async def _reap(self) -> None:
-        """Remove the group's stale consumers (consumer/hygiene.py); a failure waits for the
-        next turn: it stops nothing."""
-        s = self.settings
-        try:
-            removed = await hygiene.reap(
-                self.stream.client,
-                s.stream,
-                s.group,
-                own=self.stream.consumer,
-                idle_seconds=s.consumer_reap_seconds,
-            )
-        except RedisError as exc:
-            log.warning("could not reap idle consumers", extra=logs.fields(error=str(exc)))
-            return
-        if removed:
-            metrics.CONSUMERS_REAPED.inc(len(removed))
-            log.info("removed idle consumers", extra=logs.fields(consumers=removed))
 
     async def _linger(self, room: int) -> list[Entry]:
         """A trickle of events would make a batch, a row and a Celery message each: wait a

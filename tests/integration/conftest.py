@@ -6,14 +6,16 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+import pytest_asyncio
 import redis
 
 from harness.launcher import ThrowawayDatabase, emulator_env, free_port
+from notify.store import OutcomeStore
 from sandbox import Sandbox
 from sandbox.google.credentials import write_service_account
 from tests.conftest import DATABASE_URL, REDIS_URL, require_services
@@ -50,6 +52,15 @@ def no_suppression_outlives_its_test(request: pytest.FixtureRequest) -> Iterator
             await conn.close()
 
     asyncio.run(forget())
+
+
+@pytest_asyncio.fixture
+async def store(database_url: str) -> AsyncIterator[OutcomeStore]:
+    """The outcome store on the session's database, a small pool (a module that needs
+    more connections, or a database of its own, defines its own `store`)."""
+    s = await OutcomeStore.connect(database_url, min_size=1, max_size=4)
+    yield s
+    await s.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,8 @@ failover, recorded on each attempt and carried on the outcomes (migration 7)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from notify.outbox import entry
 from notify.store import Finished, OutcomeStore
@@ -15,13 +13,6 @@ from schemas import AttemptOutcome, Provider, Status
 from tests.integration.test_store import note
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[OutcomeStore]:
-    s = await OutcomeStore.connect(database_url, min_size=1, max_size=4)
-    yield s
-    await s.close()
 
 
 async def providers(store: OutcomeStore, nid: int) -> tuple[str | None, list[str | None]]:

@@ -4,11 +4,9 @@ the sweeper applies early receipts too, and retention reaches what no row owns."
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 
 from notify.cancellations import Cancel
 from notify.inbound_messages import InboundMessage, InboundStore
@@ -17,13 +15,6 @@ from rules.routing import idempotency_key
 from schemas import AttemptOutcome, Channel, NewNotification, Receipt, Resolution, Status
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[OutcomeStore]:
-    s = await OutcomeStore.connect(database_url, min_size=1, max_size=4)
-    yield s
-    await s.close()
 
 
 SUBJECT = f"SHP-{uuid.uuid4().hex[:8]}"  # this module's own, so a cancel touches only its rows

@@ -6,7 +6,6 @@ The Celery broker stays on the plain Redis, as it must."""
 from __future__ import annotations
 
 import json
-import subprocess
 import uuid
 from collections.abc import Iterator
 
@@ -14,9 +13,12 @@ import pytest
 import redis
 
 from harness.launcher import free_port
+from notify.country_breaker import CountryBreaker
+from notify.country_breaker import key as country_key
+from notify.redis_clients import sync_client_for
 from sandbox import Sandbox
 from tests.integration import processes
-from tests.integration.helpers import rows, scrape, shipment, value
+from tests.integration.helpers import notify, rows, scrape, shipment, value
 from tests.integration.redis_cluster import RedisCluster
 
 pytestmark = pytest.mark.integration
@@ -58,18 +60,6 @@ def spread_names(cluster: RedisCluster) -> dict[str, str]:
         if len(set(owners)) == 3 and entry in owners and owners[0] != entry:
             return {"NOTIFY_STREAM": stream, "NOTIFY_OUTCOMES_STREAM": outcomes}
     raise AssertionError("no spread of names found")
-
-
-def notify(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(processes.BIN / "notify"), *args],
-        env=env,
-        cwd=processes.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
@@ -156,3 +146,28 @@ def test_stream_dead_letter_replay_and_outcomes_on_a_redis_cluster(
     assert json.loads(status.stdout)["stream"] == stream
     # Nothing of the pipeline's landed on the plain Redis except the Celery queue.
     assert not redis_client.exists(stream, dlq, names["NOTIFY_OUTCOMES_STREAM"])
+
+
+def test_the_country_breaker_counts_on_a_redis_cluster(
+    cluster: RedisCluster, nodes: redis.RedisCluster
+) -> None:
+    """CONTRACT section 14 on a cluster: each country's count is one key, changed by one
+    single-key script, so any node routes it; two countries on two masters count apart."""
+    names = ["GB", "US", "FR", "DE", "CA", "IE", "NL", "ES", "IT", "PL"]
+    first = names[0]
+    other = next(c for c in names[1:] if cluster.owner(country_key(c)) != cluster.owner(
+        country_key(first)))  # fmt: skip
+    nodes.delete(country_key(first), country_key(other))
+    client = sync_client_for(cluster.url, cluster=True)
+    try:
+        breaker = CountryBreaker(client, 3)
+        assert breaker.admit(first, [1, 1, 1, 1]) == [True, True, True, False]
+        assert breaker.admit(other, [2, 1]) == [True, True]  # its own count
+        assert breaker.admit(other, [1]) == [False]
+        breaker.resume(first)
+        assert breaker.admit(first, [1]) == [True]
+        counted = breaker.count(first)
+        assert counted.segments == 4 and counted.resumed_until is not None
+    finally:
+        client.close()
+        nodes.delete(country_key(first), country_key(other))

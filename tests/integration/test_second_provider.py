@@ -108,14 +108,21 @@ def test_a_twilio_refusal_sends_the_sms_once_at_vonage(
     ]
 
 
+@pytest.mark.parametrize("list_lag", [0, 3], ids=["listed-at-once", "list-lags-3s"])
 def test_a_read_timeout_after_acceptance_stays_at_twilio(
     two_providers: dict[str, str],
     start_pipeline: processes.StartPipeline,
     sandbox: Sandbox,
     vonage: VonageSandbox,
     redis_client: redis.Redis,
+    list_lag: float,
 ) -> None:
-    env = start_pipeline(SMS_ONLY, NOTIFY_PROVIDER_TIMEOUT_SECONDS="1").env
+    # A list that hides new messages must not pass for "not there": the lookup waits
+    # NOTIFY_RECONCILE_WAIT_SECONDS before it believes an empty answer (faults issue).
+    sandbox.set_sms_list(lag_s=list_lag)
+    env = start_pipeline(
+        SMS_ONLY, NOTIFY_PROVIDER_TIMEOUT_SECONDS="1", NOTIFY_RECONCILE_WAIT_SECONDS="5"
+    ).env
     sandbox.queue_errors("sms", [{"action": "timeout", "delay_s": 3}])
     event = send(env, redis_client, 2, "timeout")
     [row] = wait_for_rows(env["DATABASE_URL"], event, 1)

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import pytest_asyncio
 
 from notify import suppressions
 from notify.inbound import handle_inbound
@@ -29,13 +27,6 @@ from schemas import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture
-async def store(database_url: str) -> AsyncIterator[OutcomeStore]:
-    s = await OutcomeStore.connect(database_url, min_size=1, max_size=4)
-    yield s
-    await s.close()
 
 
 def number() -> str:

@@ -3,6 +3,10 @@ stand-in webhook receiver. Fixtures built from these live in conftest.py."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -71,6 +75,28 @@ def fcm_app(sandbox: Sandbox, key_dir: Path) -> Iterator[firebase_admin.App]:
     finally:
         service._client.session.close()
         firebase_admin.delete_app(app)
+
+
+@contextmanager
+def sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m sandbox ARGS` with its stdout piped: the process and the URL it prints
+    first; stopped with SIGTERM after, which it must answer by exiting 0."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc, proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @dataclass(frozen=True)

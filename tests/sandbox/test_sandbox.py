@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import stat
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,9 +30,9 @@ from tests.sandbox.helpers import (
     AUTH_TOKEN,
     FROM,
     PROJECT,
-    REPO_ROOT,
     TO,
     SandboxTwilioHttpClient,
+    sandbox_cli,
     twilio_client,
 )
 
@@ -492,17 +488,8 @@ def test_masking_and_segments() -> None:
 
 def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
     key = tmp_path / "sa.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--write-service-account", str(key)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
+    with sandbox_cli("--port", "0", "--write-service-account", str(key)) as (proc, url):
         assert proc.stdout is not None
-        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
         assert url.startswith("http://127.0.0.1:")
         assert json.loads(key.read_text())["token_uri"] == f"{url}/token"
         resp = requests.post(
@@ -514,8 +501,3 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
         line = proc.stdout.readline()
         assert "+1415*****00" in line and TO not in line and "secret" not in line
         assert line == describe(SandboxClient(url).messages()[0]) + "\n"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        if proc.stdout is not None:
-            proc.stdout.close()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -15,8 +11,8 @@ from sandbox import RecordedMessage, Sandbox, SandboxClient
 from sandbox.twilio.lifecycle import TransitionError, advance, reached
 from tests.sandbox.helpers import (
     FROM,
-    REPO_ROOT,
     TO,
+    sandbox_cli,
 )
 
 SERVICE = "MG" + "1" * 32
@@ -167,28 +163,13 @@ def test_status_machine_only_moves_forward() -> None:
 
 
 def test_cli_takes_the_new_options() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     args = ["--port", "0", "--sms-rate", "0", "--delivery-delay", "2.5"]
     args += ["--opted-out", TO, "--opted-out", OTHER_FROM, "--webhook-auth-token", "t"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+    with sandbox_cli(*args) as (_, url):
         control = SandboxClient(url)
         config = control.sms_config()
         assert (config["rate"], config["delivery_delay_s"]) == (0, 2.5)
         assert control.opted_out() == sorted([TO, OTHER_FROM])
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 def test_records_without_status_still_load() -> None:

@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
-
-import pytest
 
 from notify import logs
 from notify.logs import mask
 from sandbox.google.identifiers import registration_token
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure("INFO", stream)
-    yield stream
-    logging.getLogger("notify").handlers.clear()
 
 
 def test_json_lines_with_fields_and_masked_numbers(captured: io.StringIO) -> None:

@@ -5,21 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from notify import logs
 from notify.outage import OutageGuard
-
-
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    logs.configure("INFO", stream)
-    yield stream
-    logging.getLogger("notify").handlers.clear()
 
 
 def messages(stream: io.StringIO) -> list[str]:
