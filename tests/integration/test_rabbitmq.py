@@ -114,3 +114,40 @@ def test_retries_send_slot_waits_and_a_reminder_go_through_rabbitmq(
     processes.wait_until(
         lambda: _queue_depths(vhost).get(queue) == 0, message=f"{queue} declared and drained"
     )
+
+
+def test_the_sweeper_re_enqueues_tasks_rabbitmq_lost(
+    amqp_url: str,
+    start_pipeline: processes.StartPipeline,
+    procs: processes.Start,
+    tmp_path: Path,
+    redis_client: redis.Redis,
+    sandbox: Sandbox,
+    database_url: str,
+) -> None:
+    """Tasks purged from the queue (a broker that lost its messages) while no worker ran:
+    beat's sweeper finds the rows still `pending` and re-publishes them through RabbitMQ."""
+    pipeline = start_pipeline(
+        SMS_AND_REMINDER, CELERY_BROKER_URL=amqp_url, NOTIFY_STUCK_SECONDS="2"
+    )
+    env, vhost = pipeline.env, amqp_url.rsplit("/", 1)[1]
+    stream, queue = env["NOTIFY_STREAM"], env["NOTIFY_TASK_QUEUE"]
+    pipeline.worker.stop()
+    prefix = f"lost-{stream}"
+    publish_events(redis_client, stream, prefix, map(shipment, range(6)))
+
+    def pending() -> int:
+        return len(rows(database_url, "event_id LIKE $1 AND status = 'pending'", prefix + "%"))
+
+    processes.wait_until(lambda: pending() == 6, message="six rows pending, their tasks queued")
+    processes.wait_until(lambda: _queue_depths(vhost).get(queue, 0) > 0, message="tasks queued")
+    _rabbitmqctl("purge_queue", "-p", vhost, queue)
+    assert _queue_depths(vhost)[queue] == 0
+    procs(processes.worker(env, tmp_path, name="worker-2")).wait_for_log("ready")
+    procs(processes.beat(env, tmp_path)).wait_for_log("beat: Starting")
+
+    def sent() -> int:
+        return len(rows(database_url, "event_id LIKE $1 AND status = 'sent'", prefix + "%"))
+
+    processes.wait_until(lambda: sent() == 6, timeout=60, message="six swept rows sent")
+    assert sorted(m.to for m in sandbox.messages("sms")) == [f"+1415555{n:04d}" for n in range(6)]
