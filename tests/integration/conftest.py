@@ -34,6 +34,16 @@ def database_url() -> Iterator[str]:
     database.drop()
 
 
+@pytest.fixture
+def own_database() -> Iterator[str]:
+    """A database for one test alone, for tests whose beat jobs act on every row they find
+    (the sweeper, the price backfill): the session's database holds other tests' rows."""
+    require_services()
+    database = ThrowawayDatabase(DATABASE_URL, "notify_own").create()
+    yield database.url
+    database.drop()
+
+
 @pytest.fixture(autouse=True)
 def no_suppression_outlives_its_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """The session shares one database, and a suppression would skip a later test's sends
