@@ -25,9 +25,11 @@ from tests.integration.twilio_callbacks import PUBLIC_URL, TwilioCallbacks
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def database_url() -> Iterator[str]:
-    """A fresh database per test session, dropped at the end."""
+    """A fresh database per test file, dropped at its end. Files run in parallel and in any
+    order (pytest-xdist): beat's jobs act on every row they find (the sweeper resends stuck
+    rows, the price backfill asks about unpriced ones), so no file may see another's rows."""
     require_services()
     database = ThrowawayDatabase(DATABASE_URL, "notify_test").create()
     yield database.url
