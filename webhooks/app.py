@@ -123,14 +123,19 @@ class TwilioRoute:
             answer = self.webhooks.rejected(self.route, exc, client[0] if client else None)
         except Disconnected:
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(b"content-length", str(len(answer.body)).encode()), *answer.headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await respond(send, answer)
+
+
+async def respond(send: Callable[[ASGIMessage], Awaitable[None]], answer: Answer) -> None:
+    """Send an answer as a bare ASGI response, with its length."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [(b"content-length", str(len(answer.body)).encode()), *answer.headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 JsonHandler = Callable[[dict[str, Any]], Awaitable[Answer]]
@@ -170,14 +175,7 @@ class VonageRoute:
             answer = self.webhooks.rejected(self.route, exc, client[0] if client else None)
         except Disconnected:
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [(b"content-length", str(len(answer.body)).encode()), *answer.headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+        await respond(send, answer)
 
 
 @dataclass(frozen=True)
