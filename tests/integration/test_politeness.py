@@ -96,6 +96,11 @@ def test_the_rate_holds_across_two_workers_and_counts_segments(
     logs = [(tmp_path / name).read_text() for name in ("worker.log", "worker2.log")]
     assert all('"msg": "sent"' in log for log in logs), "a worker sent nothing"
     assert any("handed out send slots" in log for log in logs)  # beat's task runs on a worker
+    # The emulator stamps a message before its worker records the answer: wait for that.
+    processes.wait_until(
+        lambda: count(database_url, "event_id LIKE $1 AND status = 'sending'", f"{tag}-%") == 0,
+        message="every answer recorded",
+    )
     sent = rows(database_url, "event_id LIKE $1", f"{tag}-%")
     assert {(r["status"], r["attempts"]) for r in sent} == {("sent", 1)}
     assert all(m.sender == number for m in short + long)
